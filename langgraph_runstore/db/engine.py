@@ -1,0 +1,113 @@
+"""The one engine factory: turns a database URL into an AsyncEngine with the right settings.
+
+SQLite (aiosqlite) connections get WAL journaling, a busy timeout and ``synchronous=NORMAL``
+on every connection; PostgreSQL goes through asyncpg. Any other driver is refused up front.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import StaticPool
+
+from langgraph_runstore.errors import DatabaseConfigError
+
+#: The drivers the package runs on, keyed by backend.
+SUPPORTED_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
+
+#: Milliseconds a SQLite connection waits for another writer before "database is locked".
+DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url`` and pick the async driver; raise DatabaseConfigError for anything else.
+
+    ``sqlite:///x.db`` becomes ``sqlite+aiosqlite:///x.db`` and ``postgresql://`` (or
+    ``postgres://``) becomes ``postgresql+asyncpg://``, so plain URLs work as users write them.
+    """
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise DatabaseConfigError(
+            f"cannot parse database URL {str(url)!r}: expected e.g. "
+            "'sqlite+aiosqlite:///agent.db' or 'postgresql+asyncpg://user@host/db'"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend == "postgres":
+        backend = "postgresql"
+    driver = parsed.get_driver_name()
+    expected = SUPPORTED_DRIVERS.get(backend)
+    shown = parsed.render_as_string(hide_password=True)
+    if expected is None:
+        raise DatabaseConfigError(
+            f"unsupported database backend {backend!r} in URL {shown!r}: "
+            "expected sqlite+aiosqlite or postgresql+asyncpg"
+        )
+    default_sync_drivers = {"pysqlite", "psycopg2"}
+    if driver != expected and not ("+" not in parsed.drivername and driver in default_sync_drivers):
+        raise DatabaseConfigError(
+            f"unsupported driver {driver!r} in URL {shown!r}: "
+            f"expected {backend}+{expected}"
+        )
+    return parsed.set(drivername=f"{backend}+{expected}")
+
+
+def _is_memory_sqlite(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or "mode=memory" in str(url.query)
+
+
+def create_engine(
+    url: str | URL,
+    *,
+    sqlite_busy_timeout_ms: int = DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
+    **engine_kwargs: Any,
+) -> AsyncEngine:
+    """Create an AsyncEngine for ``url`` with the package's connection settings.
+
+    Extra keyword arguments go to :func:`sqlalchemy.ext.asyncio.create_async_engine`.
+    """
+    parsed = normalize_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if _is_memory_sqlite(parsed):
+            # every pooled connection to ":memory:" would be a separate empty database
+            engine_kwargs.setdefault("poolclass", StaticPool)
+        engine = create_async_engine(parsed, **engine_kwargs)
+        install_sqlite_pragmas(engine, busy_timeout_ms=sqlite_busy_timeout_ms)
+        return engine
+    engine_kwargs.setdefault("pool_size", 10)
+    engine_kwargs.setdefault("max_overflow", 20)
+    engine_kwargs.setdefault("pool_pre_ping", False)
+    return create_async_engine(parsed, **engine_kwargs)
+
+
+def install_sqlite_pragmas(
+    engine: AsyncEngine, *, busy_timeout_ms: int = DEFAULT_SQLITE_BUSY_TIMEOUT_MS
+) -> None:
+    """Set WAL, busy_timeout and synchronous=NORMAL on every new connection of ``engine``.
+
+    Safe to call on an engine the user made; it is a no-op for non-SQLite engines and
+    installs the listener only once per engine.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    sync_engine = engine.sync_engine
+    if getattr(sync_engine, "_runstore_pragmas", False):
+        return
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    sync_engine._runstore_pragmas = True  # type: ignore[attr-defined]

@@ -1,0 +1,195 @@
+"""The versioned schema: an append-only MIGRATIONS list and the idempotent ``setup()``.
+
+Each migration has a version, a description and DDL per dialect. ``setup()`` applies the
+ones a database lacks, in order, under a lock so that several processes starting at once
+apply each migration exactly once. Never edit a released migration: append a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from langgraph_runstore.errors import SchemaVersionError
+
+#: Table that records which migrations a database has.
+VERSION_TABLE = "runstore_schema_version"
+
+# Any 64-bit constant works; it only has to be the same in every process.
+_PG_MIGRATION_LOCK_KEY = 0x52554E53544F5245  # "RUNSTORE"
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: DDL statements for SQLite and for PostgreSQL."""
+
+    version: int
+    description: str
+    sqlite: Sequence[str]
+    postgresql: Sequence[str]
+
+    def statements(self, dialect: str) -> Sequence[str]:
+        return self.sqlite if dialect == "sqlite" else self.postgresql
+
+
+_RUN_COLUMNS = """
+    thread_id TEXT NOT NULL,
+    assistant_id TEXT,
+    user_id TEXT,
+    status TEXT DEFAULT 'pending',
+    on_disconnect TEXT DEFAULT 'cancel',
+    multitask_strategy TEXT DEFAULT 'reject',
+    metadata TEXT,
+    kwargs TEXT,
+    model_name TEXT,
+    error TEXT,
+    stop_reason TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    started_at TEXT,
+    ended_at TEXT,
+    input_tokens BIGINT NOT NULL DEFAULT 0,
+    output_tokens BIGINT NOT NULL DEFAULT 0,
+    total_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_read_tokens BIGINT NOT NULL DEFAULT 0,
+    cache_creation_tokens BIGINT NOT NULL DEFAULT 0,
+    reasoning_tokens BIGINT NOT NULL DEFAULT 0,
+    token_usage_by_model TEXT,
+    llm_call_count INTEGER NOT NULL DEFAULT 0,
+    message_count INTEGER NOT NULL DEFAULT 0,
+    last_ai_message TEXT,
+    first_human_message TEXT,
+    owner_worker_id TEXT,
+    lease_expires_at TEXT,
+    cancel_requested_at TEXT,
+    cancel_action TEXT,
+    attempt INTEGER NOT NULL DEFAULT 0
+"""
+
+_RUN_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS runs_thread_created_idx ON runs (thread_id, created_at, seq)",
+    "CREATE INDEX IF NOT EXISTS runs_status_idx ON runs (status)",
+    "CREATE INDEX IF NOT EXISTS runs_user_idx ON runs (user_id)",
+    "CREATE INDEX IF NOT EXISTS runs_created_idx ON runs (created_at, seq)",
+    # at most one running run per thread, across every process sharing the database
+    "CREATE UNIQUE INDEX IF NOT EXISTS runs_one_running_per_thread "
+    "ON runs (thread_id) WHERE status = 'running'",
+)
+
+MIGRATIONS: list[Migration] = [
+    Migration(
+        version=1,
+        description="runs table",
+        sqlite=(
+            # seq is the rowid: it orders runs that share a created_at by insertion
+            f"CREATE TABLE IF NOT EXISTS runs (seq INTEGER PRIMARY KEY, "
+            f"run_id TEXT NOT NULL UNIQUE, {_RUN_COLUMNS})",
+            *_RUN_INDEXES,
+        ),
+        postgresql=(
+            f"CREATE TABLE IF NOT EXISTS runs (run_id TEXT PRIMARY KEY, "
+            f"seq BIGINT GENERATED ALWAYS AS IDENTITY, {_RUN_COLUMNS})",
+            *_RUN_INDEXES,
+        ),
+    ),
+]
+
+
+def latest_version() -> int:
+    """The schema version this package writes."""
+    return MIGRATIONS[-1].version
+
+
+async def current_version(conn: AsyncConnection) -> int:
+    """The highest migration applied to the database behind ``conn`` (0 for a new one)."""
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        exists = await conn.exec_driver_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (VERSION_TABLE,)
+        )
+    else:
+        exists = await conn.exec_driver_sql("SELECT to_regclass($1)", (VERSION_TABLE,))
+        if exists.scalar() is None:
+            return 0
+        exists = None
+    if exists is not None and exists.first() is None:
+        return 0
+    result = await conn.execute(text(f"SELECT MAX(version) FROM {VERSION_TABLE}"))
+    return int(result.scalar() or 0)
+
+
+async def setup(engine: AsyncEngine) -> int:
+    """Apply every missing migration and return the schema version; safe to call repeatedly.
+
+    Raises SchemaVersionError when the database was migrated by a newer package.
+    """
+    # Fast path: one read when the schema is already current.
+    async with engine.connect() as conn:
+        version = await current_version(conn)
+    _check_not_newer(version)
+    if version == latest_version():
+        return version
+
+    dialect = engine.dialect.name
+    async with engine.connect() as conn:
+        if dialect == "sqlite":
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            # take the write lock first, so two processes never migrate at once
+            await conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            await conn.begin()
+            await conn.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK_KEY}
+            )
+        try:
+            await conn.exec_driver_sql(
+                f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} "
+                "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            version = await current_version(conn)
+            _check_not_newer(version)
+            for migration in MIGRATIONS:
+                if migration.version <= version:
+                    continue
+                for statement in migration.statements(dialect):
+                    await conn.exec_driver_sql(statement)
+                await conn.execute(
+                    text(
+                        f"INSERT INTO {VERSION_TABLE} (version, description, applied_at) "
+                        "VALUES (:version, :description, :applied_at)"
+                    ),
+                    {
+                        "version": migration.version,
+                        "description": migration.description,
+                        "applied_at": _utc_now_iso(),
+                    },
+                )
+                version = migration.version
+        except BaseException:
+            if dialect == "sqlite":
+                await conn.exec_driver_sql("ROLLBACK")
+            else:
+                await conn.rollback()
+            raise
+        if dialect == "sqlite":
+            await conn.exec_driver_sql("COMMIT")
+        else:
+            await conn.commit()
+    return version
+
+
+def _check_not_newer(version: int) -> None:
+    if version > latest_version():
+        raise SchemaVersionError(
+            f"database schema version {version} is newer than this package supports "
+            f"(latest known: {latest_version()}); upgrade langgraph-runstore"
+        )
+
+
+def _utc_now_iso() -> str:
+    from datetime import datetime, timezone
+
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")

@@ -1,0 +1,94 @@
+"""The package's exceptions: one root, every error carrying the run or thread it concerns.
+
+::
+
+    RunStoreError
+    ├── ConflictError              a thread already has an active run (multitask "reject")
+    ├── RunNotFoundError           no run with that run_id (also a LookupError)
+    ├── InvalidTransitionError     a status change the lifecycle forbids
+    ├── InvalidInputError          a bad argument value (also a ValueError)
+    │   └── UnsupportedStrategyError   an unknown multitask strategy
+    ├── DatabaseConfigError        an unsupported database URL or driver (also a ValueError)
+    ├── SchemaVersionError         the database was migrated by a newer package version
+    ├── CheckpointError            a checkpoint that cannot be read or written
+    └── RunAlreadyInvokedError     a second graph invocation under one run_id
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RunStoreError(Exception):
+    """Root of every error raised by langgraph_runstore."""
+
+    def __init__(
+        self, message: str, *, run_id: str | None = None, thread_id: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.run_id = run_id
+        self.thread_id = thread_id
+
+
+class ConflictError(RunStoreError):
+    """The thread already has a pending or running run, and the strategy is ``reject``."""
+
+
+class RunNotFoundError(RunStoreError, LookupError):
+    """No run with the given run_id exists in memory or in the store."""
+
+
+class InvalidTransitionError(RunStoreError):
+    """A status change that the run lifecycle does not allow (a final status never changes)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        thread_id: str | None = None,
+        current: Any = None,
+        requested: Any = None,
+    ) -> None:
+        super().__init__(message, run_id=run_id, thread_id=thread_id)
+        self.current = current
+        self.requested = requested
+
+
+class InvalidInputError(RunStoreError, ValueError):
+    """An argument has a value the package cannot accept; the message names it."""
+
+
+class UnsupportedStrategyError(InvalidInputError):
+    """An unknown multitask strategy was requested."""
+
+
+class DatabaseConfigError(RunStoreError, ValueError):
+    """The database URL names a backend or driver the package does not support."""
+
+
+class SchemaVersionError(RunStoreError):
+    """The database schema is newer than this package knows; upgrade the package."""
+
+
+class CheckpointError(RunStoreError):
+    """A checkpoint, blob or write could not be stored or decoded."""
+
+
+class RunAlreadyInvokedError(RunStoreError):
+    """A run_id names one graph invocation; a second one under the same run was attempted."""
+
+
+__all__ = [
+    "CheckpointError",
+    "ConflictError",
+    "DatabaseConfigError",
+    "InvalidInputError",
+    "InvalidTransitionError",
+    "RunAlreadyInvokedError",
+    "RunNotFoundError",
+    "RunStoreError",
+    "SchemaVersionError",
+    "UnsupportedStrategyError",
+]
