@@ -1,0 +1,69 @@
+"""Shared fixtures: a SQLite file per test and the throwaway PostgreSQL server.
+
+``RUNSTORE_TEST_PG_URL`` names the server (``scripts/pg.sh start`` prints it). When it is
+unset, PostgreSQL tests are skipped, unless ``RUNSTORE_REQUIRE_PG=1`` (as in ``.ci/run``),
+which turns a missing server into a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'runstore.db'}"
+
+
+def _pg_base_url() -> str | None:
+    url = os.environ.get("RUNSTORE_TEST_PG_URL")
+    if not url:
+        if os.environ.get("RUNSTORE_REQUIRE_PG") == "1":
+            pytest.fail("RUNSTORE_REQUIRE_PG=1 but RUNSTORE_TEST_PG_URL is not set")
+        pytest.skip("no PostgreSQL server: run scripts/pg.sh start and set RUNSTORE_TEST_PG_URL")
+    return url
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
+    import asyncio
+
+    import asyncpg
+
+    base = _pg_base_url()
+    assert base is not None
+    raw = base.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"t_{uuid.uuid4().hex[:16]}"
+
+    async def admin(sql: str) -> None:
+        conn = await asyncpg.connect(raw)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """One test, run on a SQLite file and on PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'runstore.db'}"
+    return str(request.getfixturevalue("pg_url"))
+
