@@ -69,11 +69,12 @@ _RUN_COLUMNS = """
     attempt INTEGER NOT NULL DEFAULT 0
 """
 
+# Newest first, ties in insertion order: the indexes match list_by_thread's ORDER BY exactly.
 _RUN_INDEXES = (
-    "CREATE INDEX IF NOT EXISTS runs_thread_created_idx ON runs (thread_id, created_at, seq)",
+    "CREATE INDEX IF NOT EXISTS runs_thread_created_idx ON runs (thread_id, created_at DESC, seq)",
     "CREATE INDEX IF NOT EXISTS runs_status_idx ON runs (status)",
     "CREATE INDEX IF NOT EXISTS runs_user_idx ON runs (user_id)",
-    "CREATE INDEX IF NOT EXISTS runs_created_idx ON runs (created_at, seq)",
+    "CREATE INDEX IF NOT EXISTS runs_created_idx ON runs (created_at DESC, seq)",
     # at most one running run per thread, across every process sharing the database
     "CREATE UNIQUE INDEX IF NOT EXISTS runs_one_running_per_thread "
     "ON runs (thread_id) WHERE status = 'running'",

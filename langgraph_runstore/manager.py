@@ -1,0 +1,633 @@
+"""RunManager: the run lifecycle, and the only writer of run status and timestamps.
+
+It keeps live records of the runs this process executes in memory and mirrors every change
+to a RunStore. Store writes are retried on transient lock or serialisation errors
+(``PersistenceRetryPolicy``); a row that went missing is re-created from the in-memory record;
+a permanent failure is logged with the run id and never crashes the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sqlite3
+import uuid
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from langgraph_runstore.errors import (
+    ConflictError,
+    InvalidInputError,
+    InvalidTransitionError,
+    RunNotFoundError,
+)
+from langgraph_runstore.schemas import (
+    ACTIVE_STATUSES,
+    COMPLETION_FIELDS,
+    CancelAction,
+    DisconnectMode,
+    MultitaskStrategy,
+    RunRecord,
+    RunStatus,
+    ThreadStatus,
+    check_transition,
+    ensure_json,
+    normalize_timestamp,
+    now_iso,
+)
+from langgraph_runstore.store.base import RunStore
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: Default message for runs that startup recovery finds without a live owner.
+ORPHAN_ERROR = "The worker that owned this run stopped before the run reached a final status."
+
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def _now_iso() -> str:
+    """Current UTC time as stored on records (tests patch this to force equal timestamps)."""
+    return now_iso()
+
+
+@dataclass(frozen=True)
+class PersistenceRetryPolicy:
+    """How store writes are retried on transient errors (locks, serialisation failures).
+
+    Attempt ``n`` waits ``initial_delay * multiplier ** (n - 1)`` seconds, capped at
+    ``max_delay``. Permanent errors are never retried.
+    """
+
+    max_attempts: int = 5
+    initial_delay: float = 0.05
+    max_delay: float = 2.0
+    multiplier: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise InvalidInputError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        for name in ("initial_delay", "max_delay"):
+            if getattr(self, name) < 0:
+                raise InvalidInputError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.multiplier < 1:
+            raise InvalidInputError(f"multiplier must be >= 1, got {self.multiplier!r}")
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """True for errors worth retrying: a locked SQLite file, SQLSTATE 40001/40P01, a lost
+    connection. Walks SQLAlchemy's ``orig`` and the ``__cause__`` chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if sqlstate in _TRANSIENT_SQLSTATES:
+            return True
+        if isinstance(current, sqlite3.OperationalError):
+            message = str(current).lower()
+            if "locked" in message or "busy" in message:
+                return True
+        if isinstance(current, (ConnectionError, TimeoutError)):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
+
+
+def default_worker_id() -> str:
+    """host:pid:random, unique per RunManager even within one process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class RunManager:
+    """Creates runs, moves them through their statuses and persists every change.
+
+    ``RunManager()`` keeps runs in memory only; ``RunManager(store=...)`` also writes them
+    to the store and reads back runs it does not hold (after a restart, or of other workers).
+    Records of finished runs stay in memory for ``retain_finished_for`` seconds, then only
+    the store has them, so memory stays bounded however many runs a process makes.
+    """
+
+    def __init__(
+        self,
+        store: RunStore | None = None,
+        *,
+        persistence_retry_policy: PersistenceRetryPolicy | None = None,
+        retain_finished_for: float = 300.0,
+        worker_id: str | None = None,
+    ) -> None:
+        if store is not None and not isinstance(store, RunStore):
+            raise InvalidInputError(
+                f"store must be a RunStore (MemoryRunStore, SQLRunStore), got {type(store).__name__}"
+            )
+        if retain_finished_for < 0:
+            raise InvalidInputError(
+                f"retain_finished_for must be >= 0 seconds, got {retain_finished_for!r}"
+            )
+        self.store = store
+        self.retry_policy = persistence_retry_policy or PersistenceRetryPolicy()
+        self.retain_finished_for = retain_finished_for
+        self.worker_id = worker_id or default_worker_id()
+        self._runs: dict[str, RunRecord] = {}
+        self._evictions: deque[tuple[float, str]] = deque()
+
+    # -- persistence ----------------------------------------------------------------------
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        policy = self.retry_policy
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.max_attempts),
+            wait=wait_exponential(
+                multiplier=policy.initial_delay, max=policy.max_delay, exp_base=policy.multiplier
+            ),
+            retry=retry_if_exception(is_transient_error),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await call()
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    async def _put_record(self, record: RunRecord) -> None:
+        assert self.store is not None
+        row = record.to_row()
+        del row["run_id"], row["thread_id"]
+        store = self.store
+        await self._retrying(lambda: store.put(record.run_id, thread_id=record.thread_id, **row))
+
+    async def _persist_new(self, record: RunRecord) -> None:
+        if self.store is None:
+            return
+        try:
+            await self._put_record(record)
+        except Exception:
+            logger.exception(
+                "Could not persist new run %s (thread %s); later updates will re-create it",
+                record.run_id,
+                record.thread_id,
+            )
+
+    async def _persist_status(self, record: RunRecord, status: RunStatus, error: str | None) -> bool:
+        """Write a status change; True once the store holds it."""
+        store = self.store
+        if store is None:
+            return True
+        run_id = record.run_id
+        try:
+            matched = await self._retrying(lambda: store.update_status(run_id, status.value, error=error))
+            if not matched:
+                logger.warning("Status update for run %s affected no rows; re-creating the row", run_id)
+                await self._put_record(record)
+            return True
+        except Exception:
+            logger.exception("Gave up persisting status %r for run %s", status.value, run_id)
+            return False
+
+    async def _persist_completion(
+        self, record: RunRecord, status: RunStatus, fields: dict[str, Any]
+    ) -> bool:
+        """Write final counters and status; re-create a missing row once, then warn."""
+        store = self.store
+        if store is None:
+            return True
+        run_id = record.run_id
+
+        def update() -> Awaitable[bool]:
+            return store.update_run_completion(run_id, status=status.value, **fields)
+
+        try:
+            if await self._retrying(update):
+                return True
+            logger.warning("Completion update for run %s affected no rows; re-creating the row", run_id)
+            await self._put_record(record)
+            if await self._retrying(update):
+                return True
+            logger.warning(
+                "Completion update for run %s affected no rows after row recreation", run_id
+            )
+            return False
+        except Exception:
+            logger.exception("Gave up persisting completion (%s) for run %s", status.value, run_id)
+            return False
+
+    # -- records --------------------------------------------------------------------------
+
+    def _evict_expired(self) -> None:
+        now = asyncio.get_running_loop().time()
+        while self._evictions and self._evictions[0][0] <= now:
+            _, run_id = self._evictions.popleft()
+            record = self._runs.get(run_id)
+            if record is not None and record.is_final and (record.task is None or record.task.done()):
+                del self._runs[run_id]
+
+    def _schedule_eviction(self, record: RunRecord) -> None:
+        deadline = asyncio.get_running_loop().time() + self.retain_finished_for
+        self._evictions.append((deadline, record.run_id))
+        self._evict_expired()
+
+    async def _lookup(self, run_id: str) -> RunRecord:
+        """The live record, or a store-only snapshot; RunNotFoundError when neither exists."""
+        record = self._runs.get(run_id)
+        if record is not None:
+            return record
+        if self.store is not None:
+            row = await self._retrying(lambda: self.store.get(run_id))  # type: ignore[union-attr]
+            if row is not None:
+                return RunRecord.from_row(row)
+        raise RunNotFoundError(f"no run with run_id {run_id!r}", run_id=run_id)
+
+    def _apply_status(self, record: RunRecord, status: RunStatus, error: str | None) -> None:
+        now = _now_iso()
+        record.status = status
+        record.updated_at = now
+        if status == RunStatus.running and record.started_at is None:
+            record.started_at = now
+        if status.is_final and record.ended_at is None:
+            record.ended_at = now
+        if error is not None:
+            record.error = error
+
+    async def create(
+        self,
+        thread_id: str,
+        assistant_id: str | None = None,
+        *,
+        on_disconnect: DisconnectMode | str = DisconnectMode.cancel,
+        metadata: dict[str, Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        multitask_strategy: MultitaskStrategy | str = MultitaskStrategy.reject,
+        model_name: str | None = None,
+        user_id: str | None = None,
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """Create a pending run and persist it. Does not look at other runs of the thread."""
+        record = self._new_record(
+            thread_id,
+            assistant_id,
+            on_disconnect=on_disconnect,
+            metadata=metadata,
+            kwargs=kwargs,
+            multitask_strategy=multitask_strategy,
+            model_name=model_name,
+            user_id=user_id,
+            run_id=run_id,
+        )
+        self._runs[record.run_id] = record
+        await self._persist_new(record)
+        return record
+
+    def _new_record(
+        self,
+        thread_id: str,
+        assistant_id: str | None,
+        *,
+        on_disconnect: DisconnectMode | str,
+        metadata: dict[str, Any] | None,
+        kwargs: dict[str, Any] | None,
+        multitask_strategy: MultitaskStrategy | str,
+        model_name: str | None,
+        user_id: str | None,
+        run_id: str | None,
+    ) -> RunRecord:
+        if not isinstance(thread_id, str) or not thread_id:
+            raise InvalidInputError(f"thread_id must be a non-empty string, got {thread_id!r}")
+        strategy = MultitaskStrategy.parse(multitask_strategy)
+        if run_id is None:
+            run_id = str(uuid.uuid4())
+        elif not isinstance(run_id, str) or not run_id:
+            raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
+        elif run_id in self._runs:
+            raise InvalidInputError(
+                f"run_id {run_id!r} already names a run: a run_id names exactly one run",
+                run_id=run_id,
+                thread_id=thread_id,
+            )
+        ensure_json(metadata or {}, name="metadata", run_id=run_id)
+        ensure_json(kwargs or {}, name="kwargs", run_id=run_id)
+        now = _now_iso()
+        self._evict_expired()
+        return RunRecord(
+            run_id=run_id,
+            thread_id=thread_id,
+            assistant_id=assistant_id,
+            on_disconnect=DisconnectMode.parse(on_disconnect),
+            multitask_strategy=strategy.value,
+            metadata=dict(metadata or {}),
+            kwargs=dict(kwargs or {}),
+            created_at=now,
+            updated_at=now,
+            model_name=model_name,
+            user_id=user_id,
+            owner_worker_id=None,
+        )
+
+    async def create_or_reject(
+        self,
+        thread_id: str,
+        assistant_id: str | None = None,
+        *,
+        on_disconnect: DisconnectMode | str = DisconnectMode.cancel,
+        metadata: dict[str, Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        multitask_strategy: MultitaskStrategy | str = MultitaskStrategy.reject,
+        model_name: str | None = None,
+        user_id: str | None = None,
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """Create a run, applying the multitask strategy to the thread's active runs.
+
+        ``reject`` raises ConflictError while the thread has a pending or running run (the
+        check and insert are one atomic step in the store); ``interrupt`` and ``rollback``
+        cancel those runs with that action first; ``enqueue`` just adds a pending run.
+        """
+        strategy = MultitaskStrategy.parse(multitask_strategy)
+        record = self._new_record(
+            thread_id,
+            assistant_id,
+            on_disconnect=on_disconnect,
+            metadata=metadata,
+            kwargs=kwargs,
+            multitask_strategy=strategy,
+            model_name=model_name,
+            user_id=user_id,
+            run_id=run_id,
+        )
+        if strategy == MultitaskStrategy.reject:
+            self._reject_if_busy_locally(thread_id)
+            if self.store is not None:
+                row = record.to_row()
+                del row["run_id"], row["thread_id"]
+                store = self.store
+                admitted = await self._retrying(
+                    lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
+                )
+                if not admitted:
+                    raise ConflictError(
+                        f"thread {thread_id!r} already has a pending or running run "
+                        "(multitask_strategy='reject')",
+                        thread_id=thread_id,
+                    )
+                # the check above may have awaited: look again before taking the slot
+                self._reject_if_busy_locally(thread_id)
+                self._runs[record.run_id] = record
+                return record
+            self._runs[record.run_id] = record
+            return record
+        if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
+            for active in await self._active_runs(thread_id):
+                await self.cancel(active.run_id, action=strategy.value)
+        self._runs[record.run_id] = record
+        await self._persist_new(record)
+        return record
+
+    def _reject_if_busy_locally(self, thread_id: str) -> None:
+        for other in self._runs.values():
+            if other.thread_id == thread_id and other.status in ACTIVE_STATUSES:
+                raise ConflictError(
+                    f"thread {thread_id!r} already has {other.status.value} run "
+                    f"{other.run_id!r} (multitask_strategy='reject')",
+                    run_id=other.run_id,
+                    thread_id=thread_id,
+                )
+
+    async def _active_runs(self, thread_id: str) -> list[RunRecord]:
+        active = {
+            r.run_id: r
+            for r in self._runs.values()
+            if r.thread_id == thread_id and r.status in ACTIVE_STATUSES
+        }
+        if self.store is not None:
+            try:
+                rows = await self.store.list_inflight(thread_id=thread_id)
+            except Exception:
+                logger.exception("Could not list active runs of thread %s from the store", thread_id)
+                rows = []
+            for row in rows:
+                if row["run_id"] not in active and row["run_id"] not in self._runs:
+                    active[row["run_id"]] = RunRecord.from_row(row)
+        return list(active.values())
+
+    async def get(self, run_id: str, *, user_id: str | None = None) -> RunRecord | None:
+        """The run's record: the live one if this process holds it, else read from the store.
+
+        Returns None when the run does not exist, belongs to another ``user_id``, or the store
+        cannot be read (the failure is logged).
+        """
+        record = self._runs.get(run_id)
+        if record is not None:
+            return record if user_id is None or record.user_id == user_id else None
+        if self.store is None:
+            return None
+        try:
+            row = await self.store.get(run_id)
+        except Exception:
+            logger.exception("Could not read run %s from the store", run_id)
+            return None
+        if row is None or (user_id is not None and row.get("user_id") != user_id):
+            return None
+        return RunRecord.from_row(row)
+
+    aget = get
+
+    async def set_status(
+        self, run_id: str, status: RunStatus | str, *, error: str | None = None
+    ) -> RunRecord:
+        """Move a run to ``status`` and persist it; a repeated final status is a no-op.
+
+        Raises RunNotFoundError for an unknown run, InvalidInputError for an unknown status
+        and InvalidTransitionError for a change the lifecycle forbids.
+        """
+        parsed = RunStatus.parse(status, run_id=run_id)
+        record = await self._lookup(run_id)
+        if not check_transition(record.status, parsed, run_id=run_id):
+            return record
+        self._apply_status(record, parsed, error)
+        await self._persist_status(record, parsed, error)
+        if parsed.is_final and not record.store_only:
+            self._schedule_eviction(record)
+        return record
+
+    async def update_run_completion(
+        self, run_id: str, *, status: RunStatus | str, **fields: Any
+    ) -> RunRecord:
+        """Record a run's final numbers (tokens, LLM calls, messages) with its status.
+
+        Setting the status the run already has is allowed, so counters can follow a
+        ``set_status``; field names are those of ``schemas.COMPLETION_FIELDS``.
+        """
+        parsed = RunStatus.parse(status, run_id=run_id)
+        unknown = set(fields) - COMPLETION_FIELDS
+        if unknown:
+            raise InvalidInputError(
+                f"unknown completion field(s) {sorted(unknown)} for run {run_id!r}: "
+                f"expected some of {sorted(COMPLETION_FIELDS)}",
+                run_id=run_id,
+            )
+        if fields.get("token_usage_by_model") is not None:
+            ensure_json(fields["token_usage_by_model"], name="token_usage_by_model", run_id=run_id)
+        record = await self._lookup(run_id)
+        check_transition(record.status, parsed, run_id=run_id)
+        for name, value in fields.items():
+            setattr(record, name, value)
+        self._apply_status(record, parsed, None)
+        persisted = dict(fields)
+        if parsed.is_final:
+            persisted.setdefault("ended_at", record.ended_at)
+        if record.started_at is not None:
+            persisted.setdefault("started_at", record.started_at)
+        await self._persist_completion(record, parsed, persisted)
+        if parsed.is_final and not record.store_only:
+            self._schedule_eviction(record)
+        return record
+
+    async def finish(
+        self,
+        record: RunRecord,
+        status: RunStatus,
+        *,
+        error: str | None = None,
+        stop_reason: str | None = None,
+        **fields: Any,
+    ) -> bool:
+        """End a live run in one store write; False if it had already ended (left as is)."""
+        if record.is_final:
+            return False
+        if error is not None:
+            fields["error"] = error
+        if stop_reason is not None:
+            fields["stop_reason"] = stop_reason
+        await self.update_run_completion(record.run_id, status=status, **fields)
+        return True
+
+    async def cancel(self, run_id: str, *, action: CancelAction | str = CancelAction.interrupt) -> bool:
+        """Cancel a pending or running run; False if it had already finished.
+
+        The run ends ``interrupted`` (stop_reason ``cancelled``, or ``rolled_back`` for the
+        rollback action). Raises RunNotFoundError for an unknown run_id.
+        """
+        parsed_action = CancelAction.parse(action)
+        record = await self._lookup(run_id)
+        if record.is_final:
+            return False
+        record.abort_action = parsed_action.value
+        record.abort_event.set()
+        if record.task is not None and not record.task.done():
+            record.task.cancel()
+        stop_reason = "rolled_back" if parsed_action == CancelAction.rollback else "cancelled"
+        await self.finish(record, RunStatus.interrupted, stop_reason=stop_reason)
+        return True
+
+    async def list_by_thread(
+        self, thread_id: str, *, user_id: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        """Runs of a thread, newest first: live records merged over store rows.
+
+        Runs created at the same instant keep their creation order. A store that cannot be
+        read contributes nothing (the failure is logged).
+        """
+        by_id: dict[str, RunRecord] = {}
+        if self.store is not None:
+            try:
+                rows = await self.store.list_by_thread(thread_id, user_id=user_id, limit=limit)
+            except Exception:
+                logger.exception("Could not list runs of thread %s from the store", thread_id)
+                rows = []
+            for row in rows:
+                by_id[row["run_id"]] = RunRecord.from_row(row)
+        for record in self._runs.values():
+            if record.thread_id == thread_id and (user_id is None or record.user_id == user_id):
+                by_id[record.run_id] = record
+        runs = sorted(by_id.values(), key=lambda r: r.created_at, reverse=True)
+        return runs[:limit]
+
+    async def has_inflight(self, thread_id: str) -> bool:
+        """True while the thread has a pending or running run (here or in the store)."""
+        if any(
+            r.thread_id == thread_id and r.status in ACTIVE_STATUSES for r in self._runs.values()
+        ):
+            return True
+        return bool(await self._active_runs(thread_id))
+
+    async def thread_status(self, thread_id: str) -> ThreadStatus:
+        """idle, busy (a run is pending or running), interrupted (the last run paused on
+        an interrupt and waits to be resumed) or error (the last run failed or timed out)."""
+        if await self.has_inflight(thread_id):
+            return ThreadStatus.busy
+        latest = await self.list_by_thread(thread_id, limit=1)
+        if not latest:
+            return ThreadStatus.idle
+        last = latest[0]
+        if last.status in (RunStatus.error, RunStatus.timeout):
+            return ThreadStatus.error
+        if last.status == RunStatus.success and last.stop_reason == "interrupt":
+            return ThreadStatus.interrupted
+        return ThreadStatus.idle
+
+    async def cleanup(self, run_id: str, *, delay: float = 0) -> None:
+        """Forget the in-memory record of a run now, or after ``delay`` seconds.
+
+        The store row stays: it is the run's durable history (see ``prune`` for that).
+        """
+        if delay <= 0:
+            self._runs.pop(run_id, None)
+            return
+        asyncio.get_running_loop().call_later(delay, self._runs.pop, run_id, None)
+
+    async def reconcile_orphaned_inflight_runs(
+        self, *, error: str = ORPHAN_ERROR, before: str | datetime | None = None
+    ) -> list[RunRecord]:
+        """Mark pending or running store rows that no live worker owns as ``error``.
+
+        Skips runs this manager holds live and runs whose lease another worker still holds.
+        ``before`` limits recovery to runs created before that time. Returns the records
+        whose new status reached the store; a row whose update failed is left as it was.
+        """
+        if self.store is None:
+            return []
+        cutoff = normalize_timestamp(before, name="before")
+        store = self.store
+        rows = await self._retrying(lambda: store.list_inflight(before=cutoff))
+        now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+        recovered: list[RunRecord] = []
+        for row in rows:
+            live = self._runs.get(row["run_id"])
+            if live is not None and not live.is_final:
+                continue
+            lease = row.get("lease_expires_at")
+            if row.get("owner_worker_id") not in (None, self.worker_id) and lease and lease > now:
+                continue
+            record = RunRecord.from_row(row)
+            try:
+                self._apply_status(record, RunStatus.error, error)
+                await self._retrying(
+                    lambda run_id=record.run_id: store.update_status(
+                        run_id, RunStatus.error.value, error=error
+                    )
+                )
+            except InvalidTransitionError:
+                continue  # another worker finished it meanwhile
+            except Exception:
+                logger.exception("Could not mark orphaned run %s as error", record.run_id)
+                continue
+            record.stop_reason = "orphan_recovered"
+            try:
+                await store.update_run_completion(
+                    record.run_id, status=RunStatus.error.value, stop_reason="orphan_recovered"
+                )
+            except Exception:
+                logger.exception("Could not record stop_reason for orphaned run %s", record.run_id)
+            recovered.append(record)
+        if recovered:
+            logger.warning("Recovered %d orphaned run(s) as error", len(recovered))
+        return recovered

@@ -1,0 +1,351 @@
+"""Value types of the run lifecycle: statuses, strategies, token usage and the RunRecord."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from langgraph_runstore.errors import InvalidInputError, InvalidTransitionError
+
+
+class RunStatus(str, Enum):
+    """Where a run is in its lifecycle."""
+
+    pending = "pending"
+    running = "running"
+    success = "success"
+    error = "error"
+    timeout = "timeout"
+    interrupted = "interrupted"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_final(self) -> bool:
+        """True for success, error, timeout and interrupted: a final status never changes."""
+        return self in FINAL_STATUSES
+
+    @classmethod
+    def parse(cls, value: RunStatus | str, *, run_id: str | None = None) -> RunStatus:
+        """Return the RunStatus for ``value``; raise InvalidInputError naming a bad one."""
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"unknown run status {value!r}: expected one of {_choices(cls)}", run_id=run_id
+            ) from None
+
+
+class DisconnectMode(str, Enum):
+    """What a streamed run does when its consumer goes away."""
+
+    cancel = "cancel"
+    continue_ = "continue"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: DisconnectMode | str | None) -> DisconnectMode:
+        """Return the DisconnectMode for ``value`` (None means ``cancel``)."""
+        if value is None:
+            return cls.cancel
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"unknown on_disconnect {value!r}: expected one of {_choices(cls)}"
+            ) from None
+
+
+class MultitaskStrategy(str, Enum):
+    """What a new run does when its thread already has a pending or running run."""
+
+    reject = "reject"
+    enqueue = "enqueue"
+    interrupt = "interrupt"
+    rollback = "rollback"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: MultitaskStrategy | str) -> MultitaskStrategy:
+        """Return the strategy for ``value``; raise UnsupportedStrategyError for a bad one."""
+        from langgraph_runstore.errors import UnsupportedStrategyError
+
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            raise UnsupportedStrategyError(
+                f"unsupported multitask strategy {value!r}: expected one of {_choices(cls)}"
+            ) from None
+
+
+class CancelAction(str, Enum):
+    """How a cancelled run treats the checkpoints it wrote."""
+
+    interrupt = "interrupt"
+    rollback = "rollback"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, value: CancelAction | str) -> CancelAction:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            raise InvalidInputError(
+                f"unknown cancel action {value!r}: expected one of {_choices(cls)}"
+            ) from None
+
+
+class ThreadStatus(str, Enum):
+    """A thread's state as LangGraph Platform reports it."""
+
+    idle = "idle"
+    busy = "busy"
+    interrupted = "interrupted"
+    error = "error"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+FINAL_STATUSES = frozenset(
+    {RunStatus.success, RunStatus.error, RunStatus.timeout, RunStatus.interrupted}
+)
+ACTIVE_STATUSES = frozenset({RunStatus.pending, RunStatus.running})
+
+
+def _choices(enum: type[Enum]) -> str:
+    return ", ".join(repr(member.value) for member in enum)
+
+
+def check_transition(
+    current: RunStatus, requested: RunStatus, *, run_id: str | None = None
+) -> bool:
+    """Validate ``current -> requested``; return False when it is a no-op.
+
+    pending may go to running or to any final status; running to a final status, or back to
+    pending when recovery re-queues it; a final status never changes, and setting the same
+    status again is a no-op. Anything else raises InvalidTransitionError.
+    """
+    if current == requested:
+        return False
+    if current == RunStatus.pending or (
+        current == RunStatus.running and requested != RunStatus.running
+    ):
+        return True
+    raise InvalidTransitionError(
+        f"run {run_id!r} cannot go from {current.value!r} to {requested.value!r}: "
+        "a final status never changes",
+        run_id=run_id,
+        current=current,
+        requested=requested,
+    )
+
+
+def now_iso() -> str:
+    """The current UTC time in the one text form the package stores: sortable as text."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def normalize_timestamp(value: str | datetime | None, *, name: str = "timestamp") -> str | None:
+    """Return ``value`` as a UTC ISO-8601 string with microseconds, so text order is time order.
+
+    Naive datetimes and strings without an offset are taken as UTC.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInputError(
+                f"{name} {value!r} is not an ISO-8601 timestamp (e.g. '2026-01-01T00:00:00+00:00')"
+            ) from None
+    elif isinstance(value, datetime):
+        parsed = value
+    else:
+        raise InvalidInputError(f"{name} {value!r} must be an ISO-8601 string or a datetime")
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def ensure_json(value: Any, *, name: str, run_id: str | None = None) -> None:
+    """Raise InvalidInputError naming ``name`` when ``value`` cannot be stored as JSON."""
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(
+            f"{name} must be JSON-serialisable: {exc} (value: {_short_repr(value)})",
+            run_id=run_id,
+        ) from None
+
+
+def _short_repr(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class TokenUsage:
+    """Token counts of one LLM call, or a sum of several."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    def __add__(self, other: TokenUsage) -> TokenUsage:
+        return TokenUsage(
+            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(TokenUsage))
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(TokenUsage)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> TokenUsage:
+        """Build from a mapping with our field names; unknown keys are ignored."""
+        if not data:
+            return cls()
+        return cls(**{f.name: int(data.get(f.name) or 0) for f in fields(cls)})
+
+
+TOKEN_FIELDS = tuple(f.name for f in fields(TokenUsage))
+
+#: Fields that ``update_run_completion`` (manager and stores) accepts besides ``status``.
+COMPLETION_FIELDS = frozenset(
+    {
+        *TOKEN_FIELDS,
+        "token_usage_by_model",
+        "llm_call_count",
+        "message_count",
+        "last_ai_message",
+        "first_human_message",
+        "error",
+        "stop_reason",
+        "started_at",
+        "ended_at",
+        "model_name",
+    }
+)
+
+
+@dataclass(eq=False)
+class RunRecord:
+    """One run: its durable fields plus the live state of an executing run.
+
+    Records held by a RunManager are live and mutable: the manager is their only writer.
+    ``store_only`` records were read back from the store and carry no live state.
+    """
+
+    run_id: str
+    thread_id: str
+    assistant_id: str | None = None
+    status: RunStatus = RunStatus.pending
+    on_disconnect: DisconnectMode = DisconnectMode.cancel
+    multitask_strategy: str = MultitaskStrategy.reject.value
+    metadata: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    created_at: str = ""
+    updated_at: str = ""
+    started_at: str | None = None
+    ended_at: str | None = None
+    error: str | None = None
+    stop_reason: str | None = None
+    model_name: str | None = None
+    user_id: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_creation_tokens: int = 0
+    reasoning_tokens: int = 0
+    token_usage_by_model: dict[str, dict[str, int]] = field(default_factory=dict)
+    llm_call_count: int = 0
+    message_count: int = 0
+    last_ai_message: str | None = None
+    first_human_message: str | None = None
+    owner_worker_id: str | None = None
+    lease_expires_at: str | None = None
+    cancel_requested_at: str | None = None
+    cancel_action: str | None = None
+    attempt: int = 0
+    # live state, never persisted
+    store_only: bool = False
+    task: asyncio.Task[Any] | None = field(default=None, repr=False)
+    abort_event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    abort_action: str = CancelAction.interrupt.value
+    output: Any = field(default=None, repr=False)
+    config: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def token_usage(self) -> TokenUsage:
+        """The run's token totals as one value."""
+        return TokenUsage(*(getattr(self, name) for name in TOKEN_FIELDS))
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def duration_seconds(self) -> float | None:
+        """Seconds from start to end (or to now while running); None before it starts."""
+        if not self.started_at:
+            return None
+        start = datetime.fromisoformat(self.started_at)
+        end = datetime.fromisoformat(self.ended_at) if self.ended_at else datetime.now(timezone.utc)
+        return (end - start).total_seconds()
+
+    def to_row(self) -> dict[str, Any]:
+        """The persisted fields as a store row (status and enums as plain strings)."""
+        row = {name: getattr(self, name) for name in ROW_FIELDS}
+        row["status"] = self.status.value
+        row["on_disconnect"] = self.on_disconnect.value
+        return row
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
+        """Hydrate a store row; NULL status and on_disconnect become pending and cancel."""
+        values = {name: row[name] for name in ROW_FIELDS if name in row}
+        status = values.get("status")
+        values["status"] = RunStatus(status) if status else RunStatus.pending
+        values["on_disconnect"] = DisconnectMode.parse(values.get("on_disconnect") or None)
+        values["metadata"] = dict(values.get("metadata") or {})
+        values["kwargs"] = dict(values.get("kwargs") or {})
+        values["token_usage_by_model"] = dict(values.get("token_usage_by_model") or {})
+        values["multitask_strategy"] = values.get("multitask_strategy") or "reject"
+        for name in (*TOKEN_FIELDS, "llm_call_count", "message_count", "attempt"):
+            values[name] = int(values.get(name) or 0)
+        values["created_at"] = values.get("created_at") or ""
+        values["updated_at"] = values.get("updated_at") or values["created_at"]
+        return cls(**values, store_only=True)
+
+
+#: The persisted fields of a RunRecord, in the order of the runs table.
+ROW_FIELDS: tuple[str, ...] = tuple(
+    f.name
+    for f in fields(RunRecord)
+    if f.name not in {"store_only", "task", "abort_event", "abort_action", "output", "config"}
+)

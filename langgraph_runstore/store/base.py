@@ -1,0 +1,168 @@
+"""The RunStore interface: the few persistence primitives a RunManager needs, on dict rows.
+
+A row is a plain dict keyed by the names in ``schemas.ROW_FIELDS``; ``status`` and
+``on_disconnect`` are strings (status may be None in rows written by other tools).
+Implementations enforce the status lifecycle too: an update that would change a final
+status raises InvalidTransitionError instead of writing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+from langgraph_runstore.errors import InvalidInputError
+from langgraph_runstore.schemas import (
+    ACTIVE_STATUSES,
+    COMPLETION_FIELDS,
+    FINAL_STATUSES,
+    ROW_FIELDS,
+    RunStatus,
+    ensure_json,
+    normalize_timestamp,
+    now_iso,
+)
+
+_PUT_FIELDS = frozenset(ROW_FIELDS) - {"run_id", "thread_id"}
+_JSON_FIELDS = ("metadata", "kwargs", "token_usage_by_model")
+_TIMESTAMP_FIELDS = (
+    "created_at",
+    "updated_at",
+    "started_at",
+    "ended_at",
+    "lease_expires_at",
+    "cancel_requested_at",
+)
+
+
+class RunStore(ABC):
+    """Durable storage of run rows. All methods are coroutines; rows are dicts."""
+
+    @abstractmethod
+    async def put(self, run_id: str, *, thread_id: str, **fields: Any) -> None:
+        """Insert the run, or replace every given field of an existing one (idempotent)."""
+
+    @abstractmethod
+    async def get(self, run_id: str) -> dict[str, Any] | None:
+        """The row of ``run_id``, or None."""
+
+    @abstractmethod
+    async def delete(self, run_id: str) -> bool:
+        """Delete the row; return whether one existed."""
+
+    @abstractmethod
+    async def list_by_thread(
+        self, thread_id: str, *, user_id: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        """Rows of one thread, newest first; equal created_at keep insertion order."""
+
+    @abstractmethod
+    async def update_status(self, run_id: str, status: str, *, error: str | None = None) -> bool:
+        """Set the status (and error); return False when no row has that run_id.
+
+        Also stamps updated_at, started_at on entering running and ended_at on entering a
+        final status. Raises InvalidTransitionError when the row's status forbids the change.
+        """
+
+    @abstractmethod
+    async def update_run_completion(self, run_id: str, *, status: str, **kwargs: Any) -> bool:
+        """Write the final status with counters and messages; False when the row is missing.
+
+        ``kwargs`` are fields from ``schemas.COMPLETION_FIELDS``.
+        """
+
+    @abstractmethod
+    async def insert_if_thread_idle(self, run_id: str, *, thread_id: str, **fields: Any) -> bool:
+        """Insert a new run only if its thread has no pending or running run, atomically.
+
+        Returns False (writing nothing) when the thread is busy. This is ``reject`` admission:
+        two processes racing on one thread never both get an active run.
+        """
+
+    @abstractmethod
+    async def list_inflight(
+        self, *, before: str | None = None, thread_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Rows whose status is pending, running or NULL, oldest first.
+
+        ``before`` keeps rows created strictly before that timestamp.
+        """
+
+    async def setup(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Prepare the storage (create or migrate tables). Idempotent."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+        """Release connections the store owns."""
+
+
+def prepare_row(run_id: str, thread_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+    """Validate a row for ``put``: known fields, JSON values, a thread_id, normalized times."""
+    if not isinstance(run_id, str) or not run_id:
+        raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
+    if not isinstance(thread_id, str) or not thread_id:
+        raise InvalidInputError(
+            f"thread_id must be a non-empty string, got {thread_id!r}", run_id=run_id
+        )
+    unknown = set(fields) - _PUT_FIELDS
+    if unknown:
+        raise InvalidInputError(
+            f"unknown run field(s) {sorted(unknown)} for run {run_id!r}: "
+            f"expected some of {sorted(_PUT_FIELDS)}",
+            run_id=run_id,
+        )
+    row: dict[str, Any] = dict(fields)
+    row["run_id"] = run_id
+    row["thread_id"] = thread_id
+    status = row.get("status", RunStatus.pending.value)
+    row["status"] = None if status is None else RunStatus.parse(status, run_id=run_id).value
+    if "on_disconnect" in row and row["on_disconnect"] is not None:
+        row["on_disconnect"] = str(getattr(row["on_disconnect"], "value", row["on_disconnect"]))
+    for name in _JSON_FIELDS:
+        if row.get(name) is not None:
+            ensure_json(row[name], name=name, run_id=run_id)
+    for name in _TIMESTAMP_FIELDS:
+        if name in row:
+            row[name] = normalize_timestamp(row[name], name=name)
+    row["created_at"] = row.get("created_at") or now_iso()
+    row["updated_at"] = row.get("updated_at") or row["created_at"]
+    return row
+
+
+def prepare_completion(run_id: str, status: Any, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """Validate ``update_run_completion`` arguments; return the status string and fields."""
+    unknown = set(kwargs) - COMPLETION_FIELDS
+    if unknown:
+        raise InvalidInputError(
+            f"unknown completion field(s) {sorted(unknown)} for run {run_id!r}: "
+            f"expected some of {sorted(COMPLETION_FIELDS)}",
+            run_id=run_id,
+        )
+    parsed = RunStatus.parse(status, run_id=run_id)
+    fields = dict(kwargs)
+    if fields.get("token_usage_by_model") is not None:
+        ensure_json(fields["token_usage_by_model"], name="token_usage_by_model", run_id=run_id)
+    for name in ("started_at", "ended_at"):
+        if name in fields:
+            fields[name] = normalize_timestamp(fields[name], name=name)
+    return parsed.value, fields
+
+
+def allowed_from(status: str) -> tuple[str, ...]:
+    """Statuses a row may hold for an update to ``status`` to apply (besides ``status``)."""
+    if status == RunStatus.running.value:
+        return (RunStatus.pending.value,)
+    if status == RunStatus.pending.value:
+        return (RunStatus.running.value,)
+    return (RunStatus.pending.value, RunStatus.running.value)
+
+
+def status_stamps(status: str, now: str) -> dict[str, str]:
+    """The timestamps a status change sets when they are still empty."""
+    if status == RunStatus.running.value:
+        return {"started_at": now}
+    if RunStatus(status) in FINAL_STATUSES:
+        return {"ended_at": now}
+    return {}
+
+
+ACTIVE_STATUS_VALUES = tuple(sorted(s.value for s in ACTIVE_STATUSES))
