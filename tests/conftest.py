@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+from langgraph_runstore import MemoryRunStore, RunStore, SQLRunStore
 
 
 @pytest.fixture
@@ -37,27 +39,23 @@ def _pg_base_url() -> str | None:
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
-    import asyncio
-
-    import asyncpg
+    import psycopg
 
     base = _pg_base_url()
     assert base is not None
     raw = base.replace("postgresql+asyncpg://", "postgresql://")
     name = f"t_{uuid.uuid4().hex[:16]}"
 
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(raw)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
+    def admin(sql: str) -> None:
+        # synchronous on purpose: async fixtures request this one from inside a running loop
+        with psycopg.connect(raw, autocommit=True) as conn:
+            conn.execute(sql)
 
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    admin(f'CREATE DATABASE "{name}"')
     try:
         yield base.rsplit("/", 1)[0] + f"/{name}"
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -67,3 +65,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'runstore.db'}"
     return str(request.getfixturevalue("pg_url"))
 
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunStore]:
+    """A RunStore per backend: MemoryRunStore, SQLRunStore on a SQLite file and on PostgreSQL."""
+    if request.param == "memory":
+        yield MemoryRunStore()
+        return
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    async with SQLRunStore.from_url(url) as sql_store:
+        yield sql_store
