@@ -31,15 +31,14 @@ def normalize_url(url: str | URL) -> URL:
     """
     try:
         parsed = make_url(url)
+        if parsed.drivername.split("+")[0] == "postgres":  # Heroku-style alias
+            parsed = parsed.set(drivername="postgresql" + parsed.drivername[len("postgres") :])
     except (ArgumentError, ValueError) as exc:
         raise DatabaseConfigError(
             f"cannot parse database URL {str(url)!r}: expected e.g. "
             "'sqlite+aiosqlite:///agent.db' or 'postgresql+asyncpg://user@host/db'"
         ) from exc
-    backend = parsed.get_backend_name()
-    if backend == "postgres":
-        backend = "postgresql"
-    driver = parsed.get_driver_name()
+    backend, _, driver = parsed.drivername.partition("+")
     expected = SUPPORTED_DRIVERS.get(backend)
     shown = parsed.render_as_string(hide_password=True)
     if expected is None:
@@ -47,8 +46,8 @@ def normalize_url(url: str | URL) -> URL:
             f"unsupported database backend {backend!r} in URL {shown!r}: "
             "expected sqlite+aiosqlite or postgresql+asyncpg"
         )
-    default_sync_drivers = {"pysqlite", "psycopg2"}
-    if driver != expected and not ("+" not in parsed.drivername and driver in default_sync_drivers):
+    # a URL without "+driver" means "the default driver": ours is the async one
+    if driver and driver != expected:
         raise DatabaseConfigError(
             f"unsupported driver {driver!r} in URL {shown!r}: "
             f"expected {backend}+{expected}"
