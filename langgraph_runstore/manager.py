@@ -145,11 +145,23 @@ class RunManager:
     # -- persistence ----------------------------------------------------------------------
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        # the first attempt runs bare: building a tenacity controller per store write would
+        # cost more than the write itself, and nearly every write succeeds first time
         policy = self.retry_policy
+        try:
+            return await call()
+        except Exception as exc:
+            if policy.max_attempts == 1 or not is_transient_error(exc):
+                raise
+            logger.debug("Transient store error, retrying: %s", exc)
+        await asyncio.sleep(min(policy.initial_delay, policy.max_delay))
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts),
+            stop=stop_after_attempt(policy.max_attempts - 1),
+            # continues the series: initial_delay * multiplier, * multiplier ** 2, ...
             wait=wait_exponential(
-                multiplier=policy.initial_delay, max=policy.max_delay, exp_base=policy.multiplier
+                multiplier=policy.initial_delay * policy.multiplier,
+                max=policy.max_delay,
+                exp_base=policy.multiplier,
             ),
             retry=retry_if_exception(is_transient_error),
             reraise=True,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from langgraph_runstore import DatabaseConfigError, SchemaVersionError, SQLRunStore
+from langgraph_runstore import ConflictError, DatabaseConfigError, SchemaVersionError, SQLRunStore
 from langgraph_runstore.db import MIGRATIONS, create_engine, latest_version, normalize_url, setup
 
 pytestmark = pytest.mark.anyio
@@ -97,13 +97,12 @@ async def test_schema_matches_the_migrated_run_columns(db_url: str) -> None:
 
 
 async def test_at_most_one_running_run_per_thread_is_enforced_by_the_database(db_url: str) -> None:
-    from sqlalchemy.exc import IntegrityError
-
     async with SQLRunStore.from_url(db_url) as store:
         await store.put("a", thread_id="t1", status="running")
         await store.put("b", thread_id="t1", status="pending")
-        with pytest.raises(IntegrityError):
+        with pytest.raises(ConflictError) as info:
             await store.update_status("b", "running")
+        assert (info.value.run_id, info.value.thread_id) == ("b", "t1")
         await store.put("c", thread_id="t2", status="running")  # another thread is fine
         row = await store.get("b")
         assert row is not None and row["status"] == "pending"

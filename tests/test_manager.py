@@ -310,6 +310,7 @@ async def test_a_locked_sqlite_file_loses_no_final_status(tmp_path: Path) -> Non
     row = await store.get(run.run_id)
     assert row is not None
     assert row["status"] == "success" and row["total_tokens"] == 9
+    await store.aclose()
     await engine.dispose()
 
 
@@ -332,4 +333,5 @@ async def test_a_lock_held_past_the_retry_budget_is_logged_with_the_run_id(
     blocker.close()
     assert run.status is RunStatus.error  # the live record keeps the truth
     assert run.run_id in caplog.text and "Gave up" in caplog.text
+    await store.aclose()
     await engine.dispose()

@@ -13,6 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
 
 from langgraph_runstore.errors import DatabaseConfigError
 
@@ -103,10 +104,25 @@ def install_sqlite_pragmas(
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA journal_mode")
+            if str(cursor.fetchone()[0]).lower() != "wal":
+                _enable_wal(cursor)
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
 
     sync_engine._runstore_pragmas = True  # type: ignore[attr-defined]
+
+
+# Switching a new file to WAL needs a moment of exclusive access and SQLite does not call the
+# busy handler for it, so processes opening one new file together retry here (a short,
+# bounded wait that happens only while the file is being created).
+@retry(
+    retry=retry_if_exception(lambda exc: "locked" in str(exc).lower()),
+    wait=wait_fixed(0.02),
+    stop=stop_after_delay(5),
+    reraise=True,
+)
+def _enable_wal(cursor: Any) -> None:
+    cursor.execute("PRAGMA journal_mode = WAL")

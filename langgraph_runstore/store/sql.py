@@ -1,25 +1,33 @@
 """SQLRunStore: the RunStore on a SQLAlchemy AsyncEngine (sqlite+aiosqlite, postgresql+asyncpg).
 
-Every primitive is one statement in one short transaction, except ``reject`` admission on
-PostgreSQL, which takes a per-thread advisory lock first. Statement texts are built once
-per shape and cached, so the hot path pays no SQL compilation.
+SQLAlchemy provides the engine, its pool and the migrations; the store's own statements are
+one-line SQL sent straight to the driver connection the pool hands out. Measured here,
+SQLAlchemy's per-statement layer (cursor wrappers, transaction begin/commit, reset on
+return) cost three to four times the driver's own time on these small statements, and a run
+makes three of them. Each write is one autocommit statement: on SQLite through one
+long-lived connection (SQLite has one writer at a time anyway), on PostgreSQL through a
+pooled connection, with no global lock. ``reject`` admission on PostgreSQL is the only
+transaction: a per-thread advisory lock, then a conditional insert.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+import re
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import TextClause, text
 from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from langgraph_runstore.db.engine import create_engine, install_sqlite_pragmas
 from langgraph_runstore.db.migrations import setup as migrate
-from langgraph_runstore.errors import InvalidInputError, InvalidTransitionError
+from langgraph_runstore.errors import ConflictError, InvalidInputError, InvalidTransitionError
 from langgraph_runstore.schemas import ROW_FIELDS, RunStatus, normalize_timestamp, now_iso
 from langgraph_runstore.store.base import (
     ACTIVE_STATUS_VALUES,
@@ -36,6 +44,32 @@ if TYPE_CHECKING:
 _JSON_COLUMNS = frozenset({"metadata", "kwargs", "token_usage_by_model"})
 _SELECT_COLUMNS = ", ".join(("seq", *ROW_FIELDS))
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUS_VALUES)
+_PARAM = re.compile(r":([a-z_]+)")
+_ONE_RUNNING_INDEX = "runs_one_running_per_thread"
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One SQL text in both paramstyles: ``:name`` for sqlite3, ``$n`` for asyncpg."""
+
+    sqlite: str
+    postgresql: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, template: str) -> Statement:
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in names:
+                names.append(name)
+            return f"${names.index(name) + 1}"
+
+        return cls(template, _PARAM.sub(number, template), tuple(names))
+
+    def args(self, params: dict[str, Any]) -> list[Any]:
+        return [params[name] for name in self.names]
 
 
 def _encode(row: dict[str, Any]) -> dict[str, Any]:
@@ -45,8 +79,7 @@ def _encode(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _decode(mapping: Any) -> dict[str, Any]:
-    row = dict(mapping)
+def _decode(row: dict[str, Any]) -> dict[str, Any]:
     for name in _JSON_COLUMNS:
         value = row.get(name)
         if isinstance(value, str):
@@ -55,83 +88,224 @@ def _decode(mapping: Any) -> dict[str, Any]:
 
 
 @lru_cache(maxsize=64)
-def _upsert_sql(columns: tuple[str, ...], dialect: str, lock_thread: bool) -> TextClause:
+def _upsert_sql(columns: tuple[str, ...], lock_thread: bool) -> Statement:
     names = ", ".join(columns)
     values = ", ".join(f":{name}" for name in columns)
     updates = ", ".join(f"{name} = excluded.{name}" for name in columns if name != "run_id")
     if lock_thread:
-        # holds the thread's admission lock until commit, so a concurrent reject admission
-        # (which takes the same lock, then reads) sees this row
-        return text(
-            f"WITH thread_lock AS (SELECT pg_advisory_xact_lock(hashtextextended(:thread_id, 0))) "
+        # PostgreSQL only: holds the thread's admission lock until commit, so a concurrent
+        # reject admission (which takes the same lock, then reads) sees this row
+        return Statement.of(
+            "WITH thread_lock AS (SELECT pg_advisory_xact_lock(hashtextextended(:thread_id, 0))) "
             f"INSERT INTO runs ({names}) SELECT {values} FROM thread_lock "
             f"ON CONFLICT (run_id) DO UPDATE SET {updates}"
         )
-    return text(
-        f"INSERT INTO runs ({names}) VALUES ({values}) "
-        f"ON CONFLICT (run_id) DO UPDATE SET {updates}"
+    return Statement.of(
+        f"INSERT INTO runs ({names}) VALUES ({values}) ON CONFLICT (run_id) DO UPDATE SET {updates}"
     )
 
 
 @lru_cache(maxsize=64)
-def _insert_if_idle_sql(columns: tuple[str, ...]) -> TextClause:
+def _insert_if_idle_sql(columns: tuple[str, ...]) -> Statement:
     names = ", ".join(columns)
     values = ", ".join(f":{name}" for name in columns)
-    return text(
+    return Statement.of(
         f"INSERT INTO runs ({names}) SELECT {values} WHERE NOT EXISTS "
         f"(SELECT 1 FROM runs WHERE thread_id = :thread_id AND status IN ({_ACTIVE_SQL}))"
     )
 
 
+def _guard(status: str) -> str:
+    allowed = ", ".join(f"'{value}'" for value in allowed_from(status))
+    return f"(status IS NULL OR status = :status OR status IN ({allowed}))"
+
+
 @lru_cache(maxsize=16)
-def _update_status_sql(status: str, with_error: bool) -> TextClause:
+def _update_status_sql(status: str, with_error: bool) -> Statement:
     sets = ["status = :status", "updated_at = :now"]
     sets += [f"{name} = COALESCE({name}, :now)" for name in status_stamps(status, "")]
     if with_error:
         sets.append("error = :error")
-    allowed = ", ".join(f"'{value}'" for value in allowed_from(status))
-    return text(
-        f"UPDATE runs SET {', '.join(sets)} WHERE run_id = :run_id "
-        f"AND (status IS NULL OR status = :status OR status IN ({allowed}))"
+    return Statement.of(
+        f"UPDATE runs SET {', '.join(sets)} WHERE run_id = :run_id AND {_guard(status)}"
     )
 
 
 @lru_cache(maxsize=64)
-def _completion_sql(status: str, columns: tuple[str, ...]) -> TextClause:
+def _completion_sql(status: str, columns: tuple[str, ...]) -> Statement:
     sets = ["status = :status", "updated_at = :now"]
     sets += [f"{name} = :{name}" for name in columns]
     sets += [
-        f"{name} = COALESCE({name}, :now)"
-        for name in status_stamps(status, "")
-        if name not in columns
+        f"{name} = COALESCE({name}, :now)" for name in status_stamps(status, "") if name not in columns
     ]
-    allowed = ", ".join(f"'{value}'" for value in allowed_from(status))
-    return text(
-        f"UPDATE runs SET {', '.join(sets)} WHERE run_id = :run_id "
-        f"AND (status IS NULL OR status = :status OR status IN ({allowed}))"
+    return Statement.of(
+        f"UPDATE runs SET {', '.join(sets)} WHERE run_id = :run_id AND {_guard(status)}"
     )
 
 
-_GET_SQL = text(f"SELECT {_SELECT_COLUMNS} FROM runs WHERE run_id = :run_id")
-_STATUS_SQL = text("SELECT status, thread_id FROM runs WHERE run_id = :run_id")
-_DELETE_SQL = text("DELETE FROM runs WHERE run_id = :run_id")
-_LIST_THREAD_SQL = text(
+_GET = Statement.of(f"SELECT {_SELECT_COLUMNS} FROM runs WHERE run_id = :run_id")
+_STATUS = Statement.of("SELECT status, thread_id FROM runs WHERE run_id = :run_id")
+_DELETE = Statement.of("DELETE FROM runs WHERE run_id = :run_id")
+_LIST_THREAD = Statement.of(
     f"SELECT {_SELECT_COLUMNS} FROM runs WHERE thread_id = :thread_id "
     "ORDER BY created_at DESC, seq ASC LIMIT :limit"
 )
-_LIST_THREAD_USER_SQL = text(
+_LIST_THREAD_USER = Statement.of(
     f"SELECT {_SELECT_COLUMNS} FROM runs WHERE thread_id = :thread_id AND user_id = :user_id "
     "ORDER BY created_at DESC, seq ASC LIMIT :limit"
 )
-_PG_THREAD_LOCK_SQL = text("SELECT pg_advisory_xact_lock(hashtextextended(:thread_id, 0))")
+_PG_THREAD_LOCK = Statement.of("SELECT pg_advisory_xact_lock(hashtextextended(:thread_id, 0))")
+
+
+class _SQLiteDriver:
+    """All statements through one long-lived aiosqlite connection in autocommit mode."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._conn: AsyncConnection | None = None
+        self._raw: Any = None
+        self._opening = asyncio.Lock()
+
+    async def _connection(self) -> Any:
+        if self._raw is None:
+            async with self._opening:
+                if self._raw is None:
+                    conn = await self.engine.connect()
+                    fairy = await conn.get_raw_connection()
+                    raw = fairy.driver_connection
+                    # each statement commits itself: no BEGIN/COMMIT round trips
+                    raw.isolation_level = None
+                    self._conn, self._raw = conn, raw
+        return self._raw
+
+    async def execute(self, statement: Statement, params: dict[str, Any]) -> int:
+        raw = await self._connection()
+        try:
+            cursor = await raw.execute(statement.sqlite, params)
+        except sqlite3.IntegrityError as exc:
+            raise _conflict(exc, params) from exc
+        return int(cursor.rowcount)
+
+    async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
+        raw = await self._connection()
+        cursor = await raw.execute(statement.sqlite, params)
+        rows = await cursor.fetchall()
+        names = [column[0] for column in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    async def insert_locked(
+        self, lock: Statement, statement: Statement, params: dict[str, Any]
+    ) -> int:
+        # one INSERT ... SELECT takes SQLite's write lock before it reads: atomic on its own
+        return await self.execute(statement, params)
+
+    async def aclose(self) -> None:
+        if self._conn is not None:
+            raw, conn = self._raw, self._conn
+            self._conn = self._raw = None
+            raw.isolation_level = ""  # give the pool back a connection in its default mode
+            await conn.close()
+
+
+class _PostgresDriver:
+    """Each statement on a pooled asyncpg connection, autocommit; no lock across calls.
+
+    Connections are borrowed from the engine's pool and, once used, kept in a small LIFO of
+    idle ones (up to ``keep_idle``): checking a connection out of SQLAlchemy's pool costs more
+    than the statement it carries. Concurrent callers each take their own connection.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, keep_idle: int = 4) -> None:
+        # imported here: asyncpg is the optional "postgres" extra, and the engine needs it too
+        from asyncpg import UniqueViolationError
+
+        self.engine = engine
+        self.keep_idle = keep_idle
+        self._idle: list[tuple[AsyncConnection, Any]] = []
+        self._unique_violation = UniqueViolationError
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Any]:
+        if self._idle:
+            conn, pg = self._idle.pop()
+        else:
+            conn = await self.engine.connect()
+            pg = (await conn.get_raw_connection()).driver_connection
+        try:
+            yield pg
+        except BaseException:
+            if pg.is_closed():
+                # we bypassed SQLAlchemy, so tell the pool this connection is dead
+                await conn.invalidate()
+                await conn.close()
+            else:
+                await self._release(conn, pg)
+            raise
+        await self._release(conn, pg)
+
+    async def _release(self, conn: AsyncConnection, pg: Any) -> None:
+        if len(self._idle) < self.keep_idle and not pg.is_in_transaction():
+            self._idle.append((conn, pg))
+        else:
+            await conn.close()
+
+    async def execute(self, statement: Statement, params: dict[str, Any]) -> int:
+        async with self._connection() as pg:
+            try:
+                status = await pg.execute(statement.postgresql, *statement.args(params))
+            except self._unique_violation as exc:
+                if exc.constraint_name != _ONE_RUNNING_INDEX:
+                    raise
+                raise _conflict(exc, params) from exc
+        return _rowcount(status)
+
+    async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
+        async with self._connection() as pg:
+            records = await pg.fetch(statement.postgresql, *statement.args(params))
+        return [dict(record) for record in records]
+
+    async def insert_locked(
+        self, lock: Statement, statement: Statement, params: dict[str, Any]
+    ) -> int:
+        async with self._connection() as pg, pg.transaction():
+            # READ COMMITTED takes a fresh snapshot per statement: once the lock is ours,
+            # the NOT EXISTS below sees every active run committed before us
+            await pg.execute(lock.postgresql, *lock.args(params))
+            status = await pg.execute(statement.postgresql, *statement.args(params))
+        return _rowcount(status)
+
+    async def aclose(self) -> None:
+        idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            await conn.close()
+
+
+def _conflict(exc: Exception, params: dict[str, Any]) -> Exception:
+    """ConflictError for the one-running-run-per-thread index; other errors unchanged."""
+    message = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError) and "runs.thread_id" not in message:
+        return exc
+    return ConflictError(
+        f"thread {params.get('thread_id')!r} already has a running run; "
+        f"run {params.get('run_id')!r} cannot start too ({message})",
+        run_id=params.get("run_id"),
+        thread_id=params.get("thread_id"),
+    )
+
+
+def _rowcount(status: str) -> int:
+    """The row count at the end of an asyncpg command tag such as 'UPDATE 1'."""
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
 
 
 class SQLRunStore(RunStore):
     """A RunStore in the ``runs`` table of a SQLite file or a PostgreSQL database.
 
-    ``SQLRunStore(engine)`` uses an engine you made (call ``await store.setup()`` once);
-    ``SQLRunStore.from_url(url)`` makes the engine, migrates the schema and disposes of the
-    engine on exit. ``store.checkpointer`` is a SQLAlchemySaver on the same engine.
+    ``SQLRunStore(engine)`` uses an engine you made (call ``await store.setup()`` once, and
+    ``await store.aclose()`` when done); ``SQLRunStore.from_url(url)`` makes the engine,
+    migrates the schema and disposes of everything on exit. ``store.checkpointer`` is a
+    SQLAlchemySaver on the same engine.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -143,6 +317,9 @@ class SQLRunStore(RunStore):
         install_sqlite_pragmas(engine)
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._driver: _SQLiteDriver | _PostgresDriver = (
+            _SQLiteDriver(engine) if self.dialect == "sqlite" else _PostgresDriver(engine)
+        )
         self._checkpointer: SQLAlchemySaver | None = None
 
     @classmethod
@@ -150,11 +327,12 @@ class SQLRunStore(RunStore):
     async def from_url(cls, url: str | URL, **engine_kwargs: Any) -> AsyncIterator[SQLRunStore]:
         """Open a store on ``url``, creating or migrating the schema; dispose on exit."""
         engine = create_engine(url, **engine_kwargs)
+        store = cls(engine)
         try:
-            store = cls(engine)
             await store.setup()
             yield store
         finally:
+            await store.aclose()
             await engine.dispose()
 
     async def setup(self) -> None:
@@ -162,7 +340,8 @@ class SQLRunStore(RunStore):
         await migrate(self.engine)
 
     async def aclose(self) -> None:
-        await self.engine.dispose()
+        """Return the store's long-lived connection to the pool (the engine stays open)."""
+        await self._driver.aclose()
 
     @property
     def checkpointer(self) -> SQLAlchemySaver:
@@ -175,68 +354,61 @@ class SQLRunStore(RunStore):
 
     # -- writes ---------------------------------------------------------------------------
 
-    async def _write(self, statement: TextClause, params: dict[str, Any]) -> int:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(statement, params)
-            return int(result.rowcount)
-
     async def put(self, run_id: str, *, thread_id: str, **fields: Any) -> None:
         row = _encode(prepare_row(run_id, thread_id, fields))
         lock = self.dialect == "postgresql" and row.get("status") in ACTIVE_STATUS_VALUES
-        await self._write(_upsert_sql(tuple(row), self.dialect, lock), row)
+        await self._driver.execute(_upsert_sql(tuple(row), lock), row)
 
     async def insert_if_thread_idle(self, run_id: str, *, thread_id: str, **fields: Any) -> bool:
         row = _encode(prepare_row(run_id, thread_id, fields))
-        statement = _insert_if_idle_sql(tuple(row))
-        async with self.engine.begin() as conn:
-            if self.dialect == "postgresql":
-                # READ COMMITTED reads a fresh snapshot per statement: after the lock is ours,
-                # the NOT EXISTS below sees every active run committed before us
-                await conn.execute(_PG_THREAD_LOCK_SQL, {"thread_id": thread_id})
-            result = await conn.execute(statement, row)
-            return bool(result.rowcount)
+        return bool(
+            await self._driver.insert_locked(_PG_THREAD_LOCK, _insert_if_idle_sql(tuple(row)), row)
+        )
 
     async def _missing_or_refused(self, run_id: str, status: str) -> bool:
-        async with self.engine.connect() as conn:
-            found = (await conn.execute(_STATUS_SQL, {"run_id": run_id})).first()
-        if found is None:
+        found = await self._driver.fetch(_STATUS, {"run_id": run_id})
+        if not found:
             return False
+        current = found[0]
         raise InvalidTransitionError(
-            f"run {run_id!r} cannot go from {found.status!r} to {status!r}: "
+            f"run {run_id!r} cannot go from {current['status']!r} to {status!r}: "
             "a final status never changes",
             run_id=run_id,
-            thread_id=found.thread_id,
-            current=found.status,
+            thread_id=current["thread_id"],
+            current=current["status"],
             requested=status,
         )
 
     async def update_status(self, run_id: str, status: str, *, error: str | None = None) -> bool:
         value = RunStatus.parse(status, run_id=run_id).value
         params = {"run_id": run_id, "status": value, "now": now_iso(), "error": error}
-        if await self._write(_update_status_sql(value, error is not None), params):
-            return True
+        try:
+            if await self._driver.execute(_update_status_sql(value, error is not None), params):
+                return True
+        except ConflictError as exc:
+            row = await self.get(run_id)
+            exc.thread_id = row["thread_id"] if row else None
+            raise
         return await self._missing_or_refused(run_id, value)
 
     async def update_run_completion(self, run_id: str, *, status: str, **kwargs: Any) -> bool:
         value, fields = prepare_completion(run_id, status, kwargs)
         params = _encode(fields)
         params.update(run_id=run_id, status=value, now=now_iso())
-        if await self._write(_completion_sql(value, tuple(sorted(fields))), params):
+        if await self._driver.execute(_completion_sql(value, tuple(sorted(fields))), params):
             return True
         return await self._missing_or_refused(run_id, value)
 
     async def delete(self, run_id: str) -> bool:
-        return bool(await self._write(_DELETE_SQL, {"run_id": run_id}))
+        return bool(await self._driver.execute(_DELETE, {"run_id": run_id}))
 
     # -- reads ----------------------------------------------------------------------------
 
-    async def _fetch(self, statement: TextClause, params: dict[str, Any]) -> list[dict[str, Any]]:
-        async with self.engine.connect() as conn:
-            result = await conn.execute(statement, params)
-            return [_decode(row) for row in result.mappings()]
+    async def _fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return [_decode(row) for row in await self._driver.fetch(statement, params)]
 
     async def get(self, run_id: str) -> dict[str, Any] | None:
-        rows = await self._fetch(_GET_SQL, {"run_id": run_id})
+        rows = await self._fetch(_GET, {"run_id": run_id})
         return rows[0] if rows else None
 
     async def list_by_thread(
@@ -244,9 +416,9 @@ class SQLRunStore(RunStore):
     ) -> list[dict[str, Any]]:
         params: dict[str, Any] = {"thread_id": thread_id, "limit": int(limit)}
         if user_id is None:
-            return await self._fetch(_LIST_THREAD_SQL, params)
+            return await self._fetch(_LIST_THREAD, params)
         params["user_id"] = user_id
-        return await self._fetch(_LIST_THREAD_USER_SQL, params)
+        return await self._fetch(_LIST_THREAD_USER, params)
 
     async def list_inflight(
         self, *, before: str | None = None, thread_id: str | None = None
@@ -259,8 +431,11 @@ class SQLRunStore(RunStore):
         if thread_id is not None:
             clauses.append("thread_id = :thread_id")
             params["thread_id"] = thread_id
-        statement = text(
-            f"SELECT {_SELECT_COLUMNS} FROM runs WHERE {' AND '.join(clauses)} "
-            "ORDER BY created_at, seq"
-        )
-        return await self._fetch(statement, params)
+        return await self._fetch(_inflight_sql(tuple(clauses)), params)
+
+
+@lru_cache(maxsize=8)
+def _inflight_sql(clauses: Sequence[str]) -> Statement:
+    return Statement.of(
+        f"SELECT {_SELECT_COLUMNS} FROM runs WHERE {' AND '.join(clauses)} ORDER BY created_at, seq"
+    )
