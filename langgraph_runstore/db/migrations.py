@@ -80,6 +80,52 @@ _RUN_INDEXES = (
     "ON runs (thread_id) WHERE status = 'running'",
 )
 
+# Checkpoint tables (the SQLAlchemySaver's layout; see langgraph_runstore/checkpoint).
+# A checkpoint row holds the checkpoint minus its channel values; each channel value lives
+# once per (channel, version) in the blobs table, so unchanged channels are never rewritten.
+# PostgreSQL compares identifiers bytewise (COLLATE "C"): uuid6 checkpoint ids then sort by
+# time whatever the database's locale, and comparisons are cheaper.
+_CP_SQLITE = (
+    "CREATE TABLE IF NOT EXISTS rs_checkpoints ("
+    "thread_id TEXT NOT NULL, checkpoint_ns TEXT NOT NULL DEFAULT '', "
+    "checkpoint_id TEXT NOT NULL, parent_checkpoint_id TEXT, run_id TEXT, "
+    "type TEXT NOT NULL, checkpoint BLOB NOT NULL, channel_versions TEXT NOT NULL, "
+    "metadata TEXT NOT NULL, "
+    "PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id)) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS rs_checkpoints_run_id_idx ON rs_checkpoints (run_id)",
+    "CREATE TABLE IF NOT EXISTS rs_checkpoint_blobs ("
+    "thread_id TEXT NOT NULL, checkpoint_ns TEXT NOT NULL DEFAULT '', channel TEXT NOT NULL, "
+    "version TEXT NOT NULL, type TEXT NOT NULL, blob BLOB NOT NULL, chain TEXT, "
+    "PRIMARY KEY (thread_id, checkpoint_ns, channel, version))",
+    "CREATE TABLE IF NOT EXISTS rs_checkpoint_writes ("
+    "thread_id TEXT NOT NULL, checkpoint_ns TEXT NOT NULL DEFAULT '', "
+    "checkpoint_id TEXT NOT NULL, task_id TEXT NOT NULL, idx INTEGER NOT NULL, "
+    "channel TEXT NOT NULL, type TEXT NOT NULL, value BLOB NOT NULL, "
+    "task_path TEXT NOT NULL DEFAULT '', "
+    "PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx))",
+)
+
+_CP_POSTGRESQL = (
+    "CREATE TABLE IF NOT EXISTS rs_checkpoints ("
+    'thread_id TEXT COLLATE "C" NOT NULL, checkpoint_ns TEXT COLLATE "C" NOT NULL DEFAULT \'\', '
+    'checkpoint_id TEXT COLLATE "C" NOT NULL, parent_checkpoint_id TEXT COLLATE "C", '
+    'run_id TEXT COLLATE "C", type TEXT NOT NULL, checkpoint BYTEA NOT NULL, '
+    "channel_versions JSONB NOT NULL, metadata JSONB NOT NULL, "
+    "PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id))",
+    "CREATE INDEX IF NOT EXISTS rs_checkpoints_run_id_idx ON rs_checkpoints (run_id)",
+    "CREATE TABLE IF NOT EXISTS rs_checkpoint_blobs ("
+    'thread_id TEXT COLLATE "C" NOT NULL, checkpoint_ns TEXT COLLATE "C" NOT NULL DEFAULT \'\', '
+    'channel TEXT COLLATE "C" NOT NULL, version TEXT COLLATE "C" NOT NULL, '
+    "type TEXT NOT NULL, blob BYTEA NOT NULL, chain TEXT, "
+    "PRIMARY KEY (thread_id, checkpoint_ns, channel, version))",
+    "CREATE TABLE IF NOT EXISTS rs_checkpoint_writes ("
+    'thread_id TEXT COLLATE "C" NOT NULL, checkpoint_ns TEXT COLLATE "C" NOT NULL DEFAULT \'\', '
+    'checkpoint_id TEXT COLLATE "C" NOT NULL, task_id TEXT COLLATE "C" NOT NULL, '
+    "idx INTEGER NOT NULL, channel TEXT NOT NULL, type TEXT NOT NULL, value BYTEA NOT NULL, "
+    "task_path TEXT COLLATE \"C\" NOT NULL DEFAULT '', "
+    "PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx))",
+)
+
 MIGRATIONS: list[Migration] = [
     Migration(
         version=1,
@@ -95,6 +141,12 @@ MIGRATIONS: list[Migration] = [
             f"seq BIGINT GENERATED ALWAYS AS IDENTITY, {_RUN_COLUMNS})",
             *_RUN_INDEXES,
         ),
+    ),
+    Migration(
+        version=2,
+        description="checkpoint tables: checkpoints, per-version channel blobs, writes",
+        sqlite=_CP_SQLITE,
+        postgresql=_CP_POSTGRESQL,
     ),
 ]
 

@@ -1,0 +1,302 @@
+"""Driver-level database access for the checkpointer: one class per backend.
+
+Both backends take their connections from the saver's SQLAlchemy engine, then talk to the
+driver directly: SQLAlchemy's per-statement machinery costs more than the statement itself
+at these sizes.
+
+* SQLite: one connection, checked out on first use and kept until ``aclose()``. Every
+  operation is a single hop to aiosqlite's worker thread that runs all of its statements and
+  its commit there. SQLite has one writer at a time anyway; queueing on one connection avoids
+  busy-waiting on the database lock.
+* PostgreSQL: a connection from the engine's pool per operation, no lock of our own, so
+  concurrent operations run in parallel. Each operation is one statement (data-modifying CTEs
+  where it writes several tables), hence one round trip and atomic.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol, TypeVar
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.util import greenlet_spawn
+
+from langgraph_runstore.checkpoint._bridge import LoopThread
+from langgraph_runstore.checkpoint._codec import dumps_json
+from langgraph_runstore.checkpoint._sql import PostgresSQL, SqliteSQL
+
+T = TypeVar("T")
+Row = Sequence[Any]
+#: (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint,
+#: channel_versions JSON, metadata JSON)
+CheckpointRow = tuple[str, str, str, "str | None", "str | None", str, bytes, str, str]
+#: (channel, version, type, blob, chain JSON or None)
+BlobRow = tuple[str, str, str, bytes, "str | None"]
+#: (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path)
+WriteKey = tuple[str, str, str, str, str]
+#: (idx, channel, type, value)
+WriteRow = tuple[int, str, str, bytes]
+
+
+class Backend(Protocol):
+    """What the saver needs from a database."""
+
+    @property
+    def sql(self) -> type[SqliteSQL] | type[PostgresSQL]: ...
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]: ...
+
+    async def put(self, checkpoint: CheckpointRow, blobs: Sequence[BlobRow]) -> None: ...
+
+    async def put_writes(self, key: WriteKey, rows: Sequence[WriteRow], replace: bool) -> None: ...
+
+    async def delete_threads(self, thread_ids: Sequence[str]) -> None: ...
+
+    async def delete_runs(self, run_ids: Sequence[str]) -> None: ...
+
+    async def copy_thread(self, source: str, target: str) -> None: ...
+
+    async def prune_keep_latest(self, thread_ids: Sequence[str]) -> None: ...
+
+    def setup_engine(self) -> AsyncEngine:
+        """The engine for running migrations from the current loop."""
+        ...
+
+    def holds_connection(self) -> bool: ...
+
+    async def aclose_bridge(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+# --- SQLite: functions that run on aiosqlite's worker thread, one call per operation ------
+
+
+def _sqlite_fetch(db: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Row]:
+    return db.execute(sql, params).fetchall()
+
+
+def _sqlite_write(db: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    # BEGIN IMMEDIATE takes the write lock up front (waiting out busy_timeout if another
+    # connection holds it), so a transaction that reads before it writes cannot deadlock.
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        raise
+    return result
+
+
+class SqliteBackend:
+    """SQLite through one aiosqlite connection taken from the engine's pool."""
+
+    sql = SqliteSQL
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._sa_conn: AsyncConnection | None = None
+        self._aio: Any = None  # aiosqlite.Connection
+        self._db: sqlite3.Connection | None = None
+
+    async def _open(self) -> None:
+        sa_conn = await self._engine.connect()
+        raw = await sa_conn.get_raw_connection()
+        if self._aio is not None:  # another task opened it while we waited
+            await sa_conn.close()
+            return
+        aio = raw.driver_connection
+        assert aio is not None
+        self._sa_conn, self._aio, self._db = sa_conn, aio, aio._conn
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._aio is None:
+            await self._open()
+        # aiosqlite's own queue: run fn(db, *args) on the connection's thread in one hop.
+        # SQLAlchemy's aiosqlite adapter uses the same private entry point.
+        result: T = await self._aio._execute(fn, self._db, *args)
+        return result
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        return await self._call(_sqlite_fetch, sql, params)
+
+    async def put(self, checkpoint: CheckpointRow, blobs: Sequence[BlobRow]) -> None:
+        thread_id, ns = checkpoint[0], checkpoint[1]
+
+        def work(db: sqlite3.Connection) -> None:
+            if blobs:
+                db.executemany(SqliteSQL.INSERT_BLOB, [(thread_id, ns, *b) for b in blobs])
+            db.execute(SqliteSQL.UPSERT_CHECKPOINT, checkpoint)
+
+        await self._call(_sqlite_write, work)
+
+    async def put_writes(self, key: WriteKey, rows: Sequence[WriteRow], replace: bool) -> None:
+        sql = SqliteSQL.UPSERT_WRITES if replace else SqliteSQL.INSERT_WRITES
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(sql, [(*key, *row) for row in rows])
+
+        await self._call(_sqlite_write, work)
+
+    async def delete_threads(self, thread_ids: Sequence[str]) -> None:
+        arg = (dumps_json(list(thread_ids)),)
+
+        def work(db: sqlite3.Connection) -> None:
+            for statement in SqliteSQL.DELETE_THREADS:
+                db.execute(statement, arg)
+
+        await self._call(_sqlite_write, work)
+
+    async def delete_runs(self, run_ids: Sequence[str]) -> None:
+        arg = (dumps_json(list(run_ids)),)
+
+        def work(db: sqlite3.Connection) -> None:
+            threads = [r[0] for r in db.execute(SqliteSQL.THREADS_OF_RUNS, arg)]
+            if not threads:
+                return
+            for statement in SqliteSQL.DELETE_RUNS:
+                db.execute(statement, arg)
+            db.execute(SqliteSQL.GC_BLOBS, (dumps_json(threads),))
+
+        await self._call(_sqlite_write, work)
+
+    async def copy_thread(self, source: str, target: str) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            for statement in SqliteSQL.COPY_THREAD:
+                db.execute(statement, (source, target))
+
+        await self._call(_sqlite_write, work)
+
+    async def prune_keep_latest(self, thread_ids: Sequence[str]) -> None:
+        arg = (dumps_json(list(thread_ids)),)
+
+        def work(db: sqlite3.Connection) -> None:
+            for statement in SqliteSQL.PRUNE_KEEP_LATEST:
+                db.execute(statement, arg)
+            db.execute(SqliteSQL.GC_BLOBS, arg)
+
+        await self._call(_sqlite_write, work)
+
+    def setup_engine(self) -> AsyncEngine:
+        # aiosqlite connections work from any loop: each call makes its future on the
+        # caller's loop, so the one engine serves the bridge loop too.
+        return self._engine
+
+    def holds_connection(self) -> bool:
+        return self._sa_conn is not None
+
+    async def aclose_bridge(self) -> None:
+        """Nothing is bound to the bridge loop."""
+
+    async def aclose(self) -> None:
+        """Return the connection to the engine's pool; the next operation takes a new one."""
+        sa_conn, self._sa_conn, self._aio, self._db = self._sa_conn, None, None, None
+        if sa_conn is not None:
+            await sa_conn.close()
+
+
+# --- PostgreSQL -----------------------------------------------------------------------------
+
+
+class PostgresBackend:
+    """PostgreSQL through asyncpg connections from the engine's pool, one per operation.
+
+    asyncpg connections belong to the loop that opened them, so the bridge loop (sync calls)
+    gets its own pool: a copy of the engine's pool, same settings and connect hooks.
+    """
+
+    sql = PostgresSQL
+
+    def __init__(self, engine: AsyncEngine, bridge: LoopThread) -> None:
+        import asyncpg
+
+        self._postgres_error: type[BaseException] = asyncpg.PostgresError
+        self._engine = engine
+        self._bridge = bridge
+        self._bridge_engine: AsyncEngine | None = None
+
+    def _current_engine(self) -> AsyncEngine:
+        if self._bridge.is_current():
+            return self.setup_engine()
+        return self._engine
+
+    def setup_engine(self) -> AsyncEngine:
+        if not self._bridge.is_current():
+            return self._engine
+        if self._bridge_engine is None:
+            sync = self._engine.sync_engine
+            self._bridge_engine = AsyncEngine(Engine(sync.pool.recreate(), sync.dialect, sync.url))
+        return self._bridge_engine
+
+    async def _run(self, op: Callable[[Any], Awaitable[T]]) -> T:
+        fairy = await self._current_engine().raw_connection()
+        conn: Any = fairy.driver_connection
+        try:
+            result = await op(conn)
+        except BaseException as exc:
+            # A server-side error leaves an idle connection fit for reuse; a cancellation or
+            # a broken connection may leave a statement or transaction half done: drop it.
+            if isinstance(exc, self._postgres_error) and not conn.is_in_transaction():
+                await greenlet_spawn(fairy.close)
+            else:
+                fairy.invalidate()
+            raise
+        await greenlet_spawn(fairy.close)
+        return result
+
+    async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        rows: list[Row] = await self._run(lambda conn: conn.fetch(sql, *params))
+        return rows
+
+    async def put(self, checkpoint: CheckpointRow, blobs: Sequence[BlobRow]) -> None:
+        columns: tuple[list[Any], ...] = ([], [], [], [], [])
+        for blob in blobs:
+            for column, value in zip(columns, blob, strict=True):
+                column.append(value)
+        await self._run(lambda conn: conn.execute(PostgresSQL.PUT, *checkpoint, *columns))
+
+    async def put_writes(self, key: WriteKey, rows: Sequence[WriteRow], replace: bool) -> None:
+        sql = PostgresSQL.UPSERT_WRITES if replace else PostgresSQL.INSERT_WRITES
+        columns: tuple[list[Any], ...] = ([], [], [], [])
+        for row in rows:
+            for column, value in zip(columns, row, strict=True):
+                column.append(value)
+        await self._run(lambda conn: conn.execute(sql, *key, *columns))
+
+    async def delete_threads(self, thread_ids: Sequence[str]) -> None:
+        await self._run(lambda conn: conn.execute(PostgresSQL.DELETE_THREADS, list(thread_ids)))
+
+    async def delete_runs(self, run_ids: Sequence[str]) -> None:
+        async def op(conn: Any) -> None:
+            async with conn.transaction():
+                rows = await conn.fetch(PostgresSQL.DELETE_RUNS, list(run_ids))
+                if rows:
+                    await conn.execute(PostgresSQL.GC_BLOBS, [r[0] for r in rows])
+
+        await self._run(op)
+
+    async def copy_thread(self, source: str, target: str) -> None:
+        await self._run(lambda conn: conn.execute(PostgresSQL.COPY_THREAD, source, target))
+
+    async def prune_keep_latest(self, thread_ids: Sequence[str]) -> None:
+        async def op(conn: Any) -> None:
+            async with conn.transaction():
+                await conn.execute(PostgresSQL.PRUNE_KEEP_LATEST, list(thread_ids))
+                await conn.execute(PostgresSQL.GC_BLOBS, list(thread_ids))
+
+        await self._run(op)
+
+    def holds_connection(self) -> bool:
+        return False
+
+    async def aclose_bridge(self) -> None:
+        """Close the bridge loop's pool; must run on the bridge loop."""
+        engine, self._bridge_engine = self._bridge_engine, None
+        if engine is not None:
+            await engine.dispose()
+
+    async def aclose(self) -> None:
+        """Nothing to release: connections go back to the pool after every operation."""

@@ -1,0 +1,539 @@
+"""SQLAlchemySaver: a LangGraph checkpointer on the run store's SQLAlchemy engine."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import warnings
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from langgraph_runstore.checkpoint._backend import (
+    Backend,
+    BlobRow,
+    CheckpointRow,
+    PostgresBackend,
+    Row,
+    SqliteBackend,
+    WriteRow,
+)
+from langgraph_runstore.checkpoint._bridge import LoopThread, refuse_on_running_loop
+from langgraph_runstore.checkpoint._codec import decode, dumps_json, encode, loads_json
+from langgraph_runstore.checkpoint._sql import KIND_BLOB, KIND_CHECKPOINT
+from langgraph_runstore.db import migrations
+from langgraph_runstore.db.engine import create_engine
+from langgraph_runstore.errors import CheckpointError, DatabaseConfigError, InvalidInputError
+
+T = TypeVar("T")
+
+# checkpoint keys stored in their own columns/tables rather than in the serialised body
+_SPLIT_KEYS = ("channel_values", "channel_versions")
+
+
+class SQLAlchemySaver(BaseCheckpointSaver[str]):
+    """LangGraph checkpointer that stores checkpoints in the run store's database.
+
+    Give it the AsyncEngine the run store uses (SQLite through aiosqlite, or PostgreSQL
+    through asyncpg), or open one with :meth:`from_url`. Call ``await saver.setup()`` once to
+    create the tables; it is idempotent. ``await saver.aclose()`` (or ``async with saver``)
+    releases what the saver holds; it does not dispose of the engine.
+
+    Storage: a checkpoint row holds the checkpoint without its channel values; each value is
+    stored once per (channel, version), only for the channels in ``new_versions``, and a read
+    reassembles the values from the versions the checkpoint lists, in a single statement that
+    also returns the pending writes. Checkpoints carry their metadata's ``run_id`` in an
+    indexed column, for ``adelete_for_runs`` and ``alist(filter={"run_id": ...})``.
+
+    Values go through ``serde`` (a ``JsonPlusSerializer`` unless given; ``with_allowlist``
+    and ``EncryptedSerializer`` are honoured). Metadata and channel versions are stored as
+    plain JSON, because the database filters on them.
+
+    Sync API: ``get_tuple``, ``list``, ``put`` … (what ``graph.invoke`` and ``graph.stream``
+    call) run the async method on a private event loop that the saver starts on a daemon
+    thread on first use, and block until it finishes. That works the same from a script
+    with no loop and from a worker thread beside a running loop, and never waits on another
+    loop being free. Calling them on a thread that is running an event loop raises
+    RuntimeError instead of blocking that loop. On PostgreSQL the private loop has its own
+    copy of the engine's pool, since asyncpg connections belong to one loop. The first sync
+    call also runs ``setup()``, so a plain script needs no ``asyncio.run(saver.setup())``.
+    """
+
+    def __init__(self, engine: AsyncEngine, *, serde: SerializerProtocol | None = None) -> None:
+        super().__init__(serde=serde)
+        self.engine = engine
+        self._bridge = LoopThread(f"SQLAlchemySaver-{id(self):x}")
+        self._bridge_ready = False
+        dialect = engine.dialect.name
+        backend: Backend
+        if dialect == "sqlite" and engine.dialect.driver == "aiosqlite":
+            backend = SqliteBackend(engine)
+        elif dialect == "postgresql" and engine.dialect.driver == "asyncpg":
+            backend = PostgresBackend(engine, self._bridge)
+        else:
+            raise DatabaseConfigError(
+                f"SQLAlchemySaver needs a sqlite+aiosqlite or postgresql+asyncpg engine, "
+                f"not {dialect}+{engine.dialect.driver}"
+            )
+        self._backend = backend
+        self._sql = backend.sql
+        self._get_by_id = backend.sql.get_by_id()
+        self._get_latest = backend.sql.get_latest()
+
+    @classmethod
+    @asynccontextmanager
+    async def from_url(
+        cls, url: str | URL, *, serde: SerializerProtocol | None = None, **engine_kwargs: Any
+    ) -> AsyncIterator[SQLAlchemySaver]:
+        """Open an engine for ``url``, set the schema up, yield a saver; dispose on exit."""
+        engine = create_engine(url, **engine_kwargs)
+        try:
+            saver = cls(engine, serde=serde)
+            try:
+                await saver.setup()
+                yield saver
+            finally:
+                await saver.aclose()
+        finally:
+            await engine.dispose()
+
+    async def setup(self) -> None:
+        """Create or migrate the tables (runs and checkpoints); safe to call repeatedly."""
+        await migrations.setup(self._backend.setup_engine())
+
+    async def aclose(self) -> None:
+        """Release the saver's connection and stop its private loop; the engine stays open."""
+        bridge_loop = self._bridge.loop
+        if bridge_loop is not None:
+            if self._bridge.is_current():
+                await self._backend.aclose_bridge()
+            else:
+                done = asyncio.run_coroutine_threadsafe(self._backend.aclose_bridge(), bridge_loop)
+                await asyncio.wrap_future(done)
+                self._bridge.stop()
+            self._bridge_ready = False
+        await self._backend.aclose()
+
+    def close(self) -> None:
+        """Synchronous :meth:`aclose`, for scripts without an event loop."""
+        refuse_on_running_loop("close")
+        self._bridge.run(self._close_on_bridge)
+        self._bridge.stop()
+
+    async def _close_on_bridge(self) -> None:
+        await self._backend.aclose_bridge()
+        await self._backend.aclose()
+        self._bridge_ready = False
+
+    async def __aenter__(self) -> SQLAlchemySaver:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __del__(self) -> None:
+        backend = getattr(self, "_backend", None)
+        if backend is not None and backend.holds_connection():
+            warnings.warn(
+                f"{self!r} was garbage-collected while holding a database connection; "
+                "call 'await saver.aclose()' (or use 'async with') when done with it",
+                ResourceWarning,
+                stacklevel=1,
+            )
+
+    # --- reads --------------------------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Fetch one checkpoint (the latest when config has no checkpoint_id), or None."""
+        thread_id, checkpoint_ns, checkpoint_id = _target(config)
+        if checkpoint_id:
+            rows = await self._backend.fetch(
+                self._get_by_id, (thread_id, checkpoint_ns, str(checkpoint_id))
+            )
+        else:
+            rows = await self._backend.fetch(self._get_latest, (thread_id, checkpoint_ns))
+        if not rows:
+            return None
+        found = self._assemble(rows)
+        return found[0] if found else None
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Yield matching checkpoints, newest first.
+
+        ``config`` narrows to a thread (and to a namespace when it names one, and to one
+        checkpoint when it names one); ``filter`` matches metadata keys (nested dicts match
+        as subsets); ``before`` keeps checkpoints older than the one it names.
+        """
+        thread_id = checkpoint_ns = checkpoint_id = None
+        if config is not None:
+            configurable = config.get("configurable") or {}
+            if configurable.get("thread_id") is not None:
+                thread_id = str(configurable["thread_id"])
+            checkpoint_ns = configurable.get("checkpoint_ns")
+            checkpoint_id = configurable.get("checkpoint_id")
+        before_id = None
+        if before is not None:
+            before_id = (before.get("configurable") or {}).get("checkpoint_id")
+        if limit is not None and limit < 0:
+            raise InvalidInputError(f"limit must be >= 0, not {limit!r}", thread_id=thread_id)
+        if filter is not None and not isinstance(filter, Mapping):
+            raise InvalidInputError("filter must be a dict of metadata keys to values")
+        sql, params = self._sql.list_query(
+            thread_id=thread_id,
+            checkpoint_ns=checkpoint_ns,
+            checkpoint_id=str(checkpoint_id) if checkpoint_id else None,
+            metadata_filter=filter,
+            before_id=str(before_id) if before_id else None,
+            limit=limit,
+        )
+        rows = await self._backend.fetch(sql, params)
+        for found in self._assemble(rows):
+            yield found
+
+    def _assemble(self, rows: Sequence[Row]) -> list[CheckpointTuple]:
+        """Turn the rows of one read statement into CheckpointTuples, newest first."""
+        checkpoints: list[Row] = []
+        blobs: dict[tuple[str, str, str, str], Row] = {}
+        writes: dict[tuple[str, str, str], list[Row]] = {}
+        for row in rows:
+            kind = row[0]
+            if kind == KIND_CHECKPOINT:
+                checkpoints.append(row)
+            elif kind == KIND_BLOB:
+                blobs[(row[1], row[2], row[3], row[4])] = row
+            else:
+                writes.setdefault((row[1], row[2], row[3]), []).append(row)
+        if len(checkpoints) > 1:
+            checkpoints.sort(key=lambda r: cast(str, r[3]), reverse=True)
+        return [self._load_tuple(row, blobs, writes) for row in checkpoints]
+
+    def _load_tuple(
+        self,
+        row: Row,
+        blobs: Mapping[tuple[str, str, str, str], Row],
+        writes: Mapping[tuple[str, str, str], list[Row]],
+    ) -> CheckpointTuple:
+        _, thread_id, ns, checkpoint_id, parent_id, type_, body, metadata, versions_json, _ = row
+        try:
+            checkpoint = cast(Checkpoint, self.serde.loads_typed((type_, bytes(body))))
+            versions: ChannelVersions = loads_json(versions_json)
+            meta = cast(CheckpointMetadata, loads_json(metadata))
+        except Exception as exc:
+            raise CheckpointError(
+                f"cannot decode checkpoint {checkpoint_id!r} of thread {thread_id!r} "
+                f"(namespace {ns!r}): {type(exc).__name__}: {exc}",
+                thread_id=thread_id,
+            ) from exc
+        values: dict[str, Any] = {}
+        for channel, version in versions.items():
+            blob = blobs.get((thread_id, ns, channel, str(version)))
+            if blob is not None:
+                values[channel] = self._load_blob(blob, blobs)
+        checkpoint["channel_values"] = values
+        checkpoint["channel_versions"] = versions
+        pending: list[PendingWrite] = []
+        task_rows = writes.get((thread_id, ns, checkpoint_id))
+        if task_rows:
+            # writes_sort_key order: (task_path, task_id, idx)
+            task_rows.sort(key=lambda r: (r[8], r[4], r[9]))
+            for w in task_rows:
+                pending.append((w[4], w[7], self._decode(w[5], w[6], thread_id, f"write {w[7]!r}")))
+        return CheckpointTuple(
+            config={
+                "configurable": {
+                    "thread_id": thread_id,
+                    "checkpoint_ns": ns,
+                    "checkpoint_id": checkpoint_id,
+                }
+            },
+            checkpoint=checkpoint,
+            metadata=meta,
+            parent_config=(
+                {
+                    "configurable": {
+                        "thread_id": thread_id,
+                        "checkpoint_ns": ns,
+                        "checkpoint_id": parent_id,
+                    }
+                }
+                if parent_id
+                else None
+            ),
+            pending_writes=pending,
+        )
+
+    def _load_blob(self, blob: Row, blobs: Mapping[tuple[str, str, str, str], Row]) -> Any:
+        _, thread_id, ns, channel, version, type_, data, chain, _, _ = blob
+        what = f"channel {channel!r} version {version!r}"
+        if chain is None:
+            return self._decode(type_, data, thread_id, what)
+        # a delta: the list is the concatenation of the chain's blobs, then this one's
+        value: list[Any] = []
+        for earlier in loads_json(chain):
+            part = blobs.get((thread_id, ns, channel, earlier))
+            if part is None:
+                raise CheckpointError(
+                    f"{what} of thread {thread_id!r} extends version {earlier!r}, "
+                    "which is missing from the database",
+                    thread_id=thread_id,
+                )
+            value.extend(self._decode(part[5], part[6], thread_id, what))
+        value.extend(self._decode(type_, data, thread_id, what))
+        return value
+
+    def _decode(self, type_: str, data: bytes, thread_id: str, what: str) -> Any:
+        try:
+            return decode(self.serde, type_, data)
+        except Exception as exc:
+            raise CheckpointError(
+                f"cannot decode {what} of thread {thread_id!r}: {type(exc).__name__}: {exc}",
+                thread_id=thread_id,
+            ) from exc
+
+    # --- writes -------------------------------------------------------------------------------
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Store a checkpoint and the values of the channels in ``new_versions``."""
+        thread_id, checkpoint_ns, parent_id = _target(config)
+        values = checkpoint["channel_values"]
+        blobs: list[BlobRow] = []
+        for channel, version in new_versions.items():
+            if channel in values:  # a channel without a value (emptied) needs no blob
+                type_, data = self._encode(values[channel], thread_id, f"channel {channel!r}")
+                blobs.append((channel, str(version), type_, data, None))
+        body = {k: v for k, v in checkpoint.items() if k not in _SPLIT_KEYS}
+        body_type, body_data = self._encode_raw(body, thread_id, "checkpoint")
+        meta = get_serializable_checkpoint_metadata(config, metadata)
+        try:
+            meta_json = dumps_json(meta)
+            versions_json = dumps_json(checkpoint["channel_versions"])
+        except TypeError as exc:
+            raise InvalidInputError(
+                f"checkpoint metadata and channel versions must be JSON-serialisable: {exc}",
+                thread_id=thread_id,
+            ) from exc
+        run_id = meta.get("run_id")
+        row: CheckpointRow = (
+            thread_id,
+            checkpoint_ns,
+            checkpoint["id"],
+            str(parent_id) if parent_id else None,
+            run_id if isinstance(run_id, str) else None,
+            body_type,
+            body_data,
+            versions_json,
+            meta_json,
+        )
+        await self._backend.put(row, blobs)
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": checkpoint_ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Store a task's pending writes against the checkpoint that ``config`` names.
+
+        Writing the same (task_id, index) again keeps the first value, except for the special
+        channels (error, interrupt …), which are replaced.
+        """
+        thread_id, checkpoint_ns, checkpoint_id = _target(config)
+        if not checkpoint_id:
+            raise InvalidInputError(
+                "aput_writes needs config['configurable']['checkpoint_id']", thread_id=thread_id
+            )
+        if not writes:
+            return
+        rows: list[WriteRow] = []
+        for idx, (channel, value) in enumerate(writes):
+            type_, data = self._encode(value, thread_id, f"write to channel {channel!r}")
+            rows.append((WRITES_IDX_MAP.get(channel, idx), channel, type_, data))
+        replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        key = (thread_id, checkpoint_ns, str(checkpoint_id), str(task_id), task_path)
+        await self._backend.put_writes(key, rows, replace)
+
+    def _encode(self, value: Any, thread_id: str, what: str) -> tuple[str, bytes]:
+        try:
+            return encode(self.serde, value)
+        except Exception as exc:
+            raise CheckpointError(
+                f"cannot serialise {what} of thread {thread_id!r}: {type(exc).__name__}: {exc}",
+                thread_id=thread_id,
+            ) from exc
+
+    def _encode_raw(self, value: Any, thread_id: str, what: str) -> tuple[str, bytes]:
+        try:
+            return self.serde.dumps_typed(value)
+        except Exception as exc:
+            raise CheckpointError(
+                f"cannot serialise {what} of thread {thread_id!r}: {type(exc).__name__}: {exc}",
+                thread_id=thread_id,
+            ) from exc
+
+    # --- maintenance --------------------------------------------------------------------------
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete every checkpoint, blob and write of ``thread_id`` (all namespaces)."""
+        await self._backend.delete_threads([str(thread_id)])
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) whose metadata run_id is in ``run_ids``.
+
+        Channel values no remaining checkpoint refers to are deleted too.
+        """
+        ids = [str(r) for r in run_ids]
+        if ids:
+            await self._backend.delete_runs(ids)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, blob and write of one thread to another (all namespaces)."""
+        await self._backend.copy_thread(str(source_thread_id), str(target_thread_id))
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Prune threads: ``keep_latest`` keeps the newest checkpoint per namespace,
+        ``delete`` removes everything."""
+        ids = [str(t) for t in thread_ids]
+        if strategy not in ("keep_latest", "delete"):
+            raise InvalidInputError(
+                f"unknown prune strategy {strategy!r}: expected 'keep_latest' or 'delete'"
+            )
+        if not ids:
+            return
+        if strategy == "delete":
+            await self._backend.delete_threads(ids)
+        else:
+            await self._backend.prune_keep_latest(ids)
+
+    def get_next_version(self, current: str | int | float | None, channel: None) -> str:
+        """Next channel version: a zero-padded counter plus a random fraction.
+
+        The same format as LangGraph's own savers, so versions compare as strings and
+        databases written by either stay readable by the other's graphs.
+        """
+        if current is None:
+            counter = 0
+        elif isinstance(current, str):
+            counter = int(current.split(".", 1)[0])
+        else:
+            counter = int(current)
+        return f"{counter + 1:032}.{random.random():016}"
+
+    # --- sync API -----------------------------------------------------------------------------
+
+    def _sync(self, method: str, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        refuse_on_running_loop(method)
+        return self._bridge.run(lambda: self._on_bridge(factory))
+
+    async def _on_bridge(self, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        if not self._bridge_ready:
+            await self.setup()
+            self._bridge_ready = True
+        return await factory()
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        """Sync :meth:`aget_tuple`."""
+        return self._sync("get_tuple", lambda: self.aget_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        """Sync :meth:`alist`."""
+
+        async def collect() -> list[CheckpointTuple]:
+            return [t async for t in self.alist(config, filter=filter, before=before, limit=limit)]
+
+        return iter(self._sync("list", collect))
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        """Sync :meth:`aput`."""
+        return self._sync("put", lambda: self.aput(config, checkpoint, metadata, new_versions))
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        """Sync :meth:`aput_writes`."""
+        self._sync("put_writes", lambda: self.aput_writes(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        """Sync :meth:`adelete_thread`."""
+        self._sync("delete_thread", lambda: self.adelete_thread(thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Sync :meth:`adelete_for_runs`."""
+        self._sync("delete_for_runs", lambda: self.adelete_for_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Sync :meth:`acopy_thread`."""
+        self._sync("copy_thread", lambda: self.acopy_thread(source_thread_id, target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Sync :meth:`aprune`."""
+        self._sync("prune", lambda: self.aprune(thread_ids, strategy=strategy))
+
+
+def _target(config: RunnableConfig) -> tuple[str, str, Any]:
+    """(thread_id, checkpoint_ns, checkpoint_id or None) from a config; thread_id required."""
+    configurable = config.get("configurable") if isinstance(config, Mapping) else None
+    thread_id = configurable.get("thread_id") if configurable else None
+    if thread_id is None:
+        raise InvalidInputError(
+            "the config has no thread_id: pass {'configurable': {'thread_id': ...}} "
+            "(a checkpointer stores every checkpoint under a thread)"
+        )
+    assert configurable is not None
+    return (
+        str(thread_id),
+        configurable.get("checkpoint_ns") or "",
+        configurable.get("checkpoint_id"),
+    )
