@@ -40,9 +40,9 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Measure, pg_url, ratio_line, table  # noqa: E402
+from _common import Measure, pg_url, ratio_line, table
 
-from langgraph_runstore.checkpoint import SQLAlchemySaver  # noqa: E402
+from langgraph_runstore.checkpoint import SQLAlchemySaver
 
 OURS = "SQLAlchemySaver"
 Saver = BaseCheckpointSaver[Any]
@@ -53,7 +53,7 @@ class State(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
 
-def _node(name: str) -> Callable[[State], dict[str, Any]]:
+def _node(name: str) -> Any:
     def run(state: State) -> dict[str, Any]:
         return {"messages": [AIMessage(content=f"{name} read {len(state['messages'])} messages")]}
 
@@ -97,6 +97,20 @@ class Backend:
         raise NotImplementedError
 
 
+def _remove_sqlite_files(path: str) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+
+
+def _sqlite_size(path: str) -> int:
+    conn = sqlite3.connect(path)
+    try:  # fold the WAL into the file so both sides are measured the same way
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    return os.path.getsize(path)
+
+
 class SqliteBackend(Backend):
     name = "sqlite"
 
@@ -109,16 +123,10 @@ class SqliteBackend(Backend):
         try:
             yield {"path": str(path)}
         finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{path}{suffix}").unlink(missing_ok=True)
+            _remove_sqlite_files(str(path))
 
     async def size(self, db: dict[str, str], candidate: str) -> int:
-        conn = sqlite3.connect(db["path"])
-        try:  # fold the WAL into the file so both sides are measured the same way
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        finally:
-            conn.close()
-        return os.path.getsize(db["path"])
+        return _sqlite_size(db["path"])
 
     def opener(self, candidate: str, db: dict[str, str]) -> Opener:
         path = db["path"]
