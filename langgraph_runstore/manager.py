@@ -15,7 +15,8 @@ import socket
 import sqlite3
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -43,7 +44,10 @@ from langgraph_runstore.schemas import (
     normalize_timestamp,
     now_iso,
 )
+from langgraph_runstore.execution import RunExecutor
 from langgraph_runstore.store.base import RunStore
+from langgraph_runstore.tracking import RunTracker, SyncRunTracker
+from langgraph_runstore.checkpoint._bridge import LoopThread
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +109,18 @@ def is_transient_error(exc: BaseException) -> bool:
     return False
 
 
+def _check_completion_fields(run_id: str, fields: dict[str, Any]) -> None:
+    unknown = set(fields) - COMPLETION_FIELDS
+    if unknown:
+        raise InvalidInputError(
+            f"unknown completion field(s) {sorted(unknown)} for run {run_id!r}: "
+            f"expected some of {sorted(COMPLETION_FIELDS)}",
+            run_id=run_id,
+        )
+    if fields.get("token_usage_by_model") is not None:
+        ensure_json(fields["token_usage_by_model"], name="token_usage_by_model", run_id=run_id)
+
+
 def default_worker_id() -> str:
     """host:pid:random, unique per RunManager even within one process."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -141,6 +157,10 @@ class RunManager:
         self.worker_id = worker_id or default_worker_id()
         self._runs: dict[str, RunRecord] = {}
         self._evictions: deque[tuple[float, str]] = deque()
+        self._trackers: dict[str, RunTracker | SyncRunTracker] = {}
+        self._rollback_targets: dict[str, tuple[Any, Any]] = {}
+        self._executor = RunExecutor(self)
+        self._loop_thread: LoopThread | None = None
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -462,13 +482,21 @@ class RunManager:
         """
         parsed = RunStatus.parse(status, run_id=run_id)
         record = await self._lookup(run_id)
-        if not check_transition(record.status, parsed, run_id=run_id):
-            return record
-        self._apply_status(record, parsed, error)
-        await self._persist_status(record, parsed, error)
-        if parsed.is_final and not record.store_only:
-            self._schedule_eviction(record)
+        await self._transition(record, parsed, error)
         return record
+
+    async def _transition(self, record: RunRecord, status: RunStatus, error: str | None) -> None:
+        if not check_transition(record.status, status, run_id=record.run_id):
+            return
+        self._apply_status(record, status, error)
+        await self._persist_status(record, status, error)
+        if status.is_final and not record.store_only:
+            self._schedule_eviction(record)
+
+    async def mark_running(self, record: RunRecord) -> None:
+        """Start a pending live run (the tracker calls this when the graph starts)."""
+        if record.status is RunStatus.pending:
+            await self._transition(record, RunStatus.running, None)
 
     async def update_run_completion(
         self, run_id: str, *, status: RunStatus | str, **fields: Any
@@ -479,29 +507,35 @@ class RunManager:
         ``set_status``; field names are those of ``schemas.COMPLETION_FIELDS``.
         """
         parsed = RunStatus.parse(status, run_id=run_id)
-        unknown = set(fields) - COMPLETION_FIELDS
-        if unknown:
-            raise InvalidInputError(
-                f"unknown completion field(s) {sorted(unknown)} for run {run_id!r}: "
-                f"expected some of {sorted(COMPLETION_FIELDS)}",
-                run_id=run_id,
-            )
-        if fields.get("token_usage_by_model") is not None:
-            ensure_json(fields["token_usage_by_model"], name="token_usage_by_model", run_id=run_id)
+        _check_completion_fields(run_id, fields)
         record = await self._lookup(run_id)
-        check_transition(record.status, parsed, run_id=run_id)
+        await self._complete(record, parsed, fields)
+        return record
+
+    async def _complete(self, record: RunRecord, status: RunStatus, fields: dict[str, Any]) -> None:
+        check_transition(record.status, status, run_id=record.run_id)
         for name, value in fields.items():
             setattr(record, name, value)
-        self._apply_status(record, parsed, None)
+        self._apply_status(record, status, None)
         persisted = dict(fields)
-        if parsed.is_final:
+        if status.is_final:
             persisted.setdefault("ended_at", record.ended_at)
         if record.started_at is not None:
             persisted.setdefault("started_at", record.started_at)
-        await self._persist_completion(record, parsed, persisted)
-        if parsed.is_final and not record.store_only:
+        await self._persist_completion(record, status, persisted)
+        if status.is_final and not record.store_only:
+            self._trackers.pop(record.run_id, None)
+            self._rollback_targets.pop(record.run_id, None)
             self._schedule_eviction(record)
-        return record
+
+    async def flush_progress(self, record: RunRecord, **fields: Any) -> None:
+        """Write a running run's counters so far (the tracker calls this every few seconds)."""
+        if record.status is not RunStatus.running:
+            return
+        _check_completion_fields(record.run_id, fields)
+        for name, value in fields.items():
+            setattr(record, name, value)
+        await self._persist_completion(record, RunStatus.running, fields)
 
     async def finish(
         self,
@@ -519,14 +553,17 @@ class RunManager:
             fields["error"] = error
         if stop_reason is not None:
             fields["stop_reason"] = stop_reason
-        await self.update_run_completion(record.run_id, status=status, **fields)
+        _check_completion_fields(record.run_id, fields)
+        await self._complete(record, status, fields)
         return True
 
     async def cancel(self, run_id: str, *, action: CancelAction | str = CancelAction.interrupt) -> bool:
         """Cancel a pending or running run; False if it had already finished.
 
-        The run ends ``interrupted`` (stop_reason ``cancelled``, or ``rolled_back`` for the
-        rollback action). Raises RunNotFoundError for an unknown run_id.
+        The run ends ``interrupted`` at once and its graph task is cancelled. ``interrupt``
+        keeps the checkpoints written so far (stop_reason ``cancelled``); ``rollback`` waits
+        for the graph to stop, then removes the run's checkpoints (stop_reason
+        ``rolled_back``). Raises RunNotFoundError for an unknown run_id.
         """
         parsed_action = CancelAction.parse(action)
         record = await self._lookup(run_id)
@@ -534,11 +571,26 @@ class RunManager:
             return False
         record.abort_action = parsed_action.value
         record.abort_event.set()
-        if record.task is not None and not record.task.done():
-            record.task.cancel()
-        stop_reason = "rolled_back" if parsed_action == CancelAction.rollback else "cancelled"
-        await self.finish(record, RunStatus.interrupted, stop_reason=stop_reason)
+        task = record.task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            task.cancel()
+        if parsed_action == CancelAction.interrupt:
+            await self.finish(
+                record, RunStatus.interrupted, stop_reason="cancelled", **self._tally(run_id)
+            )
+            return True
+        # rollback: the checkpoints go first, so the thread is back where it was by the time
+        # the run reads as ended
+        stop_reason = "rolled_back"
+        if not record.store_only and record.status is RunStatus.running:
+            checkpointer, graph = self._rollback_targets.get(run_id, (None, None))
+            stop_reason = await self._executor.rollback(record, checkpointer, graph)
+        await self.finish(record, RunStatus.interrupted, stop_reason=stop_reason, **self._tally(run_id))
         return True
+
+    def _tally(self, run_id: str) -> dict[str, Any]:
+        tracker = self._trackers.get(run_id)
+        return tracker.tally.fields() if tracker is not None else {}
 
     async def list_by_thread(
         self, thread_id: str, *, user_id: str | None = None, limit: int = 100
@@ -643,3 +695,229 @@ class RunManager:
         if recovered:
             logger.warning("Recovered %d orphaned run(s) as error", len(recovered))
         return recovered
+
+    # -- tracking your own invocations ----------------------------------------------------
+
+    def tracker(
+        self,
+        run_id: str,
+        *,
+        flush_interval: float = 5.0,
+        checkpointer: Any = None,
+        graph: Any = None,
+    ) -> RunTracker:
+        """A callback handler that records one graph invocation as the run ``run_id``.
+
+        Pass it in ``config["callbacks"]`` together with ``run_id`` in ``configurable``
+        (``manager.track()`` builds that config for you). ``checkpointer`` or ``graph``
+        lets ``cancel(action="rollback")`` remove the run's checkpoints.
+        """
+        record = self._runs.get(run_id)
+        if record is None:
+            raise RunNotFoundError(
+                f"no live run with run_id {run_id!r}: create it with manager.create() first",
+                run_id=run_id,
+            )
+        tracker = RunTracker(self, record, flush_interval=flush_interval)
+        self._trackers[run_id] = tracker
+        if checkpointer is not None or graph is not None:
+            self._rollback_targets[run_id] = (checkpointer, graph)
+        return tracker
+
+    @asynccontextmanager
+    async def track(
+        self,
+        *,
+        thread_id: str,
+        config: dict[str, Any] | None = None,
+        graph: Any = None,
+        **create_options: Any,
+    ) -> AsyncIterator[RunRecord]:
+        """Record the one graph invocation made inside the block as a run.
+
+        ::
+
+            async with manager.track(thread_id="t1") as run:
+                await graph.ainvoke(inputs, run.config)
+
+        ``run.config`` carries the tracker, ``thread_id`` and ``run_id`` (merged over
+        ``config``). ``create_options`` go to ``create_or_reject`` (multitask_strategy,
+        metadata, user_id …). A second invocation in the block raises
+        RunAlreadyInvokedError; a block that invokes nothing ends the run ``interrupted``
+        with stop_reason ``not_invoked``. ``manager.cancel()`` cancels the task running the
+        block: the block ends there and, on Python 3.11+, the code after it carries on.
+        """
+        record = await self.create_or_reject(thread_id, **create_options)
+        tracker = self.tracker(record.run_id, graph=graph)
+        record.config = tracker.config(thread_id=thread_id, extra=config)
+        try:
+            yield record
+        except asyncio.CancelledError as exc:
+            await tracker.aclose(exc)
+            if record.abort_event.is_set() and record.abort_action != "timeout":
+                current = asyncio.current_task()
+                if current is not None and hasattr(current, "uncancel"):
+                    current.uncancel()
+                    return  # our own cancel: end the block, not the caller's task
+            raise
+        except BaseException as exc:
+            await tracker.aclose(exc)
+            raise
+        await tracker.aclose()
+
+    # -- managed runs ---------------------------------------------------------------------
+
+    async def start(
+        self,
+        graph: Any,
+        input: Any,
+        *,
+        thread_id: str,
+        config: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        stream_mode: str | list[str] | None = None,
+        subgraphs: bool = False,
+        **create_options: Any,
+    ) -> RunRecord:
+        """Create a run and execute ``graph.ainvoke(input)`` under it in the background.
+
+        ``create_options`` go to ``create_or_reject`` (multitask_strategy, on_disconnect,
+        metadata, user_id, assistant_id …). Runs of one thread execute in creation order.
+        ``timeout`` seconds after it starts, a run is cancelled and ends ``timeout``.
+        """
+        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+            raise InvalidInputError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        record = await self.create_or_reject(thread_id, **create_options)
+        tracker = self.tracker(record.run_id)
+        record.config = tracker.config(thread_id=thread_id, extra=config)
+        self._executor.launch(
+            record,
+            graph,
+            input,
+            tracker,
+            timeout=timeout,
+            stream_mode=stream_mode,
+            subgraphs=subgraphs,
+        )
+        return record
+
+    async def join(self, run_id: str, *, poll_interval: float = 0.2) -> RunRecord:
+        """Wait until the run has ended and return its record (``output`` holds the final
+        state when this process ran it). Runs of other processes are polled in the store."""
+        record = self._runs.get(run_id)
+        if record is not None:
+            if record.task is not None and not record.task.done():
+                await asyncio.wait([record.task])  # the run survives if the joiner is cancelled
+            if record.is_final or self.store is None:
+                return record
+        while True:
+            found = await self._lookup(run_id)
+            if found.is_final:
+                return found
+            await asyncio.sleep(poll_interval)
+
+    async def wait(self, graph: Any, input: Any, *, thread_id: str, **options: Any) -> RunRecord:
+        """``start`` then ``join``: run the graph and return the finished record."""
+        record = await self.start(graph, input, thread_id=thread_id, **options)
+        return await self.join(record.run_id)
+
+    async def stream(
+        self,
+        graph: Any,
+        input: Any,
+        *,
+        thread_id: str,
+        stream_mode: str | list[str] = "values",
+        **options: Any,
+    ) -> AsyncIterator[tuple[str, Any]]:
+        """Run the graph and yield its ``(mode, chunk)`` pairs as they come.
+
+        If the consumer stops early, the run is cancelled when its ``on_disconnect`` is
+        ``cancel`` (the default) and goes on in the background when it is ``continue``.
+        """
+        record = await self.start(
+            graph, input, thread_id=thread_id, stream_mode=stream_mode, **options
+        )
+        async for item in self._executor.stream(record):
+            yield item
+
+    # -- synchronous use ------------------------------------------------------------------
+
+    def run_sync(self, factory: Callable[[], Awaitable[T]]) -> T:
+        """Run ``factory()`` on this manager's background loop and wait for it.
+
+        Every synchronous method uses it, so a manager driven from sync code does all its
+        store I/O on one loop. Refused on a thread that runs an event loop.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise RuntimeError(
+                "this RunManager method is synchronous and would block the running event "
+                "loop; use the async method (await manager.wait/track/...) instead"
+            )
+        if self._loop_thread is None:
+            self._loop_thread = LoopThread("langgraph-runstore manager")
+
+        async def call() -> T:
+            return await factory()
+
+        return self._loop_thread.run(call)
+
+    @contextmanager
+    def track_sync(
+        self,
+        *,
+        thread_id: str,
+        config: dict[str, Any] | None = None,
+        graph: Any = None,
+        **create_options: Any,
+    ) -> Iterator[RunRecord]:
+        """``track()`` for scripts without an event loop, around ``graph.invoke``/``stream``::
+
+            with manager.track_sync(thread_id="t1") as run:
+                graph.invoke(inputs, run.config)
+        """
+        record = self.run_sync(lambda: self.create_or_reject(thread_id, **create_options))
+        tracker = SyncRunTracker(self, record)
+        self._trackers[record.run_id] = tracker
+        if graph is not None:
+            self._rollback_targets[record.run_id] = (None, graph)
+        record.config = tracker.config(thread_id=thread_id, extra=config)
+        try:
+            yield record
+        except BaseException as exc:
+            tracker.close(exc)
+            raise
+        tracker.close()
+
+    def invoke(
+        self, graph: Any, input: Any, *, thread_id: str, config: dict[str, Any] | None = None, **create_options: Any
+    ) -> RunRecord:
+        """Run ``graph.invoke(input)`` as one tracked run, synchronously; return the record.
+
+        Exceptions of the graph are recorded on the run (status ``error``), not raised.
+        """
+        with self.track_sync(thread_id=thread_id, config=config, graph=graph, **create_options) as run:
+            try:
+                run.output = graph.invoke(input, run.config)
+            except Exception:  # recorded by the tracker as the run's error
+                logger.debug("Run %s failed", run.run_id, exc_info=True)
+        return run
+
+    async def aclose(self) -> None:
+        """Cancel the runs this manager executes and release its background loop."""
+        for record in list(self._runs.values()):
+            if record.task is not None and not record.is_final:
+                await self.cancel(record.run_id)
+        if self._loop_thread is not None:
+            self._loop_thread.stop()
+            self._loop_thread = None
+
+    async def __aenter__(self) -> RunManager:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()

@@ -1,0 +1,47 @@
+"""Quickstart: a two-node agent whose runs are recorded in an embedded SQLite file.
+
+No server and no API key needed (a fake chat model that reports token usage stands in; set
+OPENAI_API_KEY or ANTHROPIC_API_KEY to use a real one). Run it twice: the second time it
+also lists the runs of the first, read back from the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _agents import build_agent  # noqa: E402
+
+from langgraph_runstore import RunManager, SQLRunStore  # noqa: E402
+
+DB = Path(__file__).resolve().parent / "quickstart.db"
+
+
+async def main(db: Path = DB) -> None:
+    async with SQLRunStore.from_url(f"sqlite+aiosqlite:///{db}") as store:
+        graph = build_agent().compile(checkpointer=store.checkpointer)
+        manager = RunManager(store=store)
+
+        # 1. a managed run: start it, wait for it, read its record
+        run = await manager.wait(graph, {"messages": [("user", "What is a checkpoint?")]}, thread_id="demo")
+        print(f"managed run {run.run_id[:8]}: {run.status}, {run.total_tokens} tokens, "
+              f"{run.llm_call_count} LLM call(s), last AI message: {run.last_ai_message!r}")
+
+        # 2. your own ainvoke, tracked
+        async with manager.track(thread_id="demo") as tracked:
+            await graph.ainvoke({"messages": [("user", "And the run store?")]}, tracked.config)
+        print(f"tracked run {tracked.run_id[:8]}: {tracked.status}, {tracked.total_tokens} tokens")
+
+        # 3. everything this thread ever ran, newest first, read from the database
+        print()
+        print(f"{'run':10} {'status':12} {'tokens':>6} {'calls':>5}  last AI message")
+        for record in await manager.list_by_thread("demo", limit=10):
+            print(f"{record.run_id[:8]:10} {record.status.value:12} {record.total_tokens:>6} "
+                  f"{record.llm_call_count:>5}  {(record.last_ai_message or '')[:48]}")
+        print(f"\nthread 'demo' is {(await manager.thread_status('demo')).value}; database: {db}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

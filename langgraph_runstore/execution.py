@@ -1,0 +1,223 @@
+"""Running graphs under runs: background tasks, per-thread FIFO order, timeouts, streaming
+and rollback. ``RunManager.start/join/wait/stream`` delegate here.
+
+Within one manager, the runs of a thread execute one after another in creation order: each
+run's task first waits for the task of the run created before it on that thread. That is
+what makes ``enqueue`` FIFO, and it means ``interrupt``/``rollback`` only have to cancel the
+runs in flight before the new one starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from langgraph_runstore.schemas import RunRecord
+from langgraph_runstore.tracking import RunTracker
+
+if TYPE_CHECKING:
+    from langgraph_runstore.manager import RunManager
+
+logger = logging.getLogger(__name__)
+
+#: How long ``cancel(action="rollback")`` waits for the cancelled graph to stop before it
+#: removes the run's checkpoints anyway.
+ROLLBACK_STOP_TIMEOUT = 10.0
+
+_END = object()
+
+
+@dataclass
+class _Execution:
+    """What the executor keeps about one run it executes."""
+
+    record: RunRecord
+    graph: Any
+    tracker: RunTracker
+    stream: asyncio.Queue[Any] | None = None
+    consumer_gone: bool = False
+    timeout_handle: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+
+class RunExecutor:
+    """Executes graphs for one RunManager."""
+
+    def __init__(self, manager: RunManager) -> None:
+        self.manager = manager
+        self._tails: dict[str, asyncio.Task[Any]] = {}
+        self._executions: dict[str, _Execution] = {}
+
+    def launch(
+        self,
+        record: RunRecord,
+        graph: Any,
+        graph_input: Any,
+        tracker: RunTracker,
+        *,
+        timeout: float | None,
+        stream_mode: str | list[str] | None,
+        subgraphs: bool,
+    ) -> None:
+        """Start the run's task; it waits for the thread's previous run first."""
+        execution = _Execution(record, graph, tracker)
+        if stream_mode is not None:
+            execution.stream = asyncio.Queue()
+        previous = self._tails.get(record.thread_id)
+        task = asyncio.create_task(
+            self._run(execution, previous, graph_input, timeout, stream_mode, subgraphs),
+            name=f"langgraph-runstore run {record.run_id}",
+        )
+        record.task = task
+        self._executions[record.run_id] = execution
+        self._tails[record.thread_id] = task
+        task.add_done_callback(lambda done: self._forget(record, done))
+
+    def _forget(self, record: RunRecord, task: asyncio.Task[Any]) -> None:
+        self._executions.pop(record.run_id, None)
+        if self._tails.get(record.thread_id) is task:
+            del self._tails[record.thread_id]
+
+    async def _run(
+        self,
+        execution: _Execution,
+        previous: asyncio.Task[Any] | None,
+        graph_input: Any,
+        timeout: float | None,
+        stream_mode: str | list[str] | None,
+        subgraphs: bool,
+    ) -> None:
+        record, tracker = execution.record, execution.tracker
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])  # never cancels the previous run
+            if record.is_final:
+                return  # cancelled while it waited in the queue
+            if timeout is not None:
+                execution.timeout_handle = asyncio.get_running_loop().call_later(
+                    timeout, self._time_out, record, timeout
+                )
+            if execution.stream is None:
+                record.output = await execution.graph.ainvoke(graph_input, record.config)
+            else:
+                await self._pump(execution, graph_input, stream_mode, subgraphs)
+        except asyncio.CancelledError as cancelled:
+            await tracker.aclose(cancelled)
+        except Exception as exc:  # the tracker has recorded it; join() returns the record
+            await tracker.aclose(exc)
+        finally:
+            if execution.timeout_handle is not None:
+                execution.timeout_handle.cancel()
+            await tracker.aclose()
+            if execution.stream is not None:
+                execution.stream.put_nowait(_END)
+
+    async def _pump(
+        self,
+        execution: _Execution,
+        graph_input: Any,
+        stream_mode: str | list[str] | None,
+        subgraphs: bool,
+    ) -> None:
+        modes = [stream_mode] if isinstance(stream_mode, str) else list(stream_mode or ["values"])
+        queue = execution.stream
+        assert queue is not None
+        async for chunk in execution.graph.astream(
+            graph_input, execution.record.config, stream_mode=modes, subgraphs=subgraphs
+        ):
+            if not execution.consumer_gone:
+                queue.put_nowait(chunk)
+
+    def _time_out(self, record: RunRecord, timeout: float) -> None:
+        if record.is_final or record.task is None:
+            return
+        record.abort_action = "timeout"
+        record.error = f"TimeoutError: run exceeded its timeout of {timeout:g}s"
+        record.abort_event.set()
+        record.task.cancel()
+
+    async def stream(self, record: RunRecord) -> AsyncIterator[tuple[str, Any]]:
+        """Yield the run's ``(mode, chunk)`` pairs; honour ``on_disconnect`` if abandoned."""
+        execution = self._executions.get(record.run_id)
+        if execution is None or execution.stream is None:
+            return
+        queue = execution.stream
+        finished = False
+        try:
+            while True:
+                item = await queue.get()
+                if item is _END:
+                    finished = True
+                    return
+                yield _as_mode_chunk(item)
+        finally:
+            if not finished:
+                execution.consumer_gone = True
+                if record.on_disconnect.value == "cancel" and not record.is_final:
+                    await self.manager.cancel(record.run_id)
+
+    async def wait_stopped(self, record: RunRecord, timeout: float = ROLLBACK_STOP_TIMEOUT) -> None:
+        """Wait until the run's task has ended (used before removing its checkpoints)."""
+        task = record.task
+        if task is None or task.done() or task is asyncio.current_task():
+            return
+        await asyncio.wait([task], timeout=timeout)
+
+    async def rollback(self, record: RunRecord, checkpointer: Any = None, graph: Any = None) -> str:
+        """Remove the run's checkpoints and writes; return the stop_reason to record.
+
+        Savers with ``adelete_for_runs`` (SQLAlchemySaver) delete exactly the run's
+        checkpoints. For savers without it (InMemorySaver, AsyncSqliteSaver,
+        AsyncPostgresSaver today) the graph's pre-run checkpoint is written again as the
+        newest one, so the thread reads as before the run while history keeps the run.
+        """
+        execution = self._executions.get(record.run_id)
+        graph = graph if graph is not None else (execution.graph if execution else None)
+        if checkpointer is None and graph is not None:
+            checkpointer = getattr(graph, "checkpointer", None)
+        if checkpointer is None or isinstance(checkpointer, bool):
+            logger.warning(
+                "Run %s was cancelled with rollback but has no checkpointer to roll back",
+                record.run_id,
+            )
+            return "rollback_unavailable"
+        await self.wait_stopped(record)
+        try:
+            await checkpointer.adelete_for_runs([record.run_id])
+            return "rolled_back"
+        except NotImplementedError:
+            pass
+        if graph is None:
+            logger.warning(
+                "%s has no adelete_for_runs and the graph is unknown: run %s keeps its checkpoints",
+                type(checkpointer).__name__,
+                record.run_id,
+            )
+            return "rollback_unavailable"
+        await _fork_back(checkpointer, graph, record)
+        return "rolled_back"
+
+
+async def _fork_back(checkpointer: Any, graph: Any, record: RunRecord) -> None:
+    thread = {"configurable": {"thread_id": record.thread_id}}
+    async for saved in checkpointer.alist(thread):
+        if (saved.metadata or {}).get("run_id") != record.run_id:
+            await graph.aupdate_state(saved.config, None)
+            return
+    # the thread began with this run: nothing of it existed before
+    await checkpointer.adelete_thread(record.thread_id)
+
+
+def _as_mode_chunk(item: Any) -> tuple[str, Any]:
+    # astream with a list of modes yields (mode, chunk), or (namespace, mode, chunk) with
+    # subgraphs=True; the namespace is folded into the chunk so callers always get pairs
+    if isinstance(item, tuple) and len(item) == 3:
+        namespace, mode, chunk = item
+        return mode, (namespace, chunk)
+    mode, chunk = item
+    return mode, chunk
+
+
+__all__ = ["ROLLBACK_STOP_TIMEOUT", "RunExecutor"]
