@@ -8,24 +8,26 @@ at these sizes.
   operation is a single hop to aiosqlite's worker thread that runs all of its statements and
   its commit there. SQLite has one writer at a time anyway; queueing on one connection avoids
   busy-waiting on the database lock.
-* PostgreSQL: a connection from the engine's pool per operation, no lock of our own, so
-  concurrent operations run in parallel. Each operation is one statement (data-modifying CTEs
-  where it writes several tables), hence one round trip and atomic.
+* PostgreSQL: a few warm connections borrowed from the engine's pool (see ``_warm``), no
+  lock of our own, so concurrent operations run in parallel. Each operation is one
+  statement (data-modifying CTEs where it writes several tables), hence one round trip
+  and atomic.
 """
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 
 from langgraph_runstore.checkpoint._bridge import LoopThread
 from langgraph_runstore.checkpoint._codec import dumps_json
 from langgraph_runstore.checkpoint._sql import PostgresSQL, SqliteSQL
+from langgraph_runstore.checkpoint._warm import WarmConnections
 
 T = TypeVar("T")
 Row = Sequence[Any]
@@ -202,26 +204,26 @@ class SqliteBackend:
 
 
 class PostgresBackend:
-    """PostgreSQL through asyncpg connections from the engine's pool, one per operation.
+    """PostgreSQL through asyncpg connections borrowed from the engine's pool.
 
-    asyncpg connections belong to the loop that opened them, so the bridge loop (sync calls)
-    gets its own pool: a copy of the engine's pool, same settings and connect hooks.
+    Operations take a connection from a per-loop :class:`WarmConnections` set (at most
+    ``max_connections`` of the pool's connections), so concurrent operations run in parallel
+    without a lock. asyncpg connections belong to the loop that opened them, so each loop
+    gets its own set, and the bridge loop (sync calls) its own copy of the engine's pool,
+    with the same settings and connect hooks.
     """
 
     sql = PostgresSQL
 
-    def __init__(self, engine: AsyncEngine, bridge: LoopThread) -> None:
+    def __init__(self, engine: AsyncEngine, bridge: LoopThread, max_connections: int) -> None:
         import asyncpg
 
         self._postgres_error: type[BaseException] = asyncpg.PostgresError
         self._engine = engine
         self._bridge = bridge
         self._bridge_engine: AsyncEngine | None = None
-
-    def _current_engine(self) -> AsyncEngine:
-        if self._bridge.is_current():
-            return self.setup_engine()
-        return self._engine
+        self._max_connections = max_connections
+        self._sets: dict[asyncio.AbstractEventLoop, WarmConnections] = {}
 
     def setup_engine(self) -> AsyncEngine:
         if not self._bridge.is_current():
@@ -231,8 +233,19 @@ class PostgresBackend:
             self._bridge_engine = AsyncEngine(Engine(sync.pool.recreate(), sync.dialect, sync.url))
         return self._bridge_engine
 
+    def _connections(self) -> WarmConnections:
+        loop = asyncio.get_running_loop()
+        warm = self._sets.get(loop)
+        if warm is None:
+            for old_loop in [lp for lp in self._sets if lp.is_closed()]:
+                self._sets.pop(old_loop).abandon()
+            warm = WarmConnections(self.setup_engine(), self._max_connections, loop)
+            self._sets[loop] = warm
+        return warm
+
     async def _run(self, op: Callable[[Any], Awaitable[T]]) -> T:
-        fairy = await self._current_engine().raw_connection()
+        warm = self._sets.get(asyncio.get_running_loop()) or self._connections()
+        fairy = await warm.acquire()
         conn: Any = fairy.driver_connection
         try:
             result = await op(conn)
@@ -240,11 +253,11 @@ class PostgresBackend:
             # A server-side error leaves an idle connection fit for reuse; a cancellation or
             # a broken connection may leave a statement or transaction half done: drop it.
             if isinstance(exc, self._postgres_error) and not conn.is_in_transaction():
-                await greenlet_spawn(fairy.close)
+                warm.release(fairy)
             else:
-                fairy.invalidate()
+                warm.discard(fairy)
             raise
-        await greenlet_spawn(fairy.close)
+        warm.release(fairy)
         return result
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
@@ -290,13 +303,22 @@ class PostgresBackend:
         await self._run(op)
 
     def holds_connection(self) -> bool:
-        return False
+        return any(warm.size for warm in self._sets.values())
 
     async def aclose_bridge(self) -> None:
-        """Close the bridge loop's pool; must run on the bridge loop."""
+        """Close the bridge loop's connections and pool; must run on the bridge loop."""
+        warm = self._sets.pop(asyncio.get_running_loop(), None)
+        if warm is not None:
+            await warm.aclose()
         engine, self._bridge_engine = self._bridge_engine, None
         if engine is not None:
             await engine.dispose()
 
     async def aclose(self) -> None:
-        """Nothing to release: connections go back to the pool after every operation."""
+        """Return the current loop's warm connections to the engine's pool."""
+        loop = asyncio.get_running_loop()
+        warm = self._sets.pop(loop, None)
+        if warm is not None:
+            await warm.aclose()
+        for other in [lp for lp in self._sets if lp.is_closed()]:
+            self._sets.pop(other).abandon()

@@ -64,6 +64,10 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
     and ``EncryptedSerializer`` are honoured). Metadata and channel versions are stored as
     plain JSON, because the database filters on them.
 
+    On PostgreSQL the saver keeps up to ``max_connections`` (default: 8, or the engine's
+    pool size if smaller) of the engine's pooled connections warm for its operations and
+    hands them back on ``aclose()``, so close a saver you made yourself when done with it.
+
     Sync API: ``get_tuple``, ``list``, ``put`` … (what ``graph.invoke`` and ``graph.stream``
     call) run the async method on a private event loop that the saver starts on a daemon
     thread on first use, and block until it finishes. That works the same from a script
@@ -74,7 +78,13 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
     call also runs ``setup()``, so a plain script needs no ``asyncio.run(saver.setup())``.
     """
 
-    def __init__(self, engine: AsyncEngine, *, serde: SerializerProtocol | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        serde: SerializerProtocol | None = None,
+        max_connections: int | None = None,
+    ) -> None:
         super().__init__(serde=serde)
         self.engine = engine
         self._bridge = LoopThread(f"SQLAlchemySaver-{id(self):x}")
@@ -84,7 +94,10 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         if dialect == "sqlite" and engine.dialect.driver == "aiosqlite":
             backend = SqliteBackend(engine)
         elif dialect == "postgresql" and engine.dialect.driver == "asyncpg":
-            backend = PostgresBackend(engine, self._bridge)
+            if max_connections is None:
+                size = getattr(engine.sync_engine.pool, "size", None)
+                max_connections = min(8, size()) if callable(size) else 4
+            backend = PostgresBackend(engine, self._bridge, max_connections)
         else:
             raise DatabaseConfigError(
                 f"SQLAlchemySaver needs a sqlite+aiosqlite or postgresql+asyncpg engine, "
