@@ -838,8 +838,12 @@ class RunManager:
         record = await self.start(
             graph, input, thread_id=thread_id, stream_mode=stream_mode, **options
         )
-        async for item in self._executor.stream(record):
-            yield item
+        chunks = self._executor.stream(record)
+        try:
+            async for item in chunks:
+                yield item
+        finally:
+            await chunks.aclose()  # runs its on_disconnect handling now, not at garbage collection
 
     # -- synchronous use ------------------------------------------------------------------
 
@@ -865,6 +869,38 @@ class RunManager:
             return await factory()
 
         return self._loop_thread.run(call)
+
+    @classmethod
+    @contextmanager
+    def sync_from_url(cls, url: str, **manager_options: Any) -> Iterator[RunManager]:
+        """A manager on a SQLRunStore at ``url`` for scripts without an event loop::
+
+            with RunManager.sync_from_url("sqlite:///agent.db") as manager:
+                graph = builder.compile(checkpointer=manager.store.checkpointer)
+                run = manager.invoke(graph, inputs, thread_id="t1")
+
+        The engine lives on the manager's background loop and is disposed on exit.
+        """
+        from langgraph_runstore.db.engine import create_engine
+        from langgraph_runstore.store.sql import SQLRunStore
+
+        manager = cls(**manager_options)
+        engine = create_engine(url)
+        store = SQLRunStore(engine)
+        manager.store = store
+        try:
+            manager.run_sync(store.setup)
+            yield manager
+        finally:
+
+            async def close() -> None:
+                await store.aclose()
+                await engine.dispose()
+
+            manager.run_sync(close)
+            if manager._loop_thread is not None:
+                manager._loop_thread.stop()
+                manager._loop_thread = None
 
     @contextmanager
     def track_sync(

@@ -236,7 +236,7 @@ class _TrackerCore:
             self.root_run_id = run_id
             self.tally.first_human_message = _first_human_text(inputs)
             return True
-        if parent_run_id is None and run_id != self.root_run_id:
+        if parent_run_id is None:
             self._raising = True
             raise RunAlreadyInvokedError(
                 f"run {self.record.run_id!r} already ran a graph invocation: a run_id names "

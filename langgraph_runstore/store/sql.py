@@ -340,8 +340,10 @@ class SQLRunStore(RunStore):
         await migrate(self.engine)
 
     async def aclose(self) -> None:
-        """Return the store's long-lived connection to the pool (the engine stays open)."""
+        """Release the store's (and its checkpointer's) connections; the engine stays open."""
         await self._driver.aclose()
+        if self._checkpointer is not None:
+            await self._checkpointer.aclose()
 
     @property
     def checkpointer(self) -> SQLAlchemySaver:
