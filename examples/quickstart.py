@@ -1,8 +1,9 @@
 """Quickstart: a two-node agent whose runs are recorded in an embedded SQLite file.
 
 No server and no API key needed (a fake chat model that reports token usage stands in; set
-OPENAI_API_KEY or ANTHROPIC_API_KEY to use a real one). Run it twice: the second time it
-also lists the runs of the first, read back from the file.
+OPENAI_API_KEY or ANTHROPIC_API_KEY to use a real one). The runs go to ./runstore.db, the
+file the ``langgraph-runstore`` CLI reads by default (LANGGRAPH_RUNSTORE_URL overrides both).
+Run it twice: the second time it also lists the runs of the first, read back from the file.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _agents import build_agent  # noqa: E402
 
 from langgraph_runstore import RunManager, SQLRunStore  # noqa: E402
+from langgraph_runstore.db import default_url  # noqa: E402
 
-DB = Path(__file__).resolve().parent / "quickstart.db"
 
-
-async def main(db: Path = DB) -> None:
-    async with SQLRunStore.from_url(f"sqlite+aiosqlite:///{db}") as store:
+async def main(url: str | None = None) -> None:
+    url = url or default_url()
+    async with SQLRunStore.from_url(url) as store:
         graph = build_agent().compile(checkpointer=store.checkpointer)
         manager = RunManager(store=store)
 
@@ -40,7 +41,7 @@ async def main(db: Path = DB) -> None:
         for record in await manager.list_by_thread("demo", limit=10):
             print(f"{record.run_id[:8]:10} {record.status.value:12} {record.total_tokens:>6} "
                   f"{record.llm_call_count:>5}  {(record.last_ai_message or '')[:48]}")
-        print(f"\nthread 'demo' is {(await manager.thread_status('demo')).value}; database: {db}")
+        print(f"\nthread 'demo' is {(await manager.thread_status('demo')).value}; database: {url}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,20 @@ from langgraph_runstore.errors import DatabaseConfigError
 #: The drivers the package runs on, keyed by backend.
 SUPPORTED_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
 
+#: Where runs go when nothing else is said: a SQLite file in the current directory.
+DEFAULT_URL = "sqlite+aiosqlite:///runstore.db"
+
+#: Environment variable that overrides DEFAULT_URL (the CLI and the examples read it).
+URL_ENV_VAR = "LANGGRAPH_RUNSTORE_URL"
+
+
+def default_url() -> str:
+    """``$LANGGRAPH_RUNSTORE_URL`` if set, else ``sqlite+aiosqlite:///runstore.db``."""
+    import os
+
+    return os.environ.get(URL_ENV_VAR) or DEFAULT_URL
+
+
 #: Milliseconds a SQLite connection waits for another writer before "database is locked".
 DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 5_000
 
