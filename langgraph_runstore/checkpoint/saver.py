@@ -35,6 +35,7 @@ from langgraph_runstore.checkpoint._backend import (
 )
 from langgraph_runstore.checkpoint._bridge import LoopThread, refuse_on_running_loop
 from langgraph_runstore.checkpoint._codec import decode, dumps_json, encode, loads_json
+from langgraph_runstore.checkpoint._deltas import ListDeltas, ListState
 from langgraph_runstore.checkpoint._sql import KIND_BLOB, KIND_CHECKPOINT
 from langgraph_runstore.db import migrations
 from langgraph_runstore.db.engine import create_engine
@@ -60,6 +61,12 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
     also returns the pending writes. Checkpoints carry their metadata's ``run_id`` in an
     indexed column, for ``adelete_for_runs`` and ``alist(filter={"run_id": ...})``.
 
+    Long list channels (message histories) grow by appends: when a new version of such a
+    channel begins with the very objects of the version last stored or read for that thread,
+    only the appended items are stored, chained to the earlier blobs, with a full copy every
+    few dozen steps (see ``_deltas``). This assumes stored items are not mutated in place;
+    ``list_deltas=False`` stores every version in full. Large blobs are deflated.
+
     Values go through ``serde`` (a ``JsonPlusSerializer`` unless given; ``with_allowlist``
     and ``EncryptedSerializer`` are honoured). Metadata and channel versions are stored as
     plain JSON, because the database filters on them.
@@ -84,8 +91,10 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         *,
         serde: SerializerProtocol | None = None,
         max_connections: int | None = None,
+        list_deltas: bool = True,
     ) -> None:
         super().__init__(serde=serde)
+        self._deltas = ListDeltas() if list_deltas else None
         self.engine = engine
         self._bridge = LoopThread(f"SQLAlchemySaver-{id(self):x}")
         self._bridge_ready = False
@@ -111,12 +120,23 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
     @classmethod
     @asynccontextmanager
     async def from_url(
-        cls, url: str | URL, *, serde: SerializerProtocol | None = None, **engine_kwargs: Any
+        cls,
+        url: str | URL,
+        *,
+        serde: SerializerProtocol | None = None,
+        max_connections: int | None = None,
+        list_deltas: bool = True,
+        **engine_kwargs: Any,
     ) -> AsyncIterator[SQLAlchemySaver]:
-        """Open an engine for ``url``, set the schema up, yield a saver; dispose on exit."""
+        """Open an engine for ``url``, set the schema up, yield a saver; dispose on exit.
+
+        Extra keyword arguments go to :func:`langgraph_runstore.db.create_engine`.
+        """
         engine = create_engine(url, **engine_kwargs)
         try:
-            saver = cls(engine, serde=serde)
+            saver = cls(
+                engine, serde=serde, max_connections=max_connections, list_deltas=list_deltas
+            )
             try:
                 await saver.setup()
                 yield saver
@@ -182,7 +202,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
             rows = await self._backend.fetch(self._get_latest, (thread_id, checkpoint_ns))
         if not rows:
             return None
-        found = self._assemble(rows)
+        found = self._assemble(rows, remember=self._deltas is not None)
         return found[0] if found else None
 
     async def alist(
@@ -225,7 +245,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         for found in self._assemble(rows):
             yield found
 
-    def _assemble(self, rows: Sequence[Row]) -> list[CheckpointTuple]:
+    def _assemble(self, rows: Sequence[Row], *, remember: bool = False) -> list[CheckpointTuple]:
         """Turn the rows of one read statement into CheckpointTuples, newest first."""
         checkpoints: list[Row] = []
         blobs: dict[tuple[str, str, str, str], Row] = {}
@@ -240,13 +260,14 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
                 writes.setdefault((row[1], row[2], row[3]), []).append(row)
         if len(checkpoints) > 1:
             checkpoints.sort(key=lambda r: cast(str, r[3]), reverse=True)
-        return [self._load_tuple(row, blobs, writes) for row in checkpoints]
+        return [self._load_tuple(row, blobs, writes, remember) for row in checkpoints]
 
     def _load_tuple(
         self,
         row: Row,
         blobs: Mapping[tuple[str, str, str, str], Row],
         writes: Mapping[tuple[str, str, str], list[Row]],
+        remember: bool = False,
     ) -> CheckpointTuple:
         _, thread_id, ns, checkpoint_id, parent_id, type_, body, metadata, versions_json, _ = row
         try:
@@ -263,7 +284,10 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         for channel, version in versions.items():
             blob = blobs.get((thread_id, ns, channel, str(version)))
             if blob is not None:
-                values[channel] = self._load_blob(blob, blobs)
+                value = values[channel] = self._load_blob(blob, blobs)
+                if remember and self._deltas is not None and type(value) is list:
+                    chain = tuple(loads_json(blob[7])) if blob[7] is not None else ()
+                    self._deltas.remember((thread_id, ns, channel), blob[4], value, chain)
         checkpoint["channel_values"] = values
         checkpoint["channel_versions"] = versions
         pending: list[PendingWrite] = []
@@ -338,10 +362,22 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         thread_id, checkpoint_ns, parent_id = _target(config)
         values = checkpoint["channel_values"]
         blobs: list[BlobRow] = []
+        remembered: list[tuple[tuple[str, str, str], ListState]] = []
+        deltas = self._deltas
         for channel, version in new_versions.items():
-            if channel in values:  # a channel without a value (emptied) needs no blob
-                type_, data = self._encode(values[channel], thread_id, f"channel {channel!r}")
-                blobs.append((channel, str(version), type_, data, None))
+            if channel not in values:  # a channel without a value (emptied) needs no blob
+                continue
+            value = values[channel]
+            chain_json = None
+            if deltas is not None and type(value) is list:
+                key = (thread_id, checkpoint_ns, channel)
+                value, chain, state = deltas.plan(key, version, value)
+                if chain is not None:
+                    chain_json = dumps_json(chain)
+                if state is not None:
+                    remembered.append((key, state))
+            type_, data = self._encode(value, thread_id, f"channel {channel!r}")
+            blobs.append((channel, str(version), type_, data, chain_json))
         body = {k: v for k, v in checkpoint.items() if k not in _SPLIT_KEYS}
         body_type, body_data = self._encode_raw(body, thread_id, "checkpoint")
         meta = get_serializable_checkpoint_metadata(config, metadata)
@@ -366,6 +402,9 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
             meta_json,
         )
         await self._backend.put(row, blobs)
+        if deltas is not None:
+            for key, state in remembered:
+                deltas.commit(key, state)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -423,6 +462,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, blob and write of ``thread_id`` (all namespaces)."""
+        self._forget()
         await self._backend.delete_threads([str(thread_id)])
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
@@ -432,6 +472,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         """
         ids = [str(r) for r in run_ids]
         if ids:
+            self._forget()
             await self._backend.delete_runs(ids)
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
@@ -448,10 +489,16 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
             )
         if not ids:
             return
+        self._forget()
         if strategy == "delete":
             await self._backend.delete_threads(ids)
         else:
             await self._backend.prune_keep_latest(ids)
+
+    def _forget(self) -> None:
+        # a remembered list version may be deleted now: the next write stores in full
+        if self._deltas is not None:
+            self._deltas.clear()
 
     def get_next_version(self, current: str | int | float | None, channel: None) -> str:
         """Next channel version: a zero-padded counter plus a random fraction.
