@@ -57,6 +57,10 @@ T = TypeVar("T")
 ORPHAN_ERROR = "The worker that owned this run stopped before the run reached a final status."
 
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+# class 08: connection exceptions; 57P01-57P03: the server is shutting down or restarting
+_CONNECTION_SQLSTATE_PREFIXES = ("08", "57P0")
+# asyncpg's errors for a connection that closed under us (matched by name: asyncpg is optional)
+_LOST_CONNECTION_ERRORS = frozenset({"ConnectionDoesNotExistError", "InterfaceError"})
 
 
 def _now_iso() -> str:
@@ -97,7 +101,11 @@ def is_transient_error(exc: BaseException) -> bool:
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
         sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if sqlstate in _TRANSIENT_SQLSTATES:
+        if isinstance(sqlstate, str) and (
+            sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith(_CONNECTION_SQLSTATE_PREFIXES)
+        ):
+            return True
+        if type(current).__name__ in _LOST_CONNECTION_ERRORS:
             return True
         if isinstance(current, sqlite3.OperationalError):
             message = str(current).lower()

@@ -292,6 +292,7 @@ class RunRecord:
     cancel_requested_at: str | None = None
     cancel_action: str | None = None
     attempt: int = 0
+    shared_queue: bool = False
     # live state, never persisted
     store_only: bool = False
     task: asyncio.Task[Any] | None = field(default=None, repr=False)
@@ -338,6 +339,7 @@ class RunRecord:
         values["multitask_strategy"] = values.get("multitask_strategy") or "reject"
         for name in (*TOKEN_FIELDS, "llm_call_count", "message_count", "attempt"):
             values[name] = int(values.get(name) or 0)
+        values["shared_queue"] = bool(values.get("shared_queue"))
         values["created_at"] = values.get("created_at") or ""
         values["updated_at"] = values.get("updated_at") or values["created_at"]
         return cls(**values, store_only=True)

@@ -126,6 +126,16 @@ _CP_POSTGRESQL = (
     "PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx))",
 )
 
+# Several workers: shared_queue marks a pending run that any worker holding its assistant may
+# claim; the indexes serve dispatch (oldest pending first), lease renewal and recovery.
+_WORKER_DDL = (
+    "ALTER TABLE runs ADD COLUMN shared_queue INTEGER NOT NULL DEFAULT 0",
+    "CREATE INDEX IF NOT EXISTS runs_pending_idx ON runs (created_at, seq) "
+    "WHERE status = 'pending'",
+    "CREATE INDEX IF NOT EXISTS runs_owner_idx ON runs (owner_worker_id, lease_expires_at) "
+    "WHERE owner_worker_id IS NOT NULL",
+)
+
 MIGRATIONS: list[Migration] = [
     Migration(
         version=1,
@@ -147,6 +157,12 @@ MIGRATIONS: list[Migration] = [
         description="checkpoint tables: checkpoints, per-version channel blobs, writes",
         sqlite=_CP_SQLITE,
         postgresql=_CP_POSTGRESQL,
+    ),
+    Migration(
+        version=3,
+        description="shared run queue and lease indexes for several workers",
+        sqlite=_WORKER_DDL,
+        postgresql=_WORKER_DDL,
     ),
 ]
 

@@ -9,9 +9,13 @@ status raises InvalidTransitionError instead of writing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from collections.abc import Sequence
 from typing import Any
 
 from langgraph_runstore.errors import InvalidInputError
+from langgraph_runstore.query import PruneResult, RunPage, UsageRow
 from langgraph_runstore.schemas import (
     ACTIVE_STATUSES,
     COMPLETION_FIELDS,
@@ -88,11 +92,133 @@ class RunStore(ABC):
         ``before`` keeps rows created strictly before that timestamp.
         """
 
+    # -- several workers (optional: only worker mode of RunManager calls these) ----------
+
+    async def claim_next(
+        self, *, worker_id: str, assistant_ids: Sequence[str], lease_expires_at: str
+    ) -> dict[str, Any] | None:
+        """Atomically take the oldest claimable shared-queue run and mark it running.
+
+        Claimable: pending, ``shared_queue``, unowned, of one of ``assistant_ids``, the oldest
+        pending run of its thread, and its thread has no running run. Returns the claimed row
+        (now running, owned by ``worker_id``, attempt + 1) or None.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support several workers")
+
+    async def renew_leases(self, *, worker_id: str, lease_expires_at: str) -> list[dict[str, Any]]:
+        """Extend the lease of every active run ``worker_id`` owns, in one statement.
+
+        Returns those runs' ``run_id``, ``cancel_requested_at`` and ``cancel_action``: a run
+        the worker holds but that is missing here has been taken from it.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support several workers")
+
+    async def request_cancel(self, run_id: str, *, action: str) -> dict[str, Any] | None:
+        """Record a durable cancel request on an active run (and notify its owner).
+
+        Returns the run's ``owner_worker_id`` and ``lease_expires_at``, or None when the run
+        is not active (finished, or unknown).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support several workers")
+
+    async def recover_expired(
+        self, run_id: str, *, expired_before: str, requeue: bool, error: str
+    ) -> str | None:
+        """Take over an active run whose lease expired before ``expired_before``.
+
+        With ``requeue`` the run goes back to the shared queue as pending and unowned;
+        otherwise it ends ``error`` with stop_reason ``orphan_recovered``. Returns the new
+        status, or None when the lease was renewed or the run ended meanwhile.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support several workers")
+
+    async def list_expired(self, *, expired_before: str) -> list[dict[str, Any]]:
+        """Active, owned runs whose lease expired before ``expired_before``, oldest first."""
+        raise NotImplementedError(f"{type(self).__name__} does not support several workers")
+
+    async def release_leases(self, *, worker_id: str) -> int:
+        """Give up ``worker_id``'s leases on active runs (shutdown); shared-queue runs that
+        have not started go back to the queue. Returns how many rows changed."""
+        raise NotImplementedError(f"{type(self).__name__} does not support several workers")
+
     async def setup(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Prepare the storage (create or migrate tables). Idempotent."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
         """Release connections the store owns."""
+
+    # -- reading and retention: optional, MemoryRunStore and SQLRunStore implement them ----
+
+    async def list_runs(
+        self,
+        *,
+        thread_id: str | None = None,
+        status: str | RunStatus | Iterable[str | RunStatus] | None = None,
+        user_id: str | None = None,
+        since: str | datetime | timedelta | None = None,
+        until: str | datetime | timedelta | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage[dict[str, Any]]:
+        """One page of rows, newest first (equal created_at in insertion order).
+
+        Filters combine with AND: ``status`` is one status or several; ``since`` (inclusive)
+        and ``until`` (exclusive) bound created_at and take a datetime, an ISO-8601 string,
+        a timedelta or a duration such as ``"7d"``. Pass the page's ``next_cursor`` as
+        ``cursor`` for the next page (keyset pagination: stable while runs are added).
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support list_runs")
+
+    async def aggregate_usage(
+        self,
+        *,
+        by: str = "model",
+        since: str | datetime | timedelta | None = None,
+        until: str | datetime | timedelta | None = None,
+        thread_id: str | None = None,
+        user_id: str | None = None,
+    ) -> list[UsageRow]:
+        """Token totals, run counts by status, error rate and LLM calls per group.
+
+        ``by`` is ``"model"`` (from token_usage_by_model), ``"thread"``, ``"user"`` or
+        ``"day"`` (UTC day of created_at). Days come in calendar order, other groups by
+        total tokens, largest first.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support aggregate_usage")
+
+    async def top_runs(
+        self,
+        *,
+        by: str = "duration",
+        since: str | datetime | timedelta | None = None,
+        until: str | datetime | timedelta | None = None,
+        limit: int = 10,
+    ) -> list[dict[str, Any]]:
+        """The longest runs (``by="duration"``, finished runs) or those with the most tokens."""
+        raise NotImplementedError(f"{type(self).__name__} does not support top_runs")
+
+    async def prune_runs(
+        self,
+        *,
+        older_than: str | datetime | timedelta,
+        include_checkpoints: bool = True,
+        dry_run: bool = False,
+        on_progress: Callable[[int], None] | None = None,
+        max_batch: int = 2000,
+    ) -> PruneResult:
+        """Delete finished runs created before ``older_than`` (``"30d"``, a timedelta, or a
+        timestamp), and the checkpoints they wrote unless ``include_checkpoints=False``.
+
+        Pending and running runs are never touched. Deletes in batches, each a short write
+        (on SQLite the write lock is held for tens of milliseconds at a time);
+        ``on_progress(n)`` is called after each batch. ``dry_run`` only counts.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not support prune_runs")
+
+    async def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
+        """The checkpoints the run wrote (thread_id, checkpoint_ns, checkpoint_id,
+        parent_checkpoint_id, step, source, metadata); empty where the store keeps none."""
+        return []
 
 
 def prepare_row(run_id: str, thread_id: str, fields: dict[str, Any]) -> dict[str, Any]:

@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from collections.abc import Sequence
 from typing import Any
 
 from langgraph_runstore.errors import InvalidTransitionError
+from langgraph_runstore.query import (
+    FINAL_STATUS_VALUES,
+    PruneResult,
+    RunPage,
+    UsageRow,
+    aggregate_rows,
+    check_grouping,
+    check_limit,
+    check_top_order,
+    list_arguments,
+    page_rows,
+    prune_cutoff,
+    top_rows,
+    window_arguments,
+)
 from langgraph_runstore.schemas import ROW_FIELDS, RunStatus, normalize_timestamp, now_iso
 from langgraph_runstore.store.base import (
     ACTIVE_STATUS_VALUES,
@@ -31,6 +49,7 @@ _DEFAULTS.update(
         "llm_call_count": 0,
         "message_count": 0,
         "attempt": 0,
+        "shared_queue": False,
     }
 )
 
@@ -135,3 +154,189 @@ class MemoryRunStore(RunStore):
         ]
         rows.sort(key=lambda row: (row["created_at"], row["seq"]))
         return [copy.deepcopy(row) for row in rows]
+
+    # -- several workers (one process: useful for tests and for the same code path) --------
+
+    def _active(self, row: dict[str, Any]) -> bool:
+        return row.get("status") in ACTIVE_STATUS_VALUES
+
+    async def claim_next(
+        self, *, worker_id: str, assistant_ids: Sequence[str], lease_expires_at: str
+    ) -> dict[str, Any] | None:
+        rows = sorted(self._rows.values(), key=lambda row: (row["created_at"], row["seq"]))
+        running = {row["thread_id"] for row in rows if row.get("status") == "running"}
+        seen: set[str] = set()
+        for row in rows:
+            if row.get("status") != "pending" or row["thread_id"] in seen:
+                continue
+            seen.add(row["thread_id"])  # only the oldest pending run of a thread may start
+            if (
+                row.get("shared_queue")
+                and row.get("owner_worker_id") is None
+                and row.get("assistant_id") in assistant_ids
+                and row["thread_id"] not in running
+            ):
+                now = now_iso()
+                row.update(
+                    status="running",
+                    owner_worker_id=worker_id,
+                    lease_expires_at=lease_expires_at,
+                    started_at=row.get("started_at") or now,
+                    updated_at=now,
+                    attempt=int(row.get("attempt") or 0) + 1,
+                )
+                return copy.deepcopy(row)
+        return None
+
+    async def renew_leases(self, *, worker_id: str, lease_expires_at: str) -> list[dict[str, Any]]:
+        renewed = []
+        for row in self._rows.values():
+            if row.get("owner_worker_id") == worker_id and self._active(row):
+                row["lease_expires_at"] = lease_expires_at
+                renewed.append(
+                    {name: row.get(name) for name in ("run_id", "cancel_requested_at", "cancel_action")}
+                )
+        return renewed
+
+    async def request_cancel(self, run_id: str, *, action: str) -> dict[str, Any] | None:
+        row = self._rows.get(run_id)
+        if row is None or not self._active(row):
+            return None
+        now = now_iso()
+        row.update(cancel_requested_at=now, cancel_action=action, updated_at=now)
+        return {"owner_worker_id": row.get("owner_worker_id"), "lease_expires_at": row.get("lease_expires_at")}
+
+    async def list_expired(self, *, expired_before: str) -> list[dict[str, Any]]:
+        rows = [
+            row
+            for row in self._rows.values()
+            if row.get("owner_worker_id") is not None
+            and self._active(row)
+            and row.get("lease_expires_at") is not None
+            and row["lease_expires_at"] < expired_before
+        ]
+        rows.sort(key=lambda row: (row["created_at"], row["seq"]))
+        return [copy.deepcopy(row) for row in rows]
+
+    async def recover_expired(
+        self, run_id: str, *, expired_before: str, requeue: bool, error: str
+    ) -> str | None:
+        row = self._rows.get(run_id)
+        if (
+            row is None
+            or not self._active(row)
+            or row.get("lease_expires_at") is None
+            or row["lease_expires_at"] >= expired_before
+        ):
+            return None
+        now = now_iso()
+        if requeue:
+            row.update(
+                status="pending",
+                owner_worker_id=None,
+                lease_expires_at=None,
+                shared_queue=True,
+                started_at=None,
+                updated_at=now,
+            )
+            return "pending"
+        row.update(
+            status="error",
+            error=error,
+            stop_reason="orphan_recovered",
+            ended_at=now,
+            updated_at=now,
+        )
+        return "error"
+
+    async def release_leases(self, *, worker_id: str) -> int:
+        changed = 0
+        for row in self._rows.values():
+            if row.get("owner_worker_id") == worker_id and self._active(row):
+                row["lease_expires_at"] = None
+                if row.get("shared_queue") and row.get("status") == "pending":
+                    row["owner_worker_id"] = None
+                changed += 1
+        return changed
+
+    # -- reading and retention ----------------------------------------------------------------
+
+    async def list_runs(
+        self,
+        *,
+        thread_id: str | None = None,
+        status: str | RunStatus | Iterable[str | RunStatus] | None = None,
+        user_id: str | None = None,
+        since: str | datetime | timedelta | None = None,
+        until: str | datetime | timedelta | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage[dict[str, Any]]:
+        args = list_arguments(
+            thread_id=thread_id,
+            status=status,
+            user_id=user_id,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
+        page = page_rows(self._rows.values(), **args)
+        return RunPage(tuple(copy.deepcopy(row) for row in page.runs), page.next_cursor)
+
+    async def aggregate_usage(
+        self,
+        *,
+        by: str = "model",
+        since: str | datetime | timedelta | None = None,
+        until: str | datetime | timedelta | None = None,
+        thread_id: str | None = None,
+        user_id: str | None = None,
+    ) -> list[UsageRow]:
+        return aggregate_rows(
+            self._rows.values(),
+            by=check_grouping(by),
+            thread_id=thread_id,
+            user_id=user_id,
+            **window_arguments(since, until),
+        )
+
+    async def top_runs(
+        self,
+        *,
+        by: str = "duration",
+        since: str | datetime | timedelta | None = None,
+        until: str | datetime | timedelta | None = None,
+        limit: int = 10,
+    ) -> list[dict[str, Any]]:
+        rows = top_rows(
+            self._rows.values(),
+            by=check_top_order(by),
+            limit=check_limit(limit),
+            **window_arguments(since, until),
+        )
+        return copy.deepcopy(rows)
+
+    async def prune_runs(
+        self,
+        *,
+        older_than: str | datetime | timedelta,
+        include_checkpoints: bool = True,
+        dry_run: bool = False,
+        on_progress: Callable[[int], None] | None = None,
+        max_batch: int = 2000,
+    ) -> PruneResult:
+        # this store keeps no checkpoints, so include_checkpoints has nothing to delete
+        cutoff = prune_cutoff(older_than)
+        doomed = [
+            run_id
+            for run_id, row in self._rows.items()
+            if row.get("status") in FINAL_STATUS_VALUES and row["created_at"] < cutoff
+        ]
+        if dry_run:
+            return PruneResult(runs=len(doomed), cutoff=cutoff, dry_run=True)
+        for run_id in doomed:
+            del self._rows[run_id]
+        if doomed and on_progress is not None:
+            on_progress(len(doomed))
+        return PruneResult(runs=len(doomed), batches=1 if doomed else 0, cutoff=cutoff)

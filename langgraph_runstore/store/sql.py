@@ -73,13 +73,18 @@ class Statement:
 
 
 def _encode(row: dict[str, Any]) -> dict[str, Any]:
-    return {
+    encoded = {
         name: (json.dumps(value) if name in _JSON_COLUMNS and value is not None else value)
         for name, value in row.items()
     }
+    if "shared_queue" in encoded:
+        encoded["shared_queue"] = int(bool(encoded["shared_queue"]))
+    return encoded
 
 
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
+    if "shared_queue" in row:
+        row["shared_queue"] = bool(row["shared_queue"])
     for name in _JSON_COLUMNS:
         value = row.get(name)
         if isinstance(value, str):
@@ -188,8 +193,11 @@ class _SQLiteDriver:
 
     async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
         raw = await self._connection()
-        cursor = await raw.execute(statement.sqlite, params)
-        rows = await cursor.fetchall()
+        try:
+            cursor = await raw.execute(statement.sqlite, params)
+            rows = await cursor.fetchall()
+        except sqlite3.IntegrityError as exc:
+            raise _conflict(exc, params) from exc
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in rows]
 
@@ -235,9 +243,14 @@ class _PostgresDriver:
             yield pg
         except BaseException:
             if pg.is_closed():
-                # we bypassed SQLAlchemy, so tell the pool this connection is dead
+                # we bypassed SQLAlchemy, so tell the pool this connection is dead; the idle
+                # ones most likely died with it (a restarted server, a cut network)
                 await conn.invalidate()
                 await conn.close()
+                idle, self._idle = self._idle, []
+                for other, _ in idle:
+                    await other.invalidate()
+                    await other.close()
             else:
                 await self._release(conn, pg)
             raise
@@ -261,7 +274,12 @@ class _PostgresDriver:
 
     async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
         async with self._connection() as pg:
-            records = await pg.fetch(statement.postgresql, *statement.args(params))
+            try:
+                records = await pg.fetch(statement.postgresql, *statement.args(params))
+            except self._unique_violation as exc:
+                if exc.constraint_name != _ONE_RUNNING_INDEX:
+                    raise
+                raise _conflict(exc, params) from exc
         return [dict(record) for record in records]
 
     async def insert_locked(
@@ -299,7 +317,136 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-class SQLRunStore(RunStore):
+# -- several workers ------------------------------------------------------------------------
+
+_CLAIMABLE = (
+    "r.status = 'pending' AND r.shared_queue = 1 AND r.owner_worker_id IS NULL "
+    "AND r.assistant_id IN ({assistants}) "
+    # the thread is free: nothing running, and no older pending run (FIFO per thread)
+    "AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.thread_id = r.thread_id "
+    "AND o.status = 'running') "
+    "AND NOT EXISTS (SELECT 1 FROM runs e WHERE e.thread_id = r.thread_id "
+    "AND e.status = 'pending' AND (e.created_at < r.created_at "
+    "OR (e.created_at = r.created_at AND e.seq < r.seq)))"
+)
+
+
+@lru_cache(maxsize=32)
+def _claim_sql(dialect: str, assistant_count: int) -> Statement:
+    assistants = ", ".join(f":assistant_{i}" for i in range(assistant_count))
+    # SKIP LOCKED lets PostgreSQL workers pass over a row another worker is claiming; one
+    # SQLite statement holds the file's write lock, which serialises claims by itself
+    lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    return Statement.of(
+        "UPDATE runs SET status = 'running', owner_worker_id = :worker_id, "
+        "lease_expires_at = :lease, started_at = COALESCE(started_at, :now), "
+        "updated_at = :now, attempt = attempt + 1 "
+        "WHERE status = 'pending' AND run_id = (SELECT r.run_id FROM runs r WHERE "
+        + _CLAIMABLE.format(assistants=assistants)
+        + f" ORDER BY r.created_at, r.seq LIMIT 1{lock}) RETURNING {_SELECT_COLUMNS}"
+    )
+
+
+_RENEW = Statement.of(
+    "UPDATE runs SET lease_expires_at = :lease WHERE owner_worker_id = :worker_id "
+    f"AND status IN ({_ACTIVE_SQL}) RETURNING run_id, cancel_requested_at, cancel_action"
+)
+_REQUEST_CANCEL = Statement.of(
+    "UPDATE runs SET cancel_requested_at = :now, cancel_action = :action, updated_at = :now "
+    f"WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
+    "RETURNING owner_worker_id, lease_expires_at"
+)
+_PG_REQUEST_CANCEL = Statement.of(
+    "WITH asked AS (UPDATE runs SET cancel_requested_at = :now, cancel_action = :action, "
+    f"updated_at = :now WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
+    "RETURNING run_id, owner_worker_id, lease_expires_at) "
+    # NOTIFY reaches the owner as soon as this autocommit statement commits
+    "SELECT owner_worker_id, lease_expires_at, pg_notify('runstore_cancel', run_id) "
+    "FROM asked"
+)
+_LIST_EXPIRED = Statement.of(
+    f"SELECT {_SELECT_COLUMNS} FROM runs WHERE owner_worker_id IS NOT NULL "
+    f"AND status IN ({_ACTIVE_SQL}) AND lease_expires_at < :expired_before "
+    "ORDER BY created_at, seq"
+)
+_EXPIRED_GUARD = (
+    f"WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
+    "AND lease_expires_at IS NOT NULL AND lease_expires_at < :expired_before"
+)
+_RECOVER_REQUEUE = Statement.of(
+    "UPDATE runs SET status = 'pending', owner_worker_id = NULL, lease_expires_at = NULL, "
+    f"shared_queue = 1, started_at = NULL, updated_at = :now {_EXPIRED_GUARD}"
+)
+_RECOVER_ERROR = Statement.of(
+    "UPDATE runs SET status = 'error', error = :error, stop_reason = 'orphan_recovered', "
+    f"ended_at = :now, updated_at = :now {_EXPIRED_GUARD}"
+)
+_RELEASE = Statement.of(
+    "UPDATE runs SET lease_expires_at = NULL, owner_worker_id = CASE WHEN shared_queue = 1 "
+    "AND status = 'pending' THEN NULL ELSE owner_worker_id END "
+    f"WHERE owner_worker_id = :worker_id AND status IN ({_ACTIVE_SQL})"
+)
+_PG_NOTIFY_QUEUE = Statement.of("SELECT pg_notify('runstore_queue', :assistant_id)")
+
+
+class _WorkerQueries:
+    """The SQLRunStore primitives for several workers (mixed into SQLRunStore)."""
+
+    dialect: str
+    _driver: _SQLiteDriver | _PostgresDriver
+
+    async def claim_next(
+        self, *, worker_id: str, assistant_ids: Sequence[str], lease_expires_at: str
+    ) -> dict[str, Any] | None:
+        if not assistant_ids:
+            return None
+        params: dict[str, Any] = {
+            "worker_id": worker_id,
+            "lease": lease_expires_at,
+            "now": now_iso(),
+        }
+        params.update({f"assistant_{i}": name for i, name in enumerate(assistant_ids)})
+        try:
+            rows = await self._driver.fetch(_claim_sql(self.dialect, len(assistant_ids)), params)
+        except ConflictError:
+            return None  # another worker started a run of that thread first; try again later
+        return _decode(rows[0]) if rows else None
+
+    async def renew_leases(self, *, worker_id: str, lease_expires_at: str) -> list[dict[str, Any]]:
+        return await self._driver.fetch(_RENEW, {"worker_id": worker_id, "lease": lease_expires_at})
+
+    async def request_cancel(self, run_id: str, *, action: str) -> dict[str, Any] | None:
+        statement = _PG_REQUEST_CANCEL if self.dialect == "postgresql" else _REQUEST_CANCEL
+        rows = await self._driver.fetch(
+            statement, {"run_id": run_id, "action": action, "now": now_iso()}
+        )
+        return rows[0] if rows else None
+
+    async def list_expired(self, *, expired_before: str) -> list[dict[str, Any]]:
+        rows = await self._driver.fetch(_LIST_EXPIRED, {"expired_before": expired_before})
+        return [_decode(row) for row in rows]
+
+    async def recover_expired(
+        self, run_id: str, *, expired_before: str, requeue: bool, error: str
+    ) -> str | None:
+        params = {"run_id": run_id, "expired_before": expired_before, "now": now_iso()}
+        if requeue:
+            changed = await self._driver.execute(_RECOVER_REQUEUE, params)
+            return "pending" if changed else None
+        params["error"] = error
+        changed = await self._driver.execute(_RECOVER_ERROR, params)
+        return "error" if changed else None
+
+    async def release_leases(self, *, worker_id: str) -> int:
+        return await self._driver.execute(_RELEASE, {"worker_id": worker_id})
+
+    async def notify_queue(self, assistant_id: str) -> None:
+        """Wake dispatchers listening for new shared-queue runs (PostgreSQL only)."""
+        if self.dialect == "postgresql":
+            await self._driver.fetch(_PG_NOTIFY_QUEUE, {"assistant_id": assistant_id or ""})
+
+
+class SQLRunStore(_WorkerQueries, RunStore):
     """A RunStore in the ``runs`` table of a SQLite file or a PostgreSQL database.
 
     ``SQLRunStore(engine)`` uses an engine you made (call ``await store.setup()`` once, and
@@ -441,3 +588,4 @@ def _inflight_sql(clauses: Sequence[str]) -> Statement:
     return Statement.of(
         f"SELECT {_SELECT_COLUMNS} FROM runs WHERE {' AND '.join(clauses)} ORDER BY created_at, seq"
     )
+
