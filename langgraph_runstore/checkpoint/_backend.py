@@ -239,7 +239,9 @@ class PostgresBackend:
         if warm is None:
             for old_loop in [lp for lp in self._sets if lp.is_closed()]:
                 self._sets.pop(old_loop).abandon()
-            warm = WarmConnections(self.setup_engine(), self._max_connections, loop)
+            warm = WarmConnections(
+                self.setup_engine(), self._max_connections, loop, self._postgres_error
+            )
             self._sets[loop] = warm
         return warm
 
@@ -260,6 +262,13 @@ class PostgresBackend:
         warm.release(fairy)
         return result
 
+    async def _write(self, sql: str, args: Sequence[Any]) -> None:
+        warm = self._sets.get(asyncio.get_running_loop()) or self._connections()
+        if warm.busy():  # every connection is in use: ride along in the next batch
+            await warm.queue_write(sql, args)
+        else:
+            await self._run(lambda conn: conn.execute(sql, *args))
+
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
         rows: list[Row] = await self._run(lambda conn: conn.fetch(sql, *params))
         return rows
@@ -269,7 +278,7 @@ class PostgresBackend:
         for blob in blobs:
             for column, value in zip(columns, blob, strict=True):
                 column.append(value)
-        await self._run(lambda conn: conn.execute(PostgresSQL.PUT, *checkpoint, *columns))
+        await self._write(PostgresSQL.PUT, (*checkpoint, *columns))
 
     async def put_writes(self, key: WriteKey, rows: Sequence[WriteRow], replace: bool) -> None:
         sql = PostgresSQL.UPSERT_WRITES if replace else PostgresSQL.INSERT_WRITES
@@ -277,7 +286,7 @@ class PostgresBackend:
         for row in rows:
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
-        await self._run(lambda conn: conn.execute(sql, *key, *columns))
+        await self._write(sql, (*key, *columns))
 
     async def delete_threads(self, thread_ids: Sequence[str]) -> None:
         await self._run(lambda conn: conn.execute(PostgresSQL.DELETE_THREADS, list(thread_ids)))

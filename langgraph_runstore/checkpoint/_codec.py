@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover - orjson is normally present
     _JSON_ERRORS = (TypeError, ValueError)
 
 #: Serde output at least this long is deflated (when that makes it smaller).
-COMPRESS_MIN_BYTES = 2048
+COMPRESS_MIN_BYTES = 16384
 #: Suffix on the stored type of a deflated value.
 COMPRESSED_SUFFIX = "@z"
 # Level 1 gets most of the gain on msgpack'd messages at a fraction of level 6's cost.

@@ -7,6 +7,12 @@ The checkpointer therefore keeps up to ``limit`` connections it took from the en
 and hands them to its operations directly; an operation that finds none free waits for
 one. There is no lock: a free connection is a list pop, a busy set is a queue of futures.
 The connections go back to the engine's pool on :meth:`aclose`.
+
+Writes batch themselves: a write that finds every connection busy joins a queue, and the
+next connection to come free sends the queued writes of one statement as a single
+``executemany`` (one round trip, one transaction). Nothing waits to fill a batch, so a lone
+write costs what it did; under load, round trips per write fall. The statements are
+idempotent upserts, so a failed batch is retried row by row to pin the error on its caller.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Coroutine, Sequence
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
@@ -23,8 +31,22 @@ from sqlalchemy.util import greenlet_spawn
 class WarmConnections:
     """Up to ``limit`` pooled connections of ``engine``, reused across operations on ``loop``."""
 
-    def __init__(self, engine: AsyncEngine, limit: int, loop: asyncio.AbstractEventLoop) -> None:
+    #: the most queued writes sent in one executemany
+    MAX_BATCH = 64
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        limit: int,
+        loop: asyncio.AbstractEventLoop,
+        server_error: type[BaseException] = Exception,
+    ) -> None:
         self.engine = engine
+        self._server_error = server_error
+        # queued writes: (sql, args, the caller's future)
+        self._writes: deque[tuple[str, Sequence[Any], asyncio.Future[None]]] = deque()
+        self._readers_turn = False
+        self._tasks: set[asyncio.Task[None]] = set()  # batch senders, kept alive until done
         self.loop = loop
         self._limit = max(1, limit)
         self._free: list[PoolProxiedConnection] = []
@@ -70,12 +92,30 @@ class WarmConnections:
             self._grant_slot()
             raise
 
+    def busy(self) -> bool:
+        """Whether an operation would have to wait for a connection now."""
+        return not self._free and self._count >= self._limit
+
+    def queue_write(self, sql: str, args: Sequence[Any]) -> asyncio.Future[None]:
+        """Queue a write for the next free connection; the future resolves once it is done."""
+        done: asyncio.Future[None] = self.loop.create_future()
+        self._writes.append((sql, args, done))
+        return done
+
     def release(self, conn: PoolProxiedConnection) -> None:
         """Give a healthy connection back for the next operation."""
         if self._closed:
             self._count -= 1
             self.loop.create_task(greenlet_spawn(conn.close))
             return
+        if self._writes:
+            # take turns with waiting reads, so neither starves the other
+            self._readers_turn = not self._readers_turn
+            if not (self._readers_turn and self._waiters):
+                batch = self._take_batch()
+                if batch:
+                    self._spawn(self._send_writes(conn, batch))
+                    return
         while self._waiters:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -83,12 +123,95 @@ class WarmConnections:
                 return
         self._free.append(conn)
 
+    def _take_batch(self) -> list[tuple[str, Sequence[Any], asyncio.Future[None]]]:
+        """Dequeue up to MAX_BATCH writes that share the first live write's SQL."""
+        batch: list[tuple[str, Sequence[Any], asyncio.Future[None]]] = []
+        others: list[tuple[str, Sequence[Any], asyncio.Future[None]]] = []
+        while self._writes and len(batch) < self.MAX_BATCH:
+            item = self._writes.popleft()
+            if item[2].done():  # its caller was cancelled while it waited
+                continue
+            if not batch or item[0] == batch[0][0]:
+                batch.append(item)
+            else:
+                others.append(item)
+        self._writes.extendleft(reversed(others))
+        return batch
+
+    async def _send_writes(
+        self,
+        conn: PoolProxiedConnection,
+        batch: list[tuple[str, Sequence[Any], asyncio.Future[None]]],
+    ) -> None:
+        """Send one batch of queued writes on ``conn``, then release it."""
+        sql = batch[0][0]
+        driver: Any = conn.driver_connection
+        try:
+            if len(batch) == 1:
+                await driver.execute(sql, *batch[0][1])
+            else:
+                await driver.executemany(sql, [args for _, args, _ in batch])
+        except self._server_error:
+            if driver.is_in_transaction():
+                self._fail(batch, conn)
+                return
+            # find whose write failed: the statements are idempotent, so retry one by one
+            for _, args, done in batch:
+                try:
+                    await driver.execute(sql, *args)
+                except self._server_error as exc:
+                    if not done.done():
+                        done.set_exception(exc)
+                else:
+                    if not done.done():
+                        done.set_result(None)
+        except BaseException:  # cancelled or the connection broke: its callers get an error
+            self._fail(batch, conn)
+            return
+        else:
+            for _, _, done in batch:
+                if not done.done():
+                    done.set_result(None)
+        self.release(conn)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _open_for_writes(self) -> None:
+        """Open a connection to send queued writes that no busy connection will pick up."""
+        try:
+            conn = await self.engine.raw_connection()
+        except BaseException as exc:
+            self._count -= 1
+            while self._writes:
+                done = self._writes.popleft()[2]
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        self.release(conn)
+
+    def _fail(
+        self,
+        batch: list[tuple[str, Sequence[Any], asyncio.Future[None]]],
+        conn: PoolProxiedConnection,
+    ) -> None:
+        error = ConnectionError("the connection failed while sending a batch of checkpoint writes")
+        for _, _, done in batch:
+            if not done.done():
+                done.set_exception(error)
+        self.discard(conn)
+
     def discard(self, conn: PoolProxiedConnection) -> None:
         """Drop a connection that may be mid-statement or broken; a waiter may open anew."""
         self._count -= 1
         conn.invalidate()
         if not self._closed:
             self._grant_slot()
+            if self._writes and self._count < self._limit:
+                self._count += 1
+                self._spawn(self._open_for_writes())
 
     def _grant_slot(self) -> None:
         while self._waiters and self._count < self._limit:
@@ -99,6 +222,9 @@ class WarmConnections:
 
     async def aclose(self) -> None:
         """Return the free connections to the pool; busy ones go back when released."""
+        queued = [done for _, _, done in self._writes]
+        if queued:  # let queued writes go out first; their callers see any errors
+            await asyncio.gather(*queued, return_exceptions=True)
         self._closed = True
         free, self._free = self._free, []
         for conn in free:

@@ -334,3 +334,29 @@ async def test_get_next_version_is_increasing_and_langgraph_compatible(
     v2 = saver.get_next_version(v1, None)
     assert v1 < v2 and v1.split(".")[0] == "0" * 31 + "1"
     assert saver.get_next_version(7, None).startswith("0" * 30 + "08.")
+
+
+@pytest.mark.postgres
+async def test_postgres_writes_batch_under_load_and_errors_stay_with_their_caller(
+    pg_url: str,
+) -> None:
+    # one connection: everything beyond the first write queues and goes out in batches
+    async with SQLAlchemySaver.from_url(pg_url, max_connections=1) as saver:
+        root = await put(saver, "b", {"a": 0})
+        bad_config = cfg("b", root)
+        bad_config["configurable"]["checkpoint_ns"] = "nul\x00byte"  # PostgreSQL rejects NUL
+
+        async def good(i: int) -> None:
+            await saver.aput_writes(cfg("b", root), [("ch", i)], f"task-{i}")
+
+        results = await asyncio.gather(
+            *(good(i) for i in range(30)),
+            saver.aput_writes(bad_config, [("ch", -1)], "bad-task"),
+            *(good(i) for i in range(30, 60)),
+            return_exceptions=True,
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert len(errors) == 1 and "0x00" in str(errors[0])
+        tup = await saver.aget_tuple(cfg("b"))
+        assert tup is not None and tup.pending_writes is not None
+        assert sorted(w[2] for w in tup.pending_writes) == list(range(60))
