@@ -16,9 +16,10 @@ import asyncio
 import json
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from langgraph_runstore.db.engine import create_engine, install_sqlite_pragmas
 from langgraph_runstore.db.migrations import setup as migrate
 from langgraph_runstore.errors import ConflictError, InvalidInputError, InvalidTransitionError
+from langgraph_runstore.query import (
+    PruneResult,
+    RunPage,
+    UsageRow,
+    check_grouping,
+    check_limit,
+    check_top_order,
+    list_arguments,
+    prune_cutoff,
+    window_arguments,
+)
 from langgraph_runstore.schemas import ROW_FIELDS, RunStatus, normalize_timestamp, now_iso
 from langgraph_runstore.store.base import (
     ACTIVE_STATUS_VALUES,
@@ -581,6 +593,90 @@ class SQLRunStore(_WorkerQueries, RunStore):
             clauses.append("thread_id = :thread_id")
             params["thread_id"] = thread_id
         return await self._fetch(_inflight_sql(tuple(clauses)), params)
+
+    # -- reading and retention (the SQL lives in store/_queries.py) -------------------------
+
+    async def list_runs(
+        self,
+        *,
+        thread_id: str | None = None,
+        status: str | RunStatus | Iterable[str | RunStatus] | None = None,
+        user_id: str | None = None,
+        since: str | datetime | timedelta | None = None,
+        until: str | datetime | timedelta | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage[dict[str, Any]]:
+        from langgraph_runstore.store import _queries
+
+        args = list_arguments(
+            thread_id=thread_id,
+            status=status,
+            user_id=user_id,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
+        return await _queries.list_runs(self, **args)
+
+    async def aggregate_usage(
+        self,
+        *,
+        by: str = "model",
+        since: str | datetime | timedelta | None = None,
+        until: str | datetime | timedelta | None = None,
+        thread_id: str | None = None,
+        user_id: str | None = None,
+    ) -> list[UsageRow]:
+        from langgraph_runstore.store import _queries
+
+        return await _queries.aggregate_usage(
+            self,
+            by=check_grouping(by),
+            thread_id=thread_id,
+            user_id=user_id,
+            **window_arguments(since, until),
+        )
+
+    async def top_runs(
+        self,
+        *,
+        by: str = "duration",
+        since: str | datetime | timedelta | None = None,
+        until: str | datetime | timedelta | None = None,
+        limit: int = 10,
+    ) -> list[dict[str, Any]]:
+        from langgraph_runstore.store import _queries
+
+        return await _queries.top_runs(
+            self, by=check_top_order(by), limit=check_limit(limit), **window_arguments(since, until)
+        )
+
+    async def prune_runs(
+        self,
+        *,
+        older_than: str | datetime | timedelta,
+        include_checkpoints: bool = True,
+        dry_run: bool = False,
+        on_progress: Callable[[int], None] | None = None,
+        max_batch: int = 2000,
+    ) -> PruneResult:
+        from langgraph_runstore.store import _queries
+
+        return await _queries.prune_runs(
+            self,
+            cutoff=prune_cutoff(older_than),
+            include_checkpoints=include_checkpoints,
+            dry_run=dry_run,
+            on_progress=on_progress,
+            max_batch=check_limit(max_batch, name="max_batch"),
+        )
+
+    async def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
+        from langgraph_runstore.store import _queries
+
+        return await _queries.run_checkpoints(self, run_id)
 
 
 @lru_cache(maxsize=8)

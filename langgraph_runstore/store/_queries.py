@@ -1,0 +1,306 @@
+"""SQL of the read side (list_runs, aggregate_usage, top_runs) and of pruning, per dialect.
+
+Every builder returns a ``Statement`` and its parameters, so tests can EXPLAIN exactly what
+the store runs. Filters become ``:name`` parameters; only column names and fixed status
+literals are ever put into the text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from langgraph_runstore.query import (
+    FINAL_STATUS_VALUES,
+    UNKNOWN_MODEL,
+    PruneResult,
+    RunPage,
+    UsageRow,
+    add_to_group,
+    decode_cursor,
+    encode_cursor,
+    sort_usage,
+    usage_rows,
+)
+from langgraph_runstore.schemas import TOKEN_FIELDS
+from langgraph_runstore.store.sql import _SELECT_COLUMNS, Statement
+
+if TYPE_CHECKING:
+    from langgraph_runstore.store.sql import SQLRunStore
+
+_FINAL_SQL = ", ".join(f"'{status}'" for status in FINAL_STATUS_VALUES)
+
+
+def _window(
+    clauses: list[str], params: dict[str, Any], since: str | None, until: str | None, prefix: str
+) -> None:
+    if since is not None:
+        clauses.append(f"{prefix}created_at >= :since")
+        params["since"] = since
+    if until is not None:
+        clauses.append(f"{prefix}created_at < :until")
+        params["until"] = until
+
+
+def list_runs_query(
+    *,
+    thread_id: str | None,
+    statuses: tuple[str, ...],
+    user_id: str | None,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[Statement, dict[str, Any]]:
+    """One page of runs, newest first, ties in insertion order; fetches ``limit + 1`` rows
+    so the caller knows whether another page follows."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {"limit": limit + 1}
+    if thread_id is not None:
+        clauses.append("thread_id = :thread_id")
+        params["thread_id"] = thread_id
+    if statuses:
+        names = [f"status_{i}" for i in range(len(statuses))]
+        clauses.append(f"status IN ({', '.join(':' + name for name in names)})")
+        params.update(zip(names, statuses, strict=True))
+    if user_id is not None:
+        clauses.append("user_id = :user_id")
+        params["user_id"] = user_id
+    _window(clauses, params, since, until, "")
+    if cursor is not None:
+        created_at, seq = decode_cursor(cursor)
+        # the first term gives the index a range to seek to; the second picks up the rows
+        # that share the last created_at (ties go by ascending seq)
+        clauses.append("created_at <= :cursor_at AND (created_at < :cursor_at OR seq > :cursor_seq)")
+        params.update(cursor_at=created_at, cursor_seq=seq)
+    return _list_runs_sql(tuple(clauses)), params
+
+
+@lru_cache(maxsize=128)
+def _list_runs_sql(clauses: tuple[str, ...]) -> Statement:
+    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+    return Statement.of(
+        f"SELECT {_SELECT_COLUMNS} FROM runs {where}ORDER BY created_at DESC, seq ASC LIMIT :limit"
+    )
+
+
+def _token_sum(dialect: str, name: str) -> str:
+    """SUM of one token field for ``by="model"``: from the per-model JSON entry when the run
+    has one, else from the run's own column (rows that record no per-model usage)."""
+    if dialect == "sqlite":
+        per_model = f"json_extract(j.value, '$.{name}')"
+        return f"SUM(CASE WHEN j.key IS NULL THEN r.{name} ELSE COALESCE({per_model}, 0) END)"
+    per_model = f"(j.value ->> '{name}')::bigint"
+    return f"SUM(CASE WHEN j.key IS NULL THEN r.{name} ELSE COALESCE({per_model}, 0) END)::bigint"
+
+
+def aggregate_query(
+    dialect: str,
+    *,
+    by: str,
+    since: str | None,
+    until: str | None,
+    thread_id: str | None = None,
+    user_id: str | None = None,
+) -> tuple[Statement, dict[str, Any]]:
+    """Counts and sums per (group key, status); the caller folds statuses into groups."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {}
+    if thread_id is not None:
+        clauses.append("r.thread_id = :thread_id")
+        params["thread_id"] = thread_id
+    if user_id is not None:
+        clauses.append("r.user_id = :user_id")
+        params["user_id"] = user_id
+    _window(clauses, params, since, until, "r.")
+    return _aggregate_sql(dialect, by, tuple(clauses)), params
+
+
+@lru_cache(maxsize=64)
+def _aggregate_sql(dialect: str, by: str, clauses: tuple[str, ...]) -> Statement:
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    cast = "::bigint" if dialect == "postgresql" else ""
+    if by == "model":
+        key = f"COALESCE(j.key, r.model_name, '{UNKNOWN_MODEL}')"
+        if dialect == "sqlite":
+            source = "runs AS r LEFT JOIN json_each(r.token_usage_by_model) AS j"
+        else:  # the column is JSON text, so cast it for jsonb_each
+            source = (
+                "runs AS r LEFT JOIN LATERAL jsonb_each(r.token_usage_by_model::jsonb) AS j ON true"
+            )
+        tokens = [f"{_token_sum(dialect, name)} AS {name}" for name in TOKEN_FIELDS]
+    else:
+        # created_at is UTC ISO-8601 text: its first ten characters are the UTC day
+        key = {"thread": "r.thread_id", "user": "r.user_id", "day": "substr(r.created_at, 1, 10)"}[
+            by
+        ]
+        source = "runs AS r"
+        tokens = [f"SUM(r.{name}){cast} AS {name}" for name in TOKEN_FIELDS]
+    columns = ", ".join(
+        [
+            f"{key} AS key",
+            "r.status AS status",
+            "COUNT(*) AS runs",
+            f"SUM(r.llm_call_count){cast} AS llm_calls",
+            *tokens,
+        ]
+    )
+    return Statement.of(f"SELECT {columns} FROM {source}{where} GROUP BY 1, 2")
+
+
+def top_runs_query(
+    dialect: str, *, by: str, since: str | None, until: str | None, limit: int
+) -> tuple[Statement, dict[str, Any]]:
+    """The ``limit`` longest finished runs, or those with the most tokens."""
+    clauses: list[str] = []
+    params: dict[str, Any] = {"limit": limit}
+    _window(clauses, params, since, until, "")
+    return _top_sql(dialect, by, tuple(clauses)), params
+
+
+@lru_cache(maxsize=32)
+def _top_sql(dialect: str, by: str, clauses: tuple[str, ...]) -> Statement:
+    where = list(clauses)
+    if by == "duration":
+        if dialect == "sqlite":
+            score = "(julianday(ended_at) - julianday(started_at)) * 86400.0"
+        else:
+            score = "EXTRACT(EPOCH FROM (ended_at::timestamptz - started_at::timestamptz))"
+        where += ["started_at IS NOT NULL", "ended_at IS NOT NULL"]
+    else:
+        score = "total_tokens"
+        where.append("total_tokens > 0")
+    return Statement.of(
+        f"SELECT {_SELECT_COLUMNS} FROM runs WHERE {' AND '.join(where)} "
+        f"ORDER BY {score} DESC, created_at ASC LIMIT :limit"
+    )
+
+
+PRUNE_COUNT = Statement.of(
+    f"SELECT COUNT(*) AS n FROM runs WHERE status IN ({_FINAL_SQL}) AND created_at < :cutoff"
+)
+PRUNE_BATCH = Statement.of(
+    f"SELECT run_id FROM runs WHERE status IN ({_FINAL_SQL}) AND created_at < :cutoff "
+    "LIMIT :limit"
+)
+
+
+def prune_delete_query(run_ids: list[str]) -> tuple[Statement, dict[str, Any]]:
+    """Delete these runs, re-checking that each is finished (pending and running stay)."""
+    names = [f"id_{i}" for i in range(len(run_ids))]
+    return _prune_delete_sql(len(run_ids)), dict(zip(names, run_ids, strict=True))
+
+
+@lru_cache(maxsize=32)
+def _prune_delete_sql(count: int) -> Statement:
+    ids = ", ".join(f":id_{i}" for i in range(count))
+    return Statement.of(f"DELETE FROM runs WHERE run_id IN ({ids}) AND status IN ({_FINAL_SQL})")
+
+
+RUN_CHECKPOINTS = Statement.of(
+    "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, metadata "
+    "FROM rs_checkpoints WHERE run_id = :run_id ORDER BY thread_id, checkpoint_ns, checkpoint_id"
+)
+
+
+# -- the SQLRunStore methods, kept here so the store module stays about writes ---------------
+
+#: Target duration of one prune write: well under the ~100 ms a waiting writer should see.
+PRUNE_TARGET_SECONDS = 0.04
+PRUNE_FIRST_BATCH = 100
+PRUNE_MIN_BATCH = 10
+#: Pause between prune batches on SQLite, so a writer in its busy-wait can take the lock.
+PRUNE_SQLITE_PAUSE_SECONDS = 0.005
+
+
+async def list_runs(store: SQLRunStore, **filters: Any) -> RunPage[dict[str, Any]]:
+    """``SQLRunStore.list_runs`` after argument checks."""
+    limit = filters["limit"]
+    statement, params = list_runs_query(**filters)
+    rows = await store._fetch(statement, params)
+    page = rows[:limit]
+    more = len(rows) > limit
+    next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["seq"]) if more else None
+    return RunPage(tuple(page), next_cursor)
+
+
+async def aggregate_usage(store: SQLRunStore, *, by: str, **filters: Any) -> list[UsageRow]:
+    """``SQLRunStore.aggregate_usage`` after argument checks."""
+    statement, params = aggregate_query(store.dialect, by=by, **filters)
+    groups: dict[str | None, dict[str, Any]] = {}
+    for row in await store._driver.fetch(statement, params):
+        add_to_group(groups, row["key"], row["status"], row["runs"], row["llm_calls"], row)
+    return sort_usage(by, usage_rows(groups))
+
+
+async def top_runs(store: SQLRunStore, **options: Any) -> list[dict[str, Any]]:
+    """``SQLRunStore.top_runs`` after argument checks."""
+    statement, params = top_runs_query(store.dialect, **options)
+    return await store._fetch(statement, params)
+
+
+async def run_checkpoints(store: SQLRunStore, run_id: str) -> list[dict[str, Any]]:
+    """The checkpoints whose metadata names ``run_id``, oldest first per thread/namespace."""
+    result = []
+    for row in await store._driver.fetch(RUN_CHECKPOINTS, {"run_id": run_id}):
+        metadata = row.pop("metadata")
+        if isinstance(metadata, (str, bytes)):
+            metadata = json.loads(metadata)
+        metadata = metadata if isinstance(metadata, dict) else {}
+        row.update(step=metadata.get("step"), source=metadata.get("source"), metadata=metadata)
+        result.append(row)
+    return result
+
+
+async def prune_runs(
+    store: SQLRunStore,
+    *,
+    cutoff: str,
+    include_checkpoints: bool,
+    dry_run: bool,
+    on_progress: Callable[[int], None] | None,
+    max_batch: int,
+) -> PruneResult:
+    """Delete finished runs created before ``cutoff`` in batches sized to short writes.
+
+    Each batch is one checkpoint delete (the saver's ``adelete_for_runs``) then one delete of
+    the runs, each its own short transaction; batches grow or shrink so that a write takes
+    about PRUNE_TARGET_SECONDS. Checkpoints go first: if the prune stops between the two, the
+    runs are still there and the next prune finishes the job.
+    """
+    driver = store._driver
+    if dry_run:
+        rows = await driver.fetch(PRUNE_COUNT, {"cutoff": cutoff})
+        return PruneResult(runs=int(rows[0]["n"]), cutoff=cutoff, dry_run=True)
+    size = min(PRUNE_FIRST_BATCH, max_batch)
+    total = batches = 0
+    longest = 0.0
+    while True:
+        found = await driver.fetch(PRUNE_BATCH, {"cutoff": cutoff, "limit": size})
+        ids = [row["run_id"] for row in found]
+        if not ids:
+            break
+        write = 0.0
+        if include_checkpoints:
+            started = time.perf_counter()
+            await store.checkpointer.adelete_for_runs(ids)
+            write = time.perf_counter() - started
+        started = time.perf_counter()
+        deleted = await driver.execute(*prune_delete_query(ids))
+        write = max(write, time.perf_counter() - started)
+        longest = max(longest, write)
+        total += deleted
+        batches += 1
+        if on_progress is not None:
+            on_progress(deleted)
+        if write > PRUNE_TARGET_SECONDS:
+            size = max(PRUNE_MIN_BATCH, int(size * PRUNE_TARGET_SECONDS / write))
+        elif write < PRUNE_TARGET_SECONDS / 2:
+            size = min(max_batch, size * 2)
+        if store.dialect == "sqlite":
+            await asyncio.sleep(PRUNE_SQLITE_PAUSE_SECONDS)
+    return PruneResult(runs=total, batches=batches, longest_write_seconds=longest, cutoff=cutoff)
