@@ -79,6 +79,7 @@ class RunExecutor:
         self._executions.pop(record.run_id, None)
         if self._tails.get(record.thread_id) is task:
             del self._tails[record.thread_id]
+        self.manager._run_ended()  # a worker looks at the shared queue again
 
     async def _run(
         self,

@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -45,9 +45,26 @@ from langgraph_runstore.schemas import (
     now_iso,
 )
 from langgraph_runstore.execution import RunExecutor
+from langgraph_runstore.query import (
+    PruneResult,
+    RunPage,
+    StatusFilter,
+    TimeBound,
+    UsageRow,
+    aggregate_rows,
+    check_grouping,
+    check_limit,
+    check_top_order,
+    list_arguments,
+    page_rows,
+    prune_cutoff,
+    top_rows,
+    window_arguments,
+)
 from langgraph_runstore.store.base import RunStore
 from langgraph_runstore.tracking import RunTracker, SyncRunTracker
 from langgraph_runstore.checkpoint._bridge import LoopThread
+from langgraph_runstore.workers import RecoveryPolicy, WorkerServices, encode_input, utc_in
 
 logger = logging.getLogger(__name__)
 
@@ -141,6 +158,12 @@ class RunManager:
     to the store and reads back runs it does not hold (after a restart, or of other workers).
     Records of finished runs stay in memory for ``retain_finished_for`` seconds, then only
     the store has them, so memory stays bounded however many runs a process makes.
+
+    Several workers share one database when each runs as a worker:
+    ``async with RunManager(store=store, lease_seconds=30, graphs={"agent": graph})`` owns
+    its runs through leases, executes runs others ``submit()`` for the assistants in
+    ``graphs``, recovers runs of dead workers and receives cancels sent from other workers
+    (see ``workers.py`` and the README's "Running several workers").
     """
 
     def __init__(
@@ -150,6 +173,13 @@ class RunManager:
         persistence_retry_policy: PersistenceRetryPolicy | None = None,
         retain_finished_for: float = 300.0,
         worker_id: str | None = None,
+        lease_seconds: float | None = None,
+        graphs: Mapping[str, Any] | None = None,
+        grace_seconds: float = 5.0,
+        recovery: RecoveryPolicy | None = None,
+        poll_interval: float = 0.5,
+        max_concurrent_runs: int = 16,
+        drain_timeout: float = 10.0,
     ) -> None:
         if store is not None and not isinstance(store, RunStore):
             raise InvalidInputError(
@@ -169,6 +199,16 @@ class RunManager:
         self._rollback_targets: dict[str, tuple[Any, Any]] = {}
         self._executor = RunExecutor(self)
         self._loop_thread: LoopThread | None = None
+        # worker mode (several workers on one database): see workers.py
+        self.graphs = dict(graphs or {})
+        self.lease_seconds = lease_seconds if lease_seconds is not None else (30.0 if graphs else None)
+        self.grace_seconds = grace_seconds
+        self.recovery = recovery or RecoveryPolicy()
+        self.poll_interval = poll_interval
+        self.max_concurrent_runs = max_concurrent_runs
+        self.drain_timeout = drain_timeout
+        self._workers: WorkerServices | None = None
+        self._fenced: set[str] = set()
 
     # -- persistence ----------------------------------------------------------------------
 
@@ -206,6 +246,12 @@ class RunManager:
         store = self.store
         await self._retrying(lambda: store.put(record.run_id, thread_id=record.thread_id, **row))
 
+    def _may_write(self, record: RunRecord) -> bool:
+        if record.run_id in self._fenced:
+            logger.warning("Not writing run %s: this worker lost its lease on it", record.run_id)
+            return False
+        return True
+
     async def _persist_new(self, record: RunRecord) -> None:
         if self.store is None:
             return
@@ -221,8 +267,8 @@ class RunManager:
     async def _persist_status(self, record: RunRecord, status: RunStatus, error: str | None) -> bool:
         """Write a status change; True once the store holds it."""
         store = self.store
-        if store is None:
-            return True
+        if store is None or not self._may_write(record):
+            return store is None
         run_id = record.run_id
         try:
             matched = await self._retrying(lambda: store.update_status(run_id, status.value, error=error))
@@ -239,8 +285,8 @@ class RunManager:
     ) -> bool:
         """Write final counters and status; re-create a missing row once, then warn."""
         store = self.store
-        if store is None:
-            return True
+        if store is None or not self._may_write(record):
+            return store is None
         run_id = record.run_id
 
         def update() -> Awaitable[bool]:
@@ -369,7 +415,8 @@ class RunManager:
             updated_at=now,
             model_name=model_name,
             user_id=user_id,
-            owner_worker_id=None,
+            owner_worker_id=self.worker_id,
+            lease_expires_at=utc_in(self.lease_seconds) if self._workers is not None else None,
         )
 
     async def create_or_reject(
@@ -577,6 +624,10 @@ class RunManager:
         record = await self._lookup(run_id)
         if record.is_final:
             return False
+        if record.store_only and self.store is not None:
+            delivered = await self._cancel_elsewhere(record, parsed_action)
+            if delivered is not None:
+                return delivered
         record.abort_action = parsed_action.value
         record.abort_event.set()
         task = record.task
@@ -595,6 +646,110 @@ class RunManager:
             stop_reason = await self._executor.rollback(record, checkpointer, graph)
         await self.finish(record, RunStatus.interrupted, stop_reason=stop_reason, **self._tally(run_id))
         return True
+
+    async def _cancel_elsewhere(self, record: RunRecord, action: CancelAction) -> bool | None:
+        """Cancel a run this process does not hold. None: nobody holds a lease on it, so
+        the caller ends it here; else whether the request was delivered or taken over."""
+        store = self.store
+        assert store is not None
+        try:
+            owner = await self._retrying(lambda: store.request_cancel(record.run_id, action=action.value))
+        except NotImplementedError:
+            return None
+        if owner is None:
+            return False  # it ended meanwhile
+        lease = owner.get("lease_expires_at")
+        if owner.get("owner_worker_id") is None or lease is None:
+            return None
+        if lease > now_iso():
+            # the owner sees the request at once (NOTIFY) or at its next heartbeat
+            return True
+        outcome = await store.recover_expired(
+            record.run_id,
+            expired_before=now_iso(),
+            requeue=False,
+            error=f"Worker {owner['owner_worker_id']} stopped renewing its lease; "
+            f"cancelled by {self.worker_id}.",
+        )
+        return outcome is not None
+
+    def _adopt(
+        self, record: RunRecord, graph: Any, graph_input: Any, *, config: Any, timeout: Any
+    ) -> None:
+        """Execute a run this worker claimed from the shared queue."""
+        self._runs[record.run_id] = record
+        tracker = self.tracker(record.run_id)
+        record.config = tracker.config(thread_id=record.thread_id, extra=config or None)
+        self._executor.launch(
+            record,
+            graph,
+            graph_input,
+            tracker,
+            timeout=float(timeout) if timeout else None,
+            stream_mode=None,
+            subgraphs=False,
+        )
+
+    async def submit(
+        self,
+        assistant_id: str,
+        input: Any,
+        *,
+        thread_id: str,
+        config: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        multitask_strategy: MultitaskStrategy | str = MultitaskStrategy.enqueue,
+        **create_options: Any,
+    ) -> RunRecord:
+        """Put a run in the shared queue, for any worker whose ``graphs`` has ``assistant_id``.
+
+        ``input`` (or a ``Command``) and ``config`` must be JSON-serialisable: they are stored
+        with the run. Returns the pending record; ``join(run_id)`` waits for its end.
+        """
+        store = self.store
+        if store is None:
+            raise InvalidInputError("submit() needs a store that the workers share")
+        strategy = MultitaskStrategy.parse(multitask_strategy)
+        kwargs = {**encode_input(input), "config": config or {}, "timeout": timeout}
+        record = self._new_record(
+            thread_id,
+            assistant_id,
+            kwargs=kwargs,
+            multitask_strategy=strategy,
+            on_disconnect=create_options.pop("on_disconnect", DisconnectMode.cancel),
+            metadata=create_options.pop("metadata", None),
+            model_name=create_options.pop("model_name", None),
+            user_id=create_options.pop("user_id", None),
+            run_id=create_options.pop("run_id", None),
+        )
+        if create_options:
+            raise InvalidInputError(f"unknown submit() option(s): {sorted(create_options)}")
+        record.owner_worker_id = None
+        record.lease_expires_at = None
+        record.shared_queue = True
+        row = record.to_row()
+        del row["run_id"], row["thread_id"]
+        if strategy == MultitaskStrategy.reject:
+            admitted = await self._retrying(
+                lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
+            )
+            if not admitted:
+                raise ConflictError(
+                    f"thread {thread_id!r} already has a pending or running run "
+                    "(multitask_strategy='reject')",
+                    thread_id=thread_id,
+                )
+        else:
+            if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
+                for active in await self._active_runs(thread_id):
+                    await self.cancel(active.run_id, action=strategy.value)
+            await self._put_record(record)
+        notify = getattr(store, "notify_queue", None)
+        if notify is not None:
+            await notify(assistant_id)
+        self._run_ended()
+        record.store_only = True
+        return record
 
     def _tally(self, run_id: str) -> dict[str, Any]:
         tracker = self._trackers.get(run_id)
@@ -952,7 +1107,12 @@ class RunManager:
         return run
 
     async def aclose(self) -> None:
-        """Cancel the runs this manager executes and release its background loop."""
+        """Shut down: as a worker, stop claiming, let running runs finish for
+        ``drain_timeout`` seconds and cancel the rest, then release every lease; otherwise
+        cancel the runs this manager executes. Final statuses are persisted either way."""
+        if self._workers is not None:
+            workers, self._workers = self._workers, None
+            await workers.stop(drain_timeout=self.drain_timeout)
         for record in list(self._runs.values()):
             if record.task is not None and not record.is_final:
                 await self.cancel(record.run_id)
@@ -960,8 +1120,181 @@ class RunManager:
             self._loop_thread.stop()
             self._loop_thread = None
 
+    async def start_worker(self) -> None:
+        """Start the worker services: heartbeat, recovery sweep, LISTEN, and the dispatcher
+        when ``graphs`` were given. ``async with manager`` calls this when the manager was
+        made with ``lease_seconds`` or ``graphs``."""
+        if self._workers is not None:
+            return
+        if self.store is None:
+            raise InvalidInputError("a worker needs a store shared with the other workers")
+        self._workers = WorkerServices(
+            self,
+            graphs=self.graphs,
+            lease_seconds=self.lease_seconds or 30.0,
+            grace_seconds=self.grace_seconds,
+            recovery=self.recovery,
+            poll_interval=self.poll_interval,
+            max_concurrent_runs=self.max_concurrent_runs,
+        )
+        if self.lease_seconds is None:
+            self.lease_seconds = self._workers.lease_seconds
+        await self._workers.start()
+
+    async def serve_forever(self) -> None:
+        """Keep executing shared-queue runs until cancelled (a worker's main loop)."""
+        await self.start_worker()
+        await asyncio.Event().wait()
+
+    def _run_ended(self) -> None:
+        if self._workers is not None:
+            self._workers.wake()
+
     async def __aenter__(self) -> RunManager:
+        if self.lease_seconds is not None or self.graphs:
+            await self.start_worker()
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    # -- reading and retention ----------------------------------------------------------------
+
+    def _memory_rows(self) -> list[dict[str, Any]]:
+        # records are kept in creation order, which stands in for the store's seq
+        return [{**record.to_row(), "seq": seq} for seq, record in enumerate(self._runs.values())]
+
+    async def list_runs(
+        self,
+        *,
+        thread_id: str | None = None,
+        status: StatusFilter = None,
+        user_id: str | None = None,
+        since: TimeBound = None,
+        until: TimeBound = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage[RunRecord]:
+        """One page of runs, newest first; ``page.next_cursor`` fetches the next one.
+
+        Filters and cursors as in ``RunStore.list_runs``. Runs this process holds come back
+        as their live records; without a store, the page is taken from memory.
+        """
+        args = list_arguments(
+            thread_id=thread_id,
+            status=status,
+            user_id=user_id,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
+        if self.store is None:
+            page = page_rows(self._memory_rows(), **args)
+        else:
+            store = self.store
+            page = await self._retrying(
+                lambda: store.list_runs(
+                    thread_id=thread_id,
+                    status=args["statuses"] or None,
+                    user_id=user_id,
+                    since=args["since"],
+                    until=args["until"],
+                    limit=limit,
+                    cursor=cursor,
+                )
+            )
+        records = tuple(self._runs.get(row["run_id"]) or RunRecord.from_row(row) for row in page)
+        return RunPage(records, page.next_cursor)
+
+    async def aggregate_usage(
+        self,
+        *,
+        by: str = "model",
+        since: TimeBound = None,
+        until: TimeBound = None,
+        thread_id: str | None = None,
+        user_id: str | None = None,
+    ) -> list[UsageRow]:
+        """Token totals, run counts by status, error rate and LLM calls per model, thread,
+        user or UTC day (see ``RunStore.aggregate_usage``)."""
+        if self.store is None:
+            return aggregate_rows(
+                self._memory_rows(),
+                by=check_grouping(by),
+                thread_id=thread_id,
+                user_id=user_id,
+                **window_arguments(since, until),
+            )
+        store = self.store
+        return await self._retrying(
+            lambda: store.aggregate_usage(
+                by=by, since=since, until=until, thread_id=thread_id, user_id=user_id
+            )
+        )
+
+    async def top_runs(
+        self,
+        *,
+        by: str = "duration",
+        since: TimeBound = None,
+        until: TimeBound = None,
+        limit: int = 10,
+    ) -> list[RunRecord]:
+        """The longest finished runs (``by="duration"``) or those with the most tokens."""
+        if self.store is None:
+            rows = top_rows(
+                self._memory_rows(),
+                by=check_top_order(by),
+                limit=check_limit(limit),
+                **window_arguments(since, until),
+            )
+        else:
+            store = self.store
+            rows = await self._retrying(
+                lambda: store.top_runs(by=by, since=since, until=until, limit=limit)
+            )
+        return [self._runs.get(row["run_id"]) or RunRecord.from_row(row) for row in rows]
+
+    async def prune_runs(
+        self,
+        *,
+        older_than: TimeBound,
+        include_checkpoints: bool = True,
+        dry_run: bool = False,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> PruneResult:
+        """Delete finished runs created before ``older_than`` and, unless
+        ``include_checkpoints=False``, the checkpoints they wrote (see
+        ``RunStore.prune_runs``). Pending and running runs are never touched."""
+        cutoff = prune_cutoff(older_than)
+        doomed = [
+            run_id
+            for run_id, record in self._runs.items()
+            if record.is_final
+            and record.created_at < cutoff
+            and (record.task is None or record.task.done())
+        ]
+        if self.store is not None:
+            result = await self.store.prune_runs(
+                older_than=cutoff,
+                include_checkpoints=include_checkpoints,
+                dry_run=dry_run,
+                on_progress=on_progress,
+            )
+        else:
+            batches = 1 if doomed and not dry_run else 0
+            result = PruneResult(len(doomed), batches, cutoff=cutoff, dry_run=dry_run)
+            if batches and on_progress is not None:
+                on_progress(len(doomed))
+        if not dry_run:
+            for run_id in doomed:  # gone from the store: forget the in-memory records too
+                self._runs.pop(run_id, None)
+        return result
+
+    async def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
+        """The checkpoints the run wrote, from the store (empty without one)."""
+        if self.store is None:
+            return []
+        store = self.store
+        return await self._retrying(lambda: store.run_checkpoints(run_id))

@@ -28,7 +28,7 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 from langgraph.errors import GraphInterrupt
 
-from langgraph_runstore.errors import RunAlreadyInvokedError
+from langgraph_runstore.errors import ConflictError, RunAlreadyInvokedError
 from langgraph_runstore.schemas import RunRecord, RunStatus, TokenUsage
 
 if TYPE_CHECKING:
@@ -348,6 +348,10 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
             self._captured_task = True
         try:
             await self.manager.mark_running(self.record)
+        except ConflictError:
+            # another worker runs this thread right now: the graph must not start beside it
+            self._raising = True
+            raise
         except Exception:
             logger.exception("Tracker could not mark run %s running", self.record.run_id)
 

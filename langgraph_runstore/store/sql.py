@@ -452,6 +452,29 @@ class _WorkerQueries:
     async def release_leases(self, *, worker_id: str) -> int:
         return await self._driver.execute(_RELEASE, {"worker_id": worker_id})
 
+    async def listen(self, on_notice: Any) -> None:
+        """LISTEN for cancel requests and queue entries until the connection drops.
+
+        PostgreSQL only, on a dedicated asyncpg connection outside the pool (a listening
+        connection cannot be shared). ``on_notice(channel, payload)`` runs on the loop.
+        """
+        import asyncpg
+
+        engine = self._driver.engine
+        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        conn = await asyncpg.connect(url)
+        closed = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: closed.set())
+        try:
+            for channel in ("runstore_cancel", "runstore_queue"):
+                await conn.add_listener(
+                    channel, lambda _conn, _pid, name, payload: on_notice(name, payload)
+                )
+            await closed.wait()
+        finally:
+            if not conn.is_closed():
+                await conn.close()
+
     async def notify_queue(self, assistant_id: str) -> None:
         """Wake dispatchers listening for new shared-queue runs (PostgreSQL only)."""
         if self.dialect == "postgresql":

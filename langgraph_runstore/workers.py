@@ -1,0 +1,316 @@
+"""Several workers on one database: leases, heartbeats, the shared queue, recovery and
+cancel delivery. ``RunManager`` runs these services while it is a worker
+(``async with RunManager(store, lease_seconds=..., graphs=...)``).
+
+- Every run a worker executes is owned by it: ``owner_worker_id`` plus a lease
+  (``lease_expires_at``) that one heartbeat statement renews for all its runs every
+  ``lease_seconds / 3``. The same statement returns pending cancel requests.
+- A worker that cannot confirm a lease (the row was taken over, or the database stayed
+  unreachable for a whole lease) stops writing for that run (fencing) and cancels it locally.
+- Runs submitted to the shared queue (``manager.submit``) are claimed by any worker holding
+  their assistant, oldest first, one running run per thread (``FOR UPDATE SKIP LOCKED`` on
+  PostgreSQL, one locked UPDATE on SQLite).
+- A sweep recovers only runs whose lease expired more than ``grace_seconds`` ago.
+- On PostgreSQL, LISTEN/NOTIFY delivers cancel requests and new queue entries at once;
+  polling (heartbeat, dispatch interval) is the fallback everywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from langgraph.types import Command
+
+from langgraph_runstore.errors import InvalidInputError
+from langgraph_runstore.schemas import RunRecord, RunStatus
+
+if TYPE_CHECKING:
+    from langgraph_runstore.manager import RunManager
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecoveryPolicy:
+    """What happens to a run whose worker died (its lease expired).
+
+    ``running="error"`` ends a run that had started as ``error`` with stop_reason
+    ``orphan_recovered``; ``"requeue"`` puts a shared-queue run back in the queue until it has
+    been attempted ``max_attempts`` times, as LangGraph Platform does. A shared-queue run that
+    was claimed but had not started goes back to the queue once in either case. Runs started
+    with a graph object (``manager.start``) cannot move to another worker and end ``error``.
+    """
+
+    running: Literal["error", "requeue"] = "error"
+    max_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.running not in ("error", "requeue"):
+            raise InvalidInputError(
+                f"RecoveryPolicy.running must be 'error' or 'requeue', got {self.running!r}"
+            )
+        if self.max_attempts < 1:
+            raise InvalidInputError(f"max_attempts must be >= 1, got {self.max_attempts!r}")
+
+
+def utc_in(seconds: float) -> str:
+    """The UTC time ``seconds`` from now, in the stored text form."""
+    moment = datetime.now(timezone.utc) + timedelta(seconds=seconds)
+    return moment.isoformat(timespec="microseconds")
+
+
+def encode_input(graph_input: Any) -> dict[str, Any]:
+    """The JSON form in which a shared-queue run keeps its input (a Command is kept apart)."""
+    if isinstance(graph_input, Command):
+        return {"command": {"resume": graph_input.resume, "update": graph_input.update, "goto": graph_input.goto or ()}}
+    return {"input": graph_input}
+
+
+def decode_input(kwargs: Mapping[str, Any]) -> Any:
+    if "command" in kwargs:
+        command = dict(kwargs["command"])
+        command["goto"] = tuple(command.get("goto") or ())
+        return Command(**command)
+    return kwargs.get("input")
+
+
+class WorkerServices:
+    """The background tasks of one worker: heartbeat, sweep, dispatch and LISTEN."""
+
+    def __init__(
+        self,
+        manager: RunManager,
+        *,
+        graphs: Mapping[str, Any],
+        lease_seconds: float,
+        grace_seconds: float,
+        recovery: RecoveryPolicy,
+        poll_interval: float,
+        max_concurrent_runs: int,
+    ) -> None:
+        if lease_seconds <= 0 or grace_seconds < 0 or poll_interval <= 0:
+            raise InvalidInputError(
+                "lease_seconds and poll_interval must be > 0 and grace_seconds >= 0, got "
+                f"{lease_seconds!r}, {poll_interval!r}, {grace_seconds!r}"
+            )
+        self.manager = manager
+        self.graphs = dict(graphs)
+        self.lease_seconds = lease_seconds
+        self.grace_seconds = grace_seconds
+        self.recovery = recovery
+        self.poll_interval = poll_interval
+        self.max_concurrent_runs = max_concurrent_runs
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._last_confirmed = asyncio.get_running_loop().time()
+        self._listener: Any = None
+
+    @property
+    def store(self) -> Any:
+        return self.manager.store
+
+    def lease_expiry(self) -> str:
+        return utc_in(self.lease_seconds)
+
+    # -- life cycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.sweep()
+        self._spawn(self._heartbeat_loop(), "heartbeat")
+        self._spawn(self._sweep_loop(), "sweep")
+        if self.graphs:
+            self._spawn(self._dispatch_loop(), "dispatch")
+        listen = getattr(self.store, "listen", None)
+        if listen is not None and getattr(self.store, "dialect", None) == "postgresql":
+            self._spawn(self._listen_loop(listen), "listen")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coro, name=f"runstore {name} {self.manager.worker_id}"))
+
+    def wake(self) -> None:
+        """Look at the queue now (a run ended, or a new one was submitted)."""
+        self._wake.set()
+
+    async def stop(self, *, drain_timeout: float) -> None:
+        """Stop claiming, let running runs finish for ``drain_timeout`` seconds, cancel the
+        rest, then release every lease and stop the background tasks."""
+        self._stopping = True
+        self._wake.set()
+        local = [r.task for r in self._local_active() if r.task is not None]
+        if local and drain_timeout > 0:
+            await asyncio.wait(local, timeout=drain_timeout)
+        for record in self._local_active():
+            await self.manager.cancel(record.run_id)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        try:
+            await self.store.release_leases(worker_id=self.manager.worker_id)
+        except Exception:
+            logger.exception("Worker %s could not release its leases", self.manager.worker_id)
+
+    def _local_active(self) -> list[RunRecord]:
+        return [
+            record
+            for record in list(self.manager._runs.values())
+            if not record.is_final and record.owner_worker_id == self.manager.worker_id
+        ]
+
+    # -- heartbeat and fencing ------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        """Renew every lease in one statement; act on cancel requests and lost leases."""
+        loop = asyncio.get_running_loop()
+        local = {record.run_id: record for record in self._local_active()}
+        try:
+            renewed = await self.store.renew_leases(
+                worker_id=self.manager.worker_id, lease_expires_at=self.lease_expiry()
+            )
+        except Exception:
+            logger.warning("Worker %s could not renew its leases", self.manager.worker_id, exc_info=True)
+            if loop.time() - self._last_confirmed > self.lease_seconds:
+                for record in local.values():
+                    self.fence(record, "the database stayed unreachable for a whole lease")
+            return
+        self._last_confirmed = loop.time()
+        confirmed = {row["run_id"]: row for row in renewed}
+        for run_id, record in local.items():
+            row = confirmed.get(run_id)
+            if row is None:
+                if not record.is_final:
+                    self.fence(record, "its lease was taken over by another worker")
+            elif row.get("cancel_requested_at"):
+                await self.manager.cancel(run_id, action=row.get("cancel_action") or "interrupt")
+
+    def fence(self, record: RunRecord, why: str) -> None:
+        """Stop writing for a run this worker no longer owns, and stop it locally."""
+        if record.run_id in self.manager._fenced:
+            return
+        logger.warning("Worker %s fenced off run %s: %s", self.manager.worker_id, record.run_id, why)
+        self.manager._fenced.add(record.run_id)
+        record.abort_action = "fenced"
+        record.abort_event.set()
+        if record.task is not None and not record.task.done():
+            record.task.cancel()
+
+    # -- recovery -------------------------------------------------------------------------
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(self.lease_seconds / 2, 0.05))
+            try:
+                await self.sweep()
+            except Exception:
+                logger.warning("Worker %s could not sweep for orphans", self.manager.worker_id, exc_info=True)
+
+    async def sweep(self) -> list[str]:
+        """Recover runs whose lease expired more than ``grace_seconds`` ago; return their ids."""
+        expired_before = utc_in(-self.grace_seconds)
+        recovered = []
+        for row in await self.store.list_expired(expired_before=expired_before):
+            if row["owner_worker_id"] == self.manager.worker_id and row["run_id"] in self.manager._runs:
+                continue  # our own live run: the heartbeat renews it
+            requeue = bool(row.get("shared_queue")) and (
+                (row["status"] == RunStatus.pending.value and int(row.get("attempt") or 0) <= 1)
+                or (
+                    self.recovery.running == "requeue"
+                    and int(row.get("attempt") or 0) < self.recovery.max_attempts
+                )
+            )
+            outcome = await self.store.recover_expired(
+                row["run_id"],
+                expired_before=expired_before,
+                requeue=requeue,
+                error=f"Worker {row['owner_worker_id']} stopped renewing its lease on this run.",
+            )
+            if outcome is not None:
+                logger.warning(
+                    "Worker %s recovered run %s of worker %s as %s",
+                    self.manager.worker_id,
+                    row["run_id"],
+                    row["owner_worker_id"],
+                    outcome,
+                )
+                recovered.append(row["run_id"])
+                if outcome == RunStatus.pending.value:
+                    self.wake()
+        return recovered
+
+    # -- the shared queue -----------------------------------------------------------------
+
+    async def _dispatch_loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            claimed = False
+            if len(self._local_active()) < self.max_concurrent_runs:
+                try:
+                    claimed = await self.claim_one()
+                except Exception:
+                    logger.warning("Worker %s could not claim a run", self.manager.worker_id, exc_info=True)
+            if claimed:
+                continue
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def claim_one(self) -> bool:
+        row = await self.store.claim_next(
+            worker_id=self.manager.worker_id,
+            assistant_ids=sorted(self.graphs),
+            lease_expires_at=self.lease_expiry(),
+        )
+        if row is None:
+            return False
+        record = RunRecord.from_row(row)
+        record.store_only = False
+        graph = self.graphs[str(record.assistant_id)]
+        kwargs = record.kwargs
+        self.manager._adopt(
+            record,
+            graph,
+            decode_input(kwargs),
+            config=kwargs.get("config"),
+            timeout=kwargs.get("timeout"),
+        )
+        return True
+
+    # -- LISTEN/NOTIFY --------------------------------------------------------------------
+
+    async def _listen_loop(self, listen: Any) -> None:
+        def on_notice(channel: str, payload: str) -> None:
+            if channel == "runstore_queue":
+                self.wake()
+            elif channel == "runstore_cancel" and payload in self.manager._runs:
+                asyncio.ensure_future(self._deliver_cancel(payload))
+
+        while True:
+            try:
+                await listen(on_notice)  # returns when the connection drops
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("Worker %s lost its LISTEN connection", self.manager.worker_id, exc_info=True)
+            await asyncio.sleep(min(1.0, self.lease_seconds / 3))
+
+    async def _deliver_cancel(self, run_id: str) -> None:
+        try:
+            row = await self.store.get(run_id)
+            if row and row.get("cancel_requested_at"):
+                await self.manager.cancel(run_id, action=row.get("cancel_action") or "interrupt")
+        except Exception:
+            logger.exception("Worker %s could not deliver a cancel to run %s", self.manager.worker_id, run_id)
+
+
+__all__ = ["RecoveryPolicy", "WorkerServices"]
