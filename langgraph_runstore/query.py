@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeAlias, TypeVar
 
 from langgraph_runstore.errors import InvalidInputError
 from langgraph_runstore.schemas import (
@@ -26,6 +26,12 @@ from langgraph_runstore.schemas import (
 )
 
 T = TypeVar("T")
+
+#: A ``status=`` filter: one status, several, or None for any.
+StatusFilter: TypeAlias = str | RunStatus | Iterable[str | RunStatus] | None
+#: A ``since=``/``until=`` bound: a datetime, an ISO-8601 string, a timedelta or a duration
+#: such as ``"7d"`` (both meaning that long ago), or None for no bound.
+TimeBound: TypeAlias = str | datetime | timedelta | None
 
 UsageGrouping = Literal["model", "thread", "day", "user"]
 #: The groupings ``aggregate_usage(by=...)`` accepts.
@@ -66,13 +72,17 @@ class RunPage(Generic[T]):
     def _repr_html_(self) -> str:
         from langgraph_runstore.display import runs_html
 
-        return runs_html(self.runs, next_cursor=self.next_cursor)
+        return runs_html(self._displayable(), next_cursor=self.next_cursor)
 
     def to_dataframe(self) -> Any:
         """The runs as a pandas DataFrame, one row per run (needs the ``pandas`` extra)."""
         from langgraph_runstore.display import runs_dataframe
 
-        return runs_dataframe(self.runs)
+        return runs_dataframe(self._displayable())
+
+    def _displayable(self) -> list[Any]:
+        # a page holds RunRecords (manager) or row dicts (store); display takes either
+        return list(self.runs)
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,10 @@ class PruneResult:
 
 
 def parse_duration(value: str) -> timedelta:
-    """``"30d"``, ``"12h"``, ``"15m"``, ``"45s"``, ``"2w"`` as a timedelta; else InvalidInputError."""
+    """``"30d"``, ``"12h"``, ``"15m"``, ``"45s"`` or ``"2w"`` as a timedelta.
+
+    Raises InvalidInputError for anything else.
+    """
     match = _DURATION.match(value) if isinstance(value, str) else None
     if match is None:
         raise InvalidInputError(
@@ -350,7 +363,7 @@ def top_rows(
     until: str | None,
     limit: int,
 ) -> list[dict[str, Any]]:
-    """``top_runs`` over rows in memory: finished runs by duration or total tokens, largest first."""
+    """``top_runs`` over rows in memory: by duration (finished runs) or by total tokens."""
     kept = [dict(row) for row in rows if _in_window(row, since, until)]
     if by == "duration":
         scored = [(duration_of(row), row) for row in kept]
@@ -416,7 +429,7 @@ def window_arguments(
     return {"since": resolve_time(since, name="since"), "until": resolve_time(until, name="until")}
 
 
-def prune_cutoff(older_than: str | datetime | timedelta) -> str:
+def prune_cutoff(older_than: TimeBound) -> str:
     """The created_at before which finished runs are pruned; ``older_than`` is required."""
     if older_than is None:
         raise InvalidInputError("older_than is required: a duration such as 30d, or a timestamp")

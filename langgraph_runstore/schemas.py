@@ -344,6 +344,18 @@ class RunRecord:
         values["updated_at"] = values.get("updated_at") or values["created_at"]
         return cls(**values, store_only=True)
 
+    def _repr_html_(self) -> str:
+        """Notebook display: status coloured, tokens, duration, last AI message shortened."""
+        from langgraph_runstore.display import run_html
+
+        return run_html(self)
+
+    def to_dataframe(self) -> Any:
+        """This run as a one-row pandas DataFrame (needs the ``pandas`` extra)."""
+        from langgraph_runstore.display import runs_dataframe
+
+        return runs_dataframe([self])
+
 
 #: The persisted fields of a RunRecord, in the order of the runs table.
 ROW_FIELDS: tuple[str, ...] = tuple(

@@ -75,7 +75,9 @@ def list_runs_query(
         created_at, seq = decode_cursor(cursor)
         # the first term gives the index a range to seek to; the second picks up the rows
         # that share the last created_at (ties go by ascending seq)
-        clauses.append("created_at <= :cursor_at AND (created_at < :cursor_at OR seq > :cursor_seq)")
+        clauses.append(
+            "created_at <= :cursor_at AND (created_at < :cursor_at OR seq > :cursor_seq)"
+        )
         params.update(cursor_at=created_at, cursor_seq=seq)
     return _list_runs_sql(tuple(clauses)), params
 
@@ -184,8 +186,7 @@ PRUNE_COUNT = Statement.of(
     f"SELECT COUNT(*) AS n FROM runs WHERE status IN ({_FINAL_SQL}) AND created_at < :cutoff"
 )
 PRUNE_BATCH = Statement.of(
-    f"SELECT run_id FROM runs WHERE status IN ({_FINAL_SQL}) AND created_at < :cutoff "
-    "LIMIT :limit"
+    f"SELECT run_id FROM runs WHERE status IN ({_FINAL_SQL}) AND created_at < :cutoff LIMIT :limit"
 )
 
 
