@@ -34,8 +34,8 @@ Row = Sequence[Any]
 #: (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint,
 #: channel_versions JSON, metadata JSON)
 CheckpointRow = tuple[str, str, str, "str | None", "str | None", str, bytes, str, str]
-#: (channel, version, type, blob, chain JSON or None)
-BlobRow = tuple[str, str, str, bytes, "str | None"]
+#: (channel, version, type, chain JSON or None, blob)
+BlobRow = tuple[str, str, str, "str | None", bytes]
 #: (thread_id, checkpoint_ns, checkpoint_id, task_id, task_path)
 WriteKey = tuple[str, str, str, str, str]
 #: (idx, channel, type, value)

@@ -37,7 +37,7 @@ _CP_COLUMNS = (
     "thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, run_id, type, "
     "checkpoint, channel_versions, metadata"
 )
-_BLOB_COLUMNS = "thread_id, checkpoint_ns, channel, version, type, blob, chain"
+_BLOB_COLUMNS = "thread_id, checkpoint_ns, channel, version, type, chain, blob"
 _WRITE_COLUMNS = (
     "thread_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, value"
 )
@@ -61,21 +61,25 @@ class SqliteSQL:
     @staticmethod
     def read(checkpoints_cte: str) -> str:
         """The one-statement read around a CTE ``c`` that selects the checkpoint rows."""
+        # k: the distinct (thread, ns, channel, version) keys the checkpoints reference;
+        # q: the versions that delta blobs among them extend. Blob bytes are read once,
+        # straight into the result, never copied into a temporary table.
         return (
             f"WITH c AS ({checkpoints_cte}), "
             "k AS (SELECT DISTINCT c.thread_id AS t, c.checkpoint_ns AS n, j.key AS ch, "
             "CAST(j.value AS TEXT) AS v FROM c, json_each(c.channel_versions) AS j), "
-            f"h AS (SELECT b.* FROM k JOIN {BLOBS} AS b ON b.thread_id = k.t "
-            "AND b.checkpoint_ns = k.n AND b.channel = k.ch AND b.version = k.v) "
+            "q AS (SELECT DISTINCT k.t, k.n, k.ch, e.value AS v FROM k "
+            f"JOIN {BLOBS} AS h ON h.thread_id = k.t AND h.checkpoint_ns = k.n "
+            "AND h.channel = k.ch AND h.version = k.v, json_each(h.chain) AS e "
+            "WHERE h.chain IS NOT NULL) "
             "SELECT 0, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, "
             "checkpoint, metadata, channel_versions, NULL FROM c "
-            "UNION ALL SELECT 1, thread_id, checkpoint_ns, channel, version, type, blob, chain, "
-            "NULL, NULL FROM h "
             "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, "
-            "b.blob, b.chain, NULL, NULL FROM (SELECT DISTINCT h.thread_id AS t, "
-            "h.checkpoint_ns AS n, h.channel AS ch, q.value AS v FROM h, json_each(h.chain) AS q "
-            f"WHERE h.chain IS NOT NULL) AS p JOIN {BLOBS} AS b ON b.thread_id = p.t "
-            "AND b.checkpoint_ns = p.n AND b.channel = p.ch AND b.version = p.v "
+            f"b.blob, b.chain, NULL, NULL FROM k JOIN {BLOBS} AS b ON b.thread_id = k.t "
+            "AND b.checkpoint_ns = k.n AND b.channel = k.ch AND b.version = k.v "
+            "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, "
+            f"b.blob, b.chain, NULL, NULL FROM q JOIN {BLOBS} AS b ON b.thread_id = q.t "
+            "AND b.checkpoint_ns = q.n AND b.channel = q.ch AND b.version = q.v "
             "UNION ALL SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.type, "
             f"w.value, w.channel, w.task_path, w.idx FROM c JOIN {WRITES} AS w "
             "ON w.thread_id = c.thread_id AND w.checkpoint_ns = c.checkpoint_ns "
@@ -225,7 +229,7 @@ class SqliteSQL:
         "checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, channel_versions, "
         f"metadata FROM {CHECKPOINTS} WHERE thread_id = ?1",
         f"INSERT OR IGNORE INTO {BLOBS} ({_BLOB_COLUMNS}) SELECT ?2, checkpoint_ns, channel, "
-        f"version, type, blob, chain FROM {BLOBS} WHERE thread_id = ?1",
+        f"version, type, chain, blob FROM {BLOBS} WHERE thread_id = ?1",
         f"INSERT OR IGNORE INTO {WRITES} ({_WRITE_COLUMNS}) SELECT ?2, checkpoint_ns, "
         f"checkpoint_id, task_id, task_path, idx, channel, type, value FROM {WRITES} "
         "WHERE thread_id = ?1",
@@ -239,23 +243,25 @@ class PostgresSQL:
 
     @staticmethod
     def read(checkpoints_cte: str) -> str:
+        """The one-statement read around a CTE ``c`` that selects the checkpoint rows."""
         return (
             f"WITH c AS ({checkpoints_cte}), "
             "k AS (SELECT DISTINCT c.thread_id AS t, c.checkpoint_ns AS n, j.key AS ch, "
             "j.value AS v FROM c CROSS JOIN LATERAL jsonb_each_text(c.channel_versions) AS j), "
-            f"h AS (SELECT b.* FROM k JOIN {BLOBS} AS b ON b.thread_id = k.t "
-            "AND b.checkpoint_ns = k.n AND b.channel = k.ch AND b.version = k.v) "
+            "q AS (SELECT DISTINCT k.t, k.n, k.ch, e.value AS v FROM k "
+            f"JOIN {BLOBS} AS h ON h.thread_id = k.t AND h.checkpoint_ns = k.n "
+            "AND h.channel = k.ch AND h.version = k.v "
+            "CROSS JOIN LATERAL jsonb_array_elements_text(h.chain::jsonb) AS e "
+            "WHERE h.chain IS NOT NULL) "
             "SELECT 0::int AS kind, thread_id, checkpoint_ns, checkpoint_id, "
             "parent_checkpoint_id, type, checkpoint, metadata::text, channel_versions::text, "
             "NULL::int FROM c "
-            "UNION ALL SELECT 1, thread_id, checkpoint_ns, channel, version, type, blob, chain, "
-            "NULL, NULL FROM h "
             "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, "
-            "b.blob, b.chain, NULL, NULL FROM (SELECT DISTINCT h.thread_id AS t, "
-            "h.checkpoint_ns AS n, h.channel AS ch, q.value AS v FROM h "
-            "CROSS JOIN LATERAL jsonb_array_elements_text(h.chain::jsonb) AS q "
-            f"WHERE h.chain IS NOT NULL) AS p JOIN {BLOBS} AS b ON b.thread_id = p.t "
-            "AND b.checkpoint_ns = p.n AND b.channel = p.ch AND b.version = p.v "
+            f"b.blob, b.chain, NULL, NULL FROM k JOIN {BLOBS} AS b ON b.thread_id = k.t "
+            "AND b.checkpoint_ns = k.n AND b.channel = k.ch AND b.version = k.v "
+            "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, "
+            f"b.blob, b.chain, NULL, NULL FROM q JOIN {BLOBS} AS b ON b.thread_id = q.t "
+            "AND b.checkpoint_ns = q.n AND b.channel = q.ch AND b.version = q.v "
             "UNION ALL SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.type, "
             f"w.value, w.channel, w.task_path, w.idx FROM c JOIN {WRITES} AS w "
             "ON w.thread_id = c.thread_id AND w.checkpoint_ns = c.checkpoint_ns "
@@ -326,9 +332,9 @@ class PostgresSQL:
     # Blobs and the checkpoint row in one statement: one round trip, and atomic.
     PUT = (
         f"WITH b AS (INSERT INTO {BLOBS} ({_BLOB_COLUMNS}) "
-        "SELECT $1, $2, x.channel, x.version, x.type, x.blob, x.chain "
-        "FROM unnest($10::text[], $11::text[], $12::text[], $13::bytea[], $14::text[]) "
-        "AS x(channel, version, type, blob, chain) "
+        "SELECT $1, $2, x.channel, x.version, x.type, x.chain, x.blob "
+        "FROM unnest($10::text[], $11::text[], $12::text[], $13::text[], $14::bytea[]) "
+        "AS x(channel, version, type, chain, blob) "
         "ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING) "
         f"INSERT INTO {CHECKPOINTS} ({_CP_COLUMNS}) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9::text::jsonb) "
@@ -388,7 +394,7 @@ class PostgresSQL:
         "checkpoint_id, parent_checkpoint_id, run_id, type, checkpoint, channel_versions, "
         f"metadata FROM {CHECKPOINTS} WHERE thread_id = $1 ON CONFLICT DO NOTHING), "
         f"b AS (INSERT INTO {BLOBS} ({_BLOB_COLUMNS}) SELECT $2, checkpoint_ns, channel, "
-        f"version, type, blob, chain FROM {BLOBS} WHERE thread_id = $1 ON CONFLICT DO NOTHING) "
+        f"version, type, chain, blob FROM {BLOBS} WHERE thread_id = $1 ON CONFLICT DO NOTHING) "
         f"INSERT INTO {WRITES} ({_WRITE_COLUMNS}) SELECT $2, checkpoint_ns, checkpoint_id, "
         f"task_id, task_path, idx, channel, type, value FROM {WRITES} WHERE thread_id = $1 "
         "ON CONFLICT DO NOTHING"

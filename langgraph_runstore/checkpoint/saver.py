@@ -377,7 +377,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
                 if state is not None:
                     remembered.append((key, state))
             type_, data = self._encode(value, thread_id, f"channel {channel!r}")
-            blobs.append((channel, str(version), type_, data, chain_json))
+            blobs.append((channel, str(version), type_, chain_json, data))
         body = {k: v for k, v in checkpoint.items() if k not in _SPLIT_KEYS}
         body_type, body_data = self._encode_raw(body, thread_id, "checkpoint")
         meta = get_serializable_checkpoint_metadata(config, metadata)

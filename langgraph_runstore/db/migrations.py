@@ -95,7 +95,7 @@ _CP_SQLITE = (
     "CREATE INDEX IF NOT EXISTS rs_checkpoints_run_id_idx ON rs_checkpoints (run_id)",
     "CREATE TABLE IF NOT EXISTS rs_checkpoint_blobs ("
     "thread_id TEXT NOT NULL, checkpoint_ns TEXT NOT NULL DEFAULT '', channel TEXT NOT NULL, "
-    "version TEXT NOT NULL, type TEXT NOT NULL, blob BLOB NOT NULL, chain TEXT, "
+    "version TEXT NOT NULL, type TEXT NOT NULL, chain TEXT, blob BLOB NOT NULL, "
     "PRIMARY KEY (thread_id, checkpoint_ns, channel, version))",
     "CREATE TABLE IF NOT EXISTS rs_checkpoint_writes ("
     "thread_id TEXT NOT NULL, checkpoint_ns TEXT NOT NULL DEFAULT '', "
@@ -116,7 +116,7 @@ _CP_POSTGRESQL = (
     "CREATE TABLE IF NOT EXISTS rs_checkpoint_blobs ("
     'thread_id TEXT COLLATE "C" NOT NULL, checkpoint_ns TEXT COLLATE "C" NOT NULL DEFAULT \'\', '
     'channel TEXT COLLATE "C" NOT NULL, version TEXT COLLATE "C" NOT NULL, '
-    "type TEXT NOT NULL, blob BYTEA NOT NULL, chain TEXT, "
+    "type TEXT NOT NULL, chain TEXT, blob BYTEA NOT NULL, "
     "PRIMARY KEY (thread_id, checkpoint_ns, channel, version))",
     "CREATE TABLE IF NOT EXISTS rs_checkpoint_writes ("
     'thread_id TEXT COLLATE "C" NOT NULL, checkpoint_ns TEXT COLLATE "C" NOT NULL DEFAULT \'\', '
