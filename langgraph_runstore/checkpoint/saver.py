@@ -95,6 +95,9 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
     ) -> None:
         super().__init__(serde=serde)
         self._deltas = ListDeltas() if list_deltas else None
+        # with_allowlist() makes shallow copies that share the backend; only the original
+        # warns about an unclosed connection
+        self._owner_id = id(self)
         self.engine = engine
         self._bridge = LoopThread(f"SQLAlchemySaver-{id(self):x}")
         self._bridge_ready = False
@@ -181,7 +184,8 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
 
     def __del__(self) -> None:
         backend = getattr(self, "_backend", None)
-        if backend is not None and backend.holds_connection():
+        owner = getattr(self, "_owner_id", None) == id(self)
+        if owner and backend is not None and backend.holds_connection():
             warnings.warn(
                 f"{self!r} was garbage-collected while holding a database connection; "
                 "call 'await saver.aclose()' (or use 'async with') when done with it",

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import uuid
+import warnings
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +19,7 @@ from langgraph.checkpoint.serde.types import ERROR
 from sqlalchemy import text
 
 from langgraph_runstore.checkpoint import SQLAlchemySaver
+from langgraph_runstore.db.engine import create_engine
 from langgraph_runstore.errors import CheckpointError, InvalidInputError, RunStoreError
 
 
@@ -360,3 +363,22 @@ async def test_postgres_writes_batch_under_load_and_errors_stay_with_their_calle
         tup = await saver.aget_tuple(cfg("b"))
         assert tup is not None and tup.pending_writes is not None
         assert sorted(w[2] for w in tup.pending_writes) == list(range(60))
+
+
+async def test_a_saver_dropped_while_holding_a_connection_warns(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    saver = SQLAlchemySaver(engine)
+    await saver.setup()
+    await saver.aget_tuple(cfg("t"))
+    clone = saver.with_allowlist([("x", "Y")])
+    backend = saver._backend
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        del clone  # a copy sharing the connection does not warn
+        gc.collect()
+        assert not [w for w in caught if issubclass(w.category, ResourceWarning)]
+        del saver
+        gc.collect()
+    assert any("aclose" in str(w.message) for w in caught if w.category is ResourceWarning)
+    await backend.aclose()
+    await engine.dispose()
