@@ -1,0 +1,373 @@
+"""What tracking costs: the same graph with and without a run record, same checkpointer.
+
+The graph is a 3-node agent (plan: LLM, act: LLM, report: no LLM) on langchain-core's fake
+chat model, whose answers carry token usage. Every invocation uses a new thread. Modes:
+
+* untracked      ``await graph.ainvoke(inp, {"configurable": {"thread_id": ...}})``
+* noop callback  the same with a do-nothing AsyncCallbackHandler: langchain-core's share
+* track          ``async with manager.track(thread_id=...) as run:``
+                 ``    await graph.ainvoke(inp, run.config)``
+* wait           ``await manager.wait(graph, inp, thread_id=...)`` (a managed run)
+* track, 10k held  track on a manager that already holds 10,000 finished runs, on a
+                 MemoryRunStore holding their rows (a manager keeps finished runs in memory
+                 for ``retain_finished_for`` = 300 s)
+
+Backends: InMemorySaver with a MemoryRunStore-backed RunManager (goal: tracking adds at most
+0.3 ms per invocation), and SQLAlchemySaver on a SQLite file with a SQLRunStore on the same
+file (goal: tracking adds at most 10% to ainvoke time). track and wait batches get a new
+RunManager (and, in memory, a new MemoryRunStore), so a batch measures the per-run cost and
+not the runs earlier batches left behind; "track, 10k held" measures those. Batches of all
+modes are interleaved in rotating order, ``--runs`` times; the table shows the best and the
+median batch, and the goals are judged on the best (the batch least disturbed by the
+machine). Run-store statements per tracked run are counted for real in a separate pass:
+calls to the store's primitives (counting subclasses of the stores) and SQL statements on
+the ``runs`` table seen by aiosqlite.
+Usage: benchmarks/tracking.py [--runs N] [--invocations N] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import re
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import aiosqlite
+from langchain_core.callbacks import AsyncCallbackHandler
+from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import Measure, ratio_line, table
+
+from langgraph_runstore import MemoryRunStore, RunManager, RunStatus, RunStore, SQLRunStore
+
+Call = Callable[[str], Awaitable[None]]
+#: Runs one batch of the given number of invocations; returns ms per invocation.
+Batch = Callable[[int], Awaitable[float]]
+HELD = 10_000
+
+
+class State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+
+
+def _reply(text: str, model: str, input_tokens: int, output_tokens: int) -> AIMessage:
+    return AIMessage(
+        content=text,
+        usage_metadata={
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "total_tokens": input_tokens + output_tokens,
+        },
+        response_metadata={"model_name": model},
+    )
+
+
+def build_graph(checkpointer: Any) -> Any:
+    """plan (LLM) -> act (LLM) -> report (no LLM), compiled on ``checkpointer``."""
+    planner = FakeMessagesListChatModel(
+        responses=[_reply("1. look it up 2. summarise it", "fake-planner", 42, 9)]
+    )
+    actor = FakeMessagesListChatModel(
+        responses=[_reply("The answer is 42, according to the guide.", "fake-actor", 61, 11)]
+    )
+
+    async def plan(state: State) -> dict[str, Any]:
+        return {"messages": [await planner.ainvoke(state["messages"])]}
+
+    async def act(state: State) -> dict[str, Any]:
+        return {"messages": [await actor.ainvoke(state["messages"])]}
+
+    def report(state: State) -> dict[str, Any]:
+        words = sum(len(str(m.content).split()) for m in state["messages"])
+        return {"messages": [AIMessage(content=f"done: {words} words exchanged")]}
+
+    builder = StateGraph(State)
+    builder.add_node("plan", plan)
+    builder.add_node("act", act)
+    builder.add_node("report", report)
+    builder.add_edge(START, "plan")
+    builder.add_edge("plan", "act")
+    builder.add_edge("act", "report")
+    builder.add_edge("report", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def _inp() -> dict[str, Any]:
+    return {"messages": [HumanMessage(content="What is the answer to everything?")]}
+
+
+class NoopHandler(AsyncCallbackHandler):
+    """Receives every callback and does nothing: what langchain-core's dispatch costs."""
+
+    run_inline = True
+
+
+def calls(graph: Any, manager: RunManager) -> dict[str, Call]:
+    """One invocation per mode, on the thread it is given."""
+    noop = NoopHandler()
+
+    async def untracked(thread_id: str) -> None:
+        await graph.ainvoke(_inp(), {"configurable": {"thread_id": thread_id}})
+
+    async def noop_callback(thread_id: str) -> None:
+        await graph.ainvoke(_inp(), {"callbacks": [noop], "configurable": {"thread_id": thread_id}})
+
+    async def track(thread_id: str) -> None:
+        async with manager.track(thread_id=thread_id) as run:
+            await graph.ainvoke(_inp(), run.config)
+
+    async def wait(thread_id: str) -> None:
+        run = await manager.wait(graph, _inp(), thread_id=thread_id)
+        assert run.status is RunStatus.success, run.error
+
+    return {"untracked": untracked, "noop callback": noop_callback, "track": track, "wait": wait}
+
+
+async def batch(call: Call, invocations: int) -> float:
+    """Milliseconds per invocation over ``invocations`` calls, each on a new thread."""
+    gc.collect()
+    start = time.perf_counter()
+    for _ in range(invocations):
+        await call(str(uuid.uuid4()))
+    return (time.perf_counter() - start) * 1000 / invocations
+
+
+def batches(
+    graph: Any, new_store: Callable[[], RunStore], held: RunManager | None
+) -> dict[str, Batch]:
+    """Every mode as a batch; track and wait on a new manager per batch."""
+
+    def plain(mode: str) -> Batch:
+        async def run(invocations: int) -> float:
+            return await batch(calls(graph, RunManager())[mode], invocations)
+
+        return run
+
+    def managed(mode: str) -> Batch:
+        async def run(invocations: int) -> float:
+            async with RunManager(store=new_store()) as manager:
+                return await batch(calls(graph, manager)[mode], invocations)
+
+        return run
+
+    modes = {name: plain(name) for name in ("untracked", "noop callback")}
+    modes.update({name: managed(name) for name in ("track", "wait")})
+    if held is not None:
+        track_held = calls(graph, held)["track"]
+
+        async def run_held(invocations: int) -> float:
+            return await batch(track_held, invocations)
+
+        modes[f"track, {HELD // 1000}k held"] = run_held
+    return modes
+
+
+async def holding(store: RunStore, count: int) -> RunManager:
+    """A manager that holds ``count`` finished runs, as one does after a busy 300 s."""
+    manager = RunManager(store=store)
+    for i in range(count):
+        record = await manager.create(f"earlier-{i}")
+        await manager.set_status(record.run_id, RunStatus.success)
+    return manager
+
+
+async def interleaved(modes: dict[str, Batch], runs: int, invocations: int) -> dict[str, Measure]:
+    """``runs`` rounds of one batch per mode, rotating the order; a warm-up round first."""
+    for run in modes.values():
+        await run(max(20, invocations // 10))
+    values: dict[str, list[float]] = {name: [] for name in modes}
+    names = list(modes)
+    for round_ in range(runs):
+        for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
+            values[name].append(await modes[name](invocations))
+    return {name: Measure(tuple(v)) for name, v in values.items()}
+
+
+# --- counting store statements ---------------------------------------------------------------
+
+_PRIMITIVES = (
+    "put",
+    "get",
+    "delete",
+    "list_by_thread",
+    "update_status",
+    "update_run_completion",
+    "insert_if_thread_idle",
+    "list_inflight",
+)
+
+
+def _counting(cls: type[RunStore]) -> Any:
+    """A subclass of ``cls`` that counts calls to each store primitive in ``.calls``."""
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        cls.__init__(self, *args, **kwargs)
+        self.calls = Counter()
+        self.depth = 0
+
+    def wrap(name: str) -> Any:
+        async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if self.depth == 0:  # a primitive that calls another one counts once
+                self.calls[name] += 1
+            self.depth += 1
+            try:
+                return await getattr(cls, name)(self, *args, **kwargs)
+            finally:
+                self.depth -= 1
+
+        method.__name__ = name
+        return method
+
+    namespace = {"__init__": init, **{name: wrap(name) for name in _PRIMITIVES}}
+    return type(f"Counting{cls.__name__}", (cls,), namespace)
+
+
+CountingMemoryRunStore: Any = _counting(MemoryRunStore)
+CountingSQLRunStore: Any = _counting(SQLRunStore)
+
+_RUNS_TABLE = re.compile(r"\bruns\b", re.IGNORECASE)
+
+
+@contextmanager
+def count_runs_sql() -> Iterator[Counter[str]]:
+    """Count SQL statements on the ``runs`` table sent through aiosqlite, by first word."""
+    seen: Counter[str] = Counter()
+    patched: list[tuple[Any, Any]] = []
+    classes: tuple[Any, ...] = (aiosqlite.Connection, aiosqlite.Cursor)
+    for cls in classes:
+        original = cls.execute
+
+        def execute(self: Any, sql: str, *args: Any, _original: Any = original, **kw: Any) -> Any:
+            if _RUNS_TABLE.search(sql):
+                seen[sql.split(None, 1)[0].upper()] += 1
+            return _original(self, sql, *args, **kw)
+
+        patched.append((cls, original))
+        cls.execute = execute
+    try:
+        yield seen
+    finally:
+        for cls, original in patched:
+            cls.execute = original
+
+
+async def count_statements(backend: str, runs: int = 20) -> dict[str, tuple[float, float, str]]:
+    """Per tracked run, on a fresh store: (store primitive calls, SQL statements on the
+    ``runs`` table, calls by primitive)."""
+    with tempfile.TemporaryDirectory(prefix="tracking-count-") as tmp:
+        async with AsyncExitStack() as stack:
+            if backend == "memory":
+                store, checkpointer = CountingMemoryRunStore(), InMemorySaver()
+            else:
+                url = f"sqlite+aiosqlite:///{Path(tmp) / 'count.db'}"
+                store = await stack.enter_async_context(CountingSQLRunStore.from_url(url))
+                checkpointer = store.checkpointer
+            manager = await stack.enter_async_context(RunManager(store=store))
+            modes = calls(build_graph(checkpointer), manager)
+            out = {}
+            for mode in ("track", "wait"):
+                await modes[mode](str(uuid.uuid4()))  # warm-up, not counted
+                store.calls = Counter()
+                with count_runs_sql() as sql:
+                    for _ in range(runs):
+                        await modes[mode](str(uuid.uuid4()))
+                by_call = ", ".join(f"{k} {n / runs:g}" for k, n in sorted(store.calls.items()))
+                out[mode] = (sum(store.calls.values()) / runs, sum(sql.values()) / runs, by_call)
+            return out
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def _rows(backend: str, measures: dict[str, Measure]) -> list[list[str]]:
+    base = measures["untracked"]
+    rows = []
+    for name, m in measures.items():
+        if name == "untracked":
+            extra = ["", "", ""]
+        else:
+            extra = [
+                f"{m.min - base.min:+.3f}",
+                f"{m.median - base.median:+.3f}",
+                f"{(m.min / base.min - 1) * 100:+.1f}%",
+            ]
+        rows.append([backend, name, f"{m.min:.3f}", f"{m.median:.3f}", *extra])
+    return rows
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=7, help="rounds per mode (>= 3)")
+    parser.add_argument("--invocations", type=int, default=150, help="invocations per batch")
+    parser.add_argument("--quick", action="store_true", help="3 rounds of 50 invocations")
+    args = parser.parse_args()
+    runs, invocations = (3, 50) if args.quick else (max(3, args.runs), args.invocations)
+
+    # (a) InMemorySaver + a RunManager on a MemoryRunStore
+    async with await holding(MemoryRunStore(), HELD) as held:
+        modes = batches(build_graph(InMemorySaver()), MemoryRunStore, held)
+        memory = await interleaved(modes, runs, invocations)
+
+    # (b) SQLAlchemySaver on SQLite + a SQLRunStore on the same file
+    with tempfile.TemporaryDirectory(prefix="tracking-bench-") as tmp:
+        url = f"sqlite+aiosqlite:///{Path(tmp) / 'bench.db'}"
+        async with SQLRunStore.from_url(url) as store:
+            modes = batches(build_graph(store.checkpointer), lambda: store, None)
+            sqlite = await interleaved(modes, runs, invocations)
+
+    counts = {backend: await count_statements(backend) for backend in ("memory", "sqlite")}
+
+    print(
+        f"{runs} rounds x {invocations} invocations per mode, interleaved; ms per invocation, "
+        "best and median batch; added = mode - untracked"
+    )
+    headers = ["backend", "mode", "best", "median", "added best", "added median", "% best"]
+    print(table(headers, _rows("memory", memory) + _rows("sqlite", sqlite)))
+    for backend, per_mode in counts.items():
+        for mode, (store_calls, sql, by_call) in per_mode.items():
+            sql_part = f"{sql:g} SQL statements on runs, " if backend == "sqlite" else ""
+            print(f"{backend} {mode}: {sql_part}{store_calls:g} store calls per run [{by_call}]")
+    print()
+    for mode in ("track", "wait"):
+        added = memory[mode].min - memory["untracked"].min
+        added_median = memory[mode].median - memory["untracked"].median
+        print(
+            f"memory {mode} vs untracked: {added:+.3f} ms min, {added_median:+.3f} ms median "
+            f"per invocation (goal <= 0.3 ms): {_verdict(added <= 0.3)}"
+        )
+    for mode in ("track", "wait"):
+        line = ratio_line(
+            f"sqlite {mode} vs untracked ainvoke",
+            sqlite[mode],
+            sqlite["untracked"],
+            goal="<= 1.10x",
+            higher_is_better=False,
+        )
+        print(f"{line}: {_verdict(sqlite[mode].min <= 1.10 * sqlite['untracked'].min)}")
+    per_run = {mode: counts["sqlite"][mode][1] for mode in ("track", "wait")}
+    print(
+        f"run-store statements per tracked run: track {per_run['track']:g}, "
+        f"wait {per_run['wait']:g} (goal <= 3): {_verdict(max(per_run.values()) <= 3)}"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
