@@ -47,6 +47,7 @@ def _window(
 
 
 def list_runs_query(
+    dialect: str,
     *,
     thread_id: str | None,
     statuses: tuple[str, ...],
@@ -57,18 +58,23 @@ def list_runs_query(
     cursor: str | None,
 ) -> tuple[Statement, dict[str, Any]]:
     """One page of runs, newest first, ties in insertion order; fetches ``limit + 1`` rows
-    so the caller knows whether another page follows."""
-    clauses: list[str] = []
+    so the caller knows whether another page follows.
+
+    Every shape is an index range read in page order: by thread, status, user or
+    created_at. Several statuses become one arm per status, each reading at most a page
+    from the status index, merged by the outer ORDER BY (an IN list would sort every
+    matching run).
+    """
     params: dict[str, Any] = {"limit": limit + 1}
+    # SQLite without ANALYZE statistics prefers the status or user index to the thread
+    # index; a thread has few runs, so "+column" (a no-op) keeps those out of the choice
+    demote = "+" if dialect == "sqlite" and thread_id is not None else ""
+    clauses: list[str] = []
     if thread_id is not None:
         clauses.append("thread_id = :thread_id")
         params["thread_id"] = thread_id
-    if statuses:
-        names = [f"status_{i}" for i in range(len(statuses))]
-        clauses.append(f"status IN ({', '.join(':' + name for name in names)})")
-        params.update(zip(names, statuses, strict=True))
     if user_id is not None:
-        clauses.append("user_id = :user_id")
+        clauses.append(f"{demote}user_id = :user_id")
         params["user_id"] = user_id
     _window(clauses, params, since, until, "")
     if cursor is not None:
@@ -79,15 +85,30 @@ def list_runs_query(
             "created_at <= :cursor_at AND (created_at < :cursor_at OR seq > :cursor_seq)"
         )
         params.update(cursor_at=created_at, cursor_seq=seq)
-    return _list_runs_sql(tuple(clauses)), params
+    names = [f"status_{i}" for i in range(len(statuses))]
+    params.update(zip(names, statuses, strict=True))
+    arms = len(statuses) if len(statuses) > 1 and thread_id is None else 0
+    if statuses and not arms:
+        clauses.append(f"{demote}status IN ({', '.join(':' + name for name in names)})")
+    return _list_runs_sql(dialect, tuple(clauses), arms), params
 
 
-@lru_cache(maxsize=128)
-def _list_runs_sql(clauses: tuple[str, ...]) -> Statement:
-    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-    return Statement.of(
-        f"SELECT {_SELECT_COLUMNS} FROM runs {where}ORDER BY created_at DESC, seq ASC LIMIT :limit"
-    )
+_PAGE_ORDER = "ORDER BY created_at DESC, seq ASC LIMIT :limit"
+
+
+@lru_cache(maxsize=256)
+def _list_runs_sql(dialect: str, clauses: tuple[str, ...], arms: int) -> Statement:
+    if not arms:
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        return Statement.of(f"SELECT {_SELECT_COLUMNS} FROM runs {where}{_PAGE_ORDER}")
+    selects = []
+    for i in range(arms):
+        where = " AND ".join((*clauses, f"status = :status_{i}"))
+        selects.append(
+            f"SELECT * FROM (SELECT {_SELECT_COLUMNS} FROM runs WHERE {where} {_PAGE_ORDER}) "
+            f"AS arm_{i}"
+        )
+    return Statement.of(f"{' UNION ALL '.join(selects)} {_PAGE_ORDER}")
 
 
 def _token_sum(dialect: str, name: str) -> str:
@@ -96,8 +117,10 @@ def _token_sum(dialect: str, name: str) -> str:
     if dialect == "sqlite":
         per_model = f"json_extract(j.value, '$.{name}')"
         return f"SUM(CASE WHEN j.key IS NULL THEN r.{name} ELSE COALESCE({per_model}, 0) END)"
-    per_model = f"(j.value ->> '{name}')::bigint"
-    return f"SUM(CASE WHEN j.key IS NULL THEN r.{name} ELSE COALESCE({per_model}, 0) END)::bigint"
+    # CAST, not "::": Statement.of reads ":name" as a parameter
+    per_model = f"CAST(j.value ->> '{name}' AS bigint)"
+    total = f"SUM(CASE WHEN j.key IS NULL THEN r.{name} ELSE COALESCE({per_model}, 0) END)"
+    return f"CAST({total} AS bigint)"
 
 
 def aggregate_query(
@@ -125,29 +148,43 @@ def aggregate_query(
 @lru_cache(maxsize=64)
 def _aggregate_sql(dialect: str, by: str, clauses: tuple[str, ...]) -> Statement:
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    cast = "::bigint" if dialect == "postgresql" else ""
+
+    def total(expression: str) -> str:
+        # PostgreSQL sums bigint into numeric; keep plain integers
+        return (
+            f"CAST(SUM({expression}) AS bigint)"
+            if dialect == "postgresql"
+            else f"SUM({expression})"
+        )
+
     if by == "model":
         key = f"COALESCE(j.key, r.model_name, '{UNKNOWN_MODEL}')"
         if dialect == "sqlite":
             source = "runs AS r LEFT JOIN json_each(r.token_usage_by_model) AS j"
         else:  # the column is JSON text, so cast it for jsonb_each
             source = (
-                "runs AS r LEFT JOIN LATERAL jsonb_each(r.token_usage_by_model::jsonb) AS j ON true"
+                "runs AS r LEFT JOIN LATERAL "
+                "jsonb_each(CAST(r.token_usage_by_model AS jsonb)) AS j ON true"
             )
         tokens = [f"{_token_sum(dialect, name)} AS {name}" for name in TOKEN_FIELDS]
     else:
         # created_at is UTC ISO-8601 text: its first ten characters are the UTC day
-        key = {"thread": "r.thread_id", "user": "r.user_id", "day": "substr(r.created_at, 1, 10)"}[
-            by
-        ]
+        # on SQLite "+" (a no-op) stops the planner from scanning the whole thread or user
+        # index for the grouping instead of reading the created_at range
+        demote = "+" if dialect == "sqlite" else ""
+        key = {
+            "thread": f"{demote}r.thread_id",
+            "user": f"{demote}r.user_id",
+            "day": "substr(r.created_at, 1, 10)",
+        }[by]
         source = "runs AS r"
-        tokens = [f"SUM(r.{name}){cast} AS {name}" for name in TOKEN_FIELDS]
+        tokens = [f"{total('r.' + name)} AS {name}" for name in TOKEN_FIELDS]
     columns = ", ".join(
         [
             f"{key} AS key",
             "r.status AS status",
             "COUNT(*) AS runs",
-            f"SUM(r.llm_call_count){cast} AS llm_calls",
+            f"{total('r.llm_call_count')} AS llm_calls",
             *tokens,
         ]
     )
@@ -171,7 +208,8 @@ def _top_sql(dialect: str, by: str, clauses: tuple[str, ...]) -> Statement:
         if dialect == "sqlite":
             score = "(julianday(ended_at) - julianday(started_at)) * 86400.0"
         else:
-            score = "EXTRACT(EPOCH FROM (ended_at::timestamptz - started_at::timestamptz))"
+            elapsed = "CAST(ended_at AS timestamptz) - CAST(started_at AS timestamptz)"
+            score = f"EXTRACT(EPOCH FROM ({elapsed}))"
         where += ["started_at IS NOT NULL", "ended_at IS NOT NULL"]
     else:
         score = "total_tokens"
@@ -211,17 +249,17 @@ RUN_CHECKPOINTS = Statement.of(
 # -- the SQLRunStore methods, kept here so the store module stays about writes ---------------
 
 #: Target duration of one prune write: well under the ~100 ms a waiting writer should see.
-PRUNE_TARGET_SECONDS = 0.04
+PRUNE_TARGET_SECONDS = 0.02
 PRUNE_FIRST_BATCH = 100
 PRUNE_MIN_BATCH = 10
-#: Pause between prune batches on SQLite, so a writer in its busy-wait can take the lock.
+#: Shortest pause between prune batches on SQLite (see prune_runs).
 PRUNE_SQLITE_PAUSE_SECONDS = 0.005
 
 
 async def list_runs(store: SQLRunStore, **filters: Any) -> RunPage[dict[str, Any]]:
     """``SQLRunStore.list_runs`` after argument checks."""
     limit = filters["limit"]
-    statement, params = list_runs_query(**filters)
+    statement, params = list_runs_query(store.dialect, **filters)
     rows = await store._fetch(statement, params)
     page = rows[:limit]
     more = len(rows) > limit
@@ -269,9 +307,9 @@ async def prune_runs(
     """Delete finished runs created before ``cutoff`` in batches sized to short writes.
 
     Each batch is one checkpoint delete (the saver's ``adelete_for_runs``) then one delete of
-    the runs, each its own short transaction; batches grow or shrink so that a write takes
-    about PRUNE_TARGET_SECONDS. Checkpoints go first: if the prune stops between the two, the
-    runs are still there and the next prune finishes the job.
+    the runs, each its own short transaction; each batch is sized from the last one's
+    duration so that a write takes about PRUNE_TARGET_SECONDS. Checkpoints go first: if the
+    prune stops between the two, the runs are still there and the next prune finishes.
     """
     driver = store._driver
     if dry_run:
@@ -298,10 +336,11 @@ async def prune_runs(
         batches += 1
         if on_progress is not None:
             on_progress(deleted)
-        if write > PRUNE_TARGET_SECONDS:
-            size = max(PRUNE_MIN_BATCH, int(size * PRUNE_TARGET_SECONDS / write))
-        elif write < PRUNE_TARGET_SECONDS / 2:
-            size = min(max_batch, size * 2)
+        # aim the next batch at the target duration, growing at most twofold per batch
+        ideal = int(size * PRUNE_TARGET_SECONDS / max(write, 1e-4))
+        size = max(PRUNE_MIN_BATCH, min(ideal, size * 2, max_batch))
         if store.dialect == "sqlite":
-            await asyncio.sleep(PRUNE_SQLITE_PAUSE_SECONDS)
+            # SQLite has no queue for its lock: a writer waiting in its busy handler polls
+            # with growing sleeps, so leave a gap as long as the write for it to land in
+            await asyncio.sleep(max(PRUNE_SQLITE_PAUSE_SECONDS, write))
     return PruneResult(runs=total, batches=batches, longest_write_seconds=longest, cutoff=cutoff)
