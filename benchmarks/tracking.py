@@ -20,8 +20,9 @@ not the runs earlier batches left behind; "track, 10k held" measures those. Batc
 modes are interleaved in rotating order, ``--runs`` times; the table shows the best and the
 median batch, and the goals are judged on the best (the batch least disturbed by the
 machine). Run-store statements per tracked run are counted for real in a separate pass:
-calls to the store's primitives (counting subclasses of the stores) and SQL statements on
-the ``runs`` table seen by aiosqlite.
+calls to the store's primitives (counting subclasses of the stores), SQL statements on the
+``runs`` table seen by aiosqlite and, when a PostgreSQL server is available
+(RUNSTORE_BENCH_PG_URL or scripts/pg.sh), every statement asyncpg sends, over untracked.
 Usage: benchmarks/tracking.py [--runs N] [--invocations N] [--quick]
 """
 
@@ -42,6 +43,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import aiosqlite
+import asyncpg
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
@@ -50,7 +52,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Measure, ratio_line, table
+from _common import Measure, pg_url, ratio_line, table
 
 from langgraph_runstore import MemoryRunStore, RunManager, RunStatus, RunStore, SQLRunStore
 
@@ -290,6 +292,59 @@ async def count_statements(backend: str, runs: int = 20) -> dict[str, tuple[floa
             return out
 
 
+@contextmanager
+def count_asyncpg() -> Iterator[Counter[str]]:
+    """Count every statement asyncpg sends (BEGIN and COMMIT included), by first word."""
+    seen: Counter[str] = Counter()
+    cls: Any = asyncpg.connection.Connection
+    names = ("execute", "executemany", "fetch", "fetchrow", "fetchval")
+    originals = {name: getattr(cls, name) for name in names}
+
+    def counting(original: Any) -> Any:
+        async def method(self: Any, query: str, *args: Any, **kwargs: Any) -> Any:
+            seen[query.split(None, 1)[0].rstrip(";").upper()] += 1
+            return await original(self, query, *args, **kwargs)
+
+        return method
+
+    for name, original in originals.items():
+        setattr(cls, name, counting(original))
+    try:
+        yield seen
+    finally:
+        for name, original in originals.items():
+            setattr(cls, name, original)
+
+
+async def count_postgres(server: str, runs: int = 20) -> dict[str, tuple[float, str]]:
+    """Statements per run that track and wait add at the asyncpg driver on PostgreSQL, over
+    an untracked invocation of the same graph (so the checkpointer's cancel out)."""
+    admin = await asyncpg.connect(server.replace("postgresql+asyncpg://", "postgresql://"))
+    name = "runstore_bench_tracking"
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        url = server.rsplit("/", 1)[0] + f"/{name}"
+        async with SQLRunStore.from_url(url) as store, RunManager(store=store) as manager:
+            modes = calls(build_graph(store.checkpointer), manager)
+            seen: dict[str, Counter[str]] = {}
+            for mode in ("untracked", "track", "wait"):
+                await modes[mode](str(uuid.uuid4()))  # warm-up, not counted
+                with count_asyncpg() as seen[mode]:
+                    for _ in range(runs):
+                        await modes[mode](str(uuid.uuid4()))
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    out = {}
+    for mode in ("track", "wait"):
+        added = seen[mode].copy()
+        added.subtract(seen["untracked"])
+        by_word = ", ".join(f"{k} {n / runs:g}" for k, n in sorted(added.items()) if n)
+        out[mode] = (sum(added.values()) / runs, by_word)
+    return out
+
+
 # --- main ------------------------------------------------------------------------------------
 
 
@@ -334,6 +389,8 @@ async def main() -> None:
             sqlite = await interleaved(modes, runs, invocations)
 
     counts = {backend: await count_statements(backend) for backend in ("memory", "sqlite")}
+    server = pg_url()
+    postgres = await count_postgres(server) if server else None
 
     print(
         f"{runs} rounds x {invocations} invocations per mode, interleaved; ms per invocation, "
@@ -345,6 +402,11 @@ async def main() -> None:
         for mode, (store_calls, sql, by_call) in per_mode.items():
             sql_part = f"{sql:g} SQL statements on runs, " if backend == "sqlite" else ""
             print(f"{backend} {mode}: {sql_part}{store_calls:g} store calls per run [{by_call}]")
+    if postgres is None:
+        print("postgres: statement count skipped (no server; run scripts/pg.sh start)")
+    else:
+        for mode, (statements, by_word) in postgres.items():
+            print(f"postgres {mode}: {statements:g} statements per run over untracked [{by_word}]")
     print()
     for mode in ("track", "wait"):
         added = memory[mode].min - memory["untracked"].min
@@ -367,6 +429,13 @@ async def main() -> None:
         f"run-store statements per tracked run: track {per_run['track']:g}, "
         f"wait {per_run['wait']:g} (goal <= 3): {_verdict(max(per_run.values()) <= 3)}"
     )
+    if postgres is not None:
+        worst = max(statements for statements, _ in postgres.values())
+        print(
+            f"postgres statements per tracked run: track {postgres['track'][0]:g}, "
+            f"wait {postgres['wait'][0]:g}, BEGIN and COMMIT included (goal <= 3): "
+            f"{_verdict(worst <= 3)}"
+        )
 
 
 if __name__ == "__main__":
