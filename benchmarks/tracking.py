@@ -57,8 +57,10 @@ from _common import Measure, pg_url, ratio_line, table
 from langgraph_runstore import MemoryRunStore, RunManager, RunStatus, RunStore, SQLRunStore
 
 Call = Callable[[str], Awaitable[None]]
-#: Runs one batch of the given number of invocations; returns ms per invocation.
-Batch = Callable[[int], Awaitable[float]]
+#: Per invocation: wall-clock ms and this process's CPU ms (all its threads).
+Timing = tuple[float, float]
+#: Runs one batch of the given number of invocations.
+Batch = Callable[[int], Awaitable[Timing]]
 HELD = 10_000
 
 
@@ -139,13 +141,14 @@ def calls(graph: Any, manager: RunManager) -> dict[str, Call]:
     return {"untracked": untracked, "noop callback": noop_callback, "track": track, "wait": wait}
 
 
-async def batch(call: Call, invocations: int) -> float:
-    """Milliseconds per invocation over ``invocations`` calls, each on a new thread."""
+async def batch(call: Call, invocations: int) -> Timing:
+    """Wall and CPU ms per invocation over ``invocations`` calls, each on a new thread."""
     gc.collect()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(invocations):
         await call(str(uuid.uuid4()))
-    return (time.perf_counter() - start) * 1000 / invocations
+    wall_ms = (time.perf_counter() - start) * 1000 / invocations
+    return wall_ms, (time.process_time() - cpu) * 1000 / invocations
 
 
 def batches(
@@ -154,13 +157,13 @@ def batches(
     """Every mode as a batch; track and wait on a new manager per batch."""
 
     def plain(mode: str) -> Batch:
-        async def run(invocations: int) -> float:
+        async def run(invocations: int) -> Timing:
             return await batch(calls(graph, RunManager())[mode], invocations)
 
         return run
 
     def managed(mode: str) -> Batch:
-        async def run(invocations: int) -> float:
+        async def run(invocations: int) -> Timing:
             async with RunManager(store=new_store()) as manager:
                 return await batch(calls(graph, manager)[mode], invocations)
 
@@ -171,7 +174,7 @@ def batches(
     if held is not None:
         track_held = calls(graph, held)["track"]
 
-        async def run_held(invocations: int) -> float:
+        async def run_held(invocations: int) -> Timing:
             return await batch(track_held, invocations)
 
         modes[f"track, {HELD // 1000}k held"] = run_held
@@ -187,16 +190,22 @@ async def holding(store: RunStore, count: int) -> RunManager:
     return manager
 
 
-async def interleaved(modes: dict[str, Batch], runs: int, invocations: int) -> dict[str, Measure]:
-    """``runs`` rounds of one batch per mode, rotating the order; a warm-up round first."""
+async def interleaved(
+    modes: dict[str, Batch], runs: int, invocations: int
+) -> dict[str, tuple[Measure, Measure]]:
+    """``runs`` rounds of one batch per mode, rotating the order; a warm-up round first.
+    Returns (wall, CPU) measures per mode."""
     for run in modes.values():
         await run(max(20, invocations // 10))
-    values: dict[str, list[float]] = {name: [] for name in modes}
+    values: dict[str, list[Timing]] = {name: [] for name in modes}
     names = list(modes)
     for round_ in range(runs):
         for name in names[round_ % len(names) :] + names[: round_ % len(names)]:
             values[name].append(await modes[name](invocations))
-    return {name: Measure(tuple(v)) for name, v in values.items()}
+    return {
+        name: (Measure(tuple(w for w, _ in v)), Measure(tuple(c for _, c in v)))
+        for name, v in values.items()
+    }
 
 
 # --- counting store statements ---------------------------------------------------------------
@@ -348,19 +357,30 @@ async def count_postgres(server: str, runs: int = 20) -> dict[str, tuple[float, 
 # --- main ------------------------------------------------------------------------------------
 
 
-def _rows(backend: str, measures: dict[str, Measure]) -> list[list[str]]:
-    base = measures["untracked"]
+def _rows(backend: str, measures: dict[str, tuple[Measure, Measure]]) -> list[list[str]]:
+    base, base_cpu = measures["untracked"]
     rows = []
-    for name, m in measures.items():
+    for name, (m, cpu) in measures.items():
         if name == "untracked":
-            extra = ["", "", ""]
+            extra = ["", "", "", ""]
         else:
             extra = [
                 f"{m.min - base.min:+.3f}",
                 f"{m.median - base.median:+.3f}",
                 f"{(m.min / base.min - 1) * 100:+.1f}%",
+                f"{cpu.min - base_cpu.min:+.3f}",
             ]
-        rows.append([backend, name, f"{m.min:.3f}", f"{m.median:.3f}", *extra])
+        rows.append(
+            [
+                backend,
+                name,
+                f"{m.min:.3f}",
+                f"{m.median:.3f}",
+                *extra[:3],
+                f"{cpu.min:.3f}",
+                extra[3],
+            ]
+        )
     return rows
 
 
@@ -394,9 +414,10 @@ async def main() -> None:
 
     print(
         f"{runs} rounds x {invocations} invocations per mode, interleaved; ms per invocation, "
-        "best and median batch; added = mode - untracked"
+        "best and median batch; added = mode - untracked; CPU = this process's CPU time"
     )
     headers = ["backend", "mode", "best", "median", "added best", "added median", "% best"]
+    headers += ["CPU best", "CPU added"]
     print(table(headers, _rows("memory", memory) + _rows("sqlite", sqlite)))
     for backend, per_mode in counts.items():
         for mode, (store_calls, sql, by_call) in per_mode.items():
@@ -408,22 +429,27 @@ async def main() -> None:
         for mode, (statements, by_word) in postgres.items():
             print(f"postgres {mode}: {statements:g} statements per run over untracked [{by_word}]")
     print()
+    wall = {name: m[0] for name, m in memory.items()}
+    cpu = {name: m[1] for name, m in memory.items()}
     for mode in ("track", "wait"):
-        added = memory[mode].min - memory["untracked"].min
-        added_median = memory[mode].median - memory["untracked"].median
+        added = wall[mode].min - wall["untracked"].min
+        added_median = wall[mode].median - wall["untracked"].median
+        added_cpu = cpu[mode].min - cpu["untracked"].min
         print(
             f"memory {mode} vs untracked: {added:+.3f} ms min, {added_median:+.3f} ms median "
-            f"per invocation (goal <= 0.3 ms): {_verdict(added <= 0.3)}"
+            f"per invocation (CPU {added_cpu:+.3f} ms) (goal <= 0.3 ms): {_verdict(added <= 0.3)}"
         )
     for mode in ("track", "wait"):
+        ours, theirs = sqlite[mode][0], sqlite["untracked"][0]
         line = ratio_line(
             f"sqlite {mode} vs untracked ainvoke",
-            sqlite[mode],
-            sqlite["untracked"],
+            ours,
+            theirs,
             goal="<= 1.10x",
             higher_is_better=False,
         )
-        print(f"{line}: {_verdict(sqlite[mode].min <= 1.10 * sqlite['untracked'].min)}")
+        cpu_ratio = sqlite[mode][1].min / sqlite["untracked"][1].min
+        print(f"{line} (CPU {cpu_ratio:.2f}x): {_verdict(ours.min <= 1.10 * theirs.min)}")
     per_run = {mode: counts["sqlite"][mode][1] for mode in ("track", "wait")}
     print(
         f"run-store statements per tracked run: track {per_run['track']:g}, "
