@@ -175,9 +175,14 @@ class WorkerServices:
         """Renew every lease in one statement; act on cancel requests and lost leases."""
         loop = asyncio.get_running_loop()
         local = {record.run_id: record for record in self._local_active()}
+        if not local:
+            self._last_confirmed = loop.time()
+            return
         try:
             renewed = await self.store.renew_leases(
-                worker_id=self.manager.worker_id, lease_expires_at=self.lease_expiry()
+                worker_id=self.manager.worker_id,
+                run_ids=sorted(local),
+                lease_expires_at=self.lease_expiry(),
             )
         except Exception:
             logger.warning("Worker %s could not renew its leases", self.manager.worker_id, exc_info=True)

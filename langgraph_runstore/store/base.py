@@ -105,11 +105,16 @@ class RunStore(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not support several workers")
 
-    async def renew_leases(self, *, worker_id: str, lease_expires_at: str) -> list[dict[str, Any]]:
-        """Extend the lease of every active run ``worker_id`` owns, in one statement.
+    async def renew_leases(
+        self, *, worker_id: str, run_ids: Sequence[str], lease_expires_at: str
+    ) -> list[dict[str, Any]]:
+        """Extend the leases of the active runs ``worker_id`` owns and holds (``run_ids``),
+        in one statement.
 
         Returns those runs' ``run_id``, ``cancel_requested_at`` and ``cancel_action``: a run
-        the worker holds but that is missing here has been taken from it.
+        the worker holds but that is missing here has been taken from it. Rows the worker
+        owns but does not hold (a claim whose answer was lost) are left to expire, so the
+        recovery sweep can hand them on.
         """
         raise NotImplementedError(f"{type(self).__name__} does not support several workers")
 

@@ -188,10 +188,13 @@ class MemoryRunStore(RunStore):
                 return copy.deepcopy(row)
         return None
 
-    async def renew_leases(self, *, worker_id: str, lease_expires_at: str) -> list[dict[str, Any]]:
+    async def renew_leases(
+        self, *, worker_id: str, run_ids: Sequence[str], lease_expires_at: str
+    ) -> list[dict[str, Any]]:
         renewed = []
+        wanted = set(run_ids)
         for row in self._rows.values():
-            if row.get("owner_worker_id") == worker_id and self._active(row):
+            if row["run_id"] in wanted and row.get("owner_worker_id") == worker_id and self._active(row):
                 row["lease_expires_at"] = lease_expires_at
                 renewed.append(
                     {name: row.get(name) for name in ("run_id", "cancel_requested_at", "cancel_action")}

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 _JSON_COLUMNS = frozenset({"metadata", "kwargs", "token_usage_by_model"})
 _SELECT_COLUMNS = ", ".join(("seq", *ROW_FIELDS))
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUS_VALUES)
-_PARAM = re.compile(r":([a-z_]+)")
+_PARAM = re.compile(r":([a-z_][a-z0-9_]*)")
 _ONE_RUNNING_INDEX = "runs_one_running_per_thread"
 
 
@@ -343,26 +343,40 @@ _CLAIMABLE = (
 )
 
 
+# The database's clock, in the stored text form. A claim stamps started_at with it: a time
+# taken by the client before the statement could precede the commit that freed the thread.
+_DB_NOW = {
+    "sqlite": "strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')",
+    "postgresql": "to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')",
+}
+
+
 @lru_cache(maxsize=32)
 def _claim_sql(dialect: str, assistant_count: int) -> Statement:
     assistants = ", ".join(f":assistant_{i}" for i in range(assistant_count))
     # SKIP LOCKED lets PostgreSQL workers pass over a row another worker is claiming; one
     # SQLite statement holds the file's write lock, which serialises claims by itself
     lock = " FOR UPDATE SKIP LOCKED" if dialect == "postgresql" else ""
+    now = _DB_NOW[dialect]
     return Statement.of(
         "UPDATE runs SET status = 'running', owner_worker_id = :worker_id, "
-        "lease_expires_at = :lease, started_at = COALESCE(started_at, :now), "
-        "updated_at = :now, attempt = attempt + 1 "
+        f"lease_expires_at = :lease, started_at = {now}, "
+        f"updated_at = {now}, attempt = attempt + 1 "
         "WHERE status = 'pending' AND run_id = (SELECT r.run_id FROM runs r WHERE "
         + _CLAIMABLE.format(assistants=assistants)
         + f" ORDER BY r.created_at, r.seq LIMIT 1{lock}) RETURNING {_SELECT_COLUMNS}"
     )
 
 
-_RENEW = Statement.of(
-    "UPDATE runs SET lease_expires_at = :lease WHERE owner_worker_id = :worker_id "
-    f"AND status IN ({_ACTIVE_SQL}) RETURNING run_id, cancel_requested_at, cancel_action"
-)
+@lru_cache(maxsize=64)
+def _renew_sql(count: int) -> Statement:
+    ids = ", ".join(f":run_{i}" for i in range(count))
+    return Statement.of(
+        "UPDATE runs SET lease_expires_at = :lease WHERE owner_worker_id = :worker_id "
+        f"AND status IN ({_ACTIVE_SQL}) AND run_id IN ({ids}) "
+        "RETURNING run_id, cancel_requested_at, cancel_action"
+    )
 _REQUEST_CANCEL = Statement.of(
     "UPDATE runs SET cancel_requested_at = :now, cancel_action = :action, updated_at = :now "
     f"WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
@@ -412,11 +426,7 @@ class _WorkerQueries:
     ) -> dict[str, Any] | None:
         if not assistant_ids:
             return None
-        params: dict[str, Any] = {
-            "worker_id": worker_id,
-            "lease": lease_expires_at,
-            "now": now_iso(),
-        }
+        params: dict[str, Any] = {"worker_id": worker_id, "lease": lease_expires_at}
         params.update({f"assistant_{i}": name for i, name in enumerate(assistant_ids)})
         try:
             rows = await self._driver.fetch(_claim_sql(self.dialect, len(assistant_ids)), params)
@@ -424,8 +434,17 @@ class _WorkerQueries:
             return None  # another worker started a run of that thread first; try again later
         return _decode(rows[0]) if rows else None
 
-    async def renew_leases(self, *, worker_id: str, lease_expires_at: str) -> list[dict[str, Any]]:
-        return await self._driver.fetch(_RENEW, {"worker_id": worker_id, "lease": lease_expires_at})
+    async def renew_leases(
+        self, *, worker_id: str, run_ids: Sequence[str], lease_expires_at: str
+    ) -> list[dict[str, Any]]:
+        if not run_ids:
+            return []
+        params: dict[str, Any] = {"worker_id": worker_id, "lease": lease_expires_at}
+        params.update({f"run_{i}": run_id for i, run_id in enumerate(run_ids)})
+        # statement shapes are cached per count: round it up so they stay few
+        padded = 1 << (len(run_ids) - 1).bit_length()
+        params.update({f"run_{i}": run_ids[0] for i in range(len(run_ids), padded)})
+        return await self._driver.fetch(_renew_sql(padded), params)
 
     async def request_cancel(self, run_id: str, *, action: str) -> dict[str, Any] | None:
         statement = _PG_REQUEST_CANCEL if self.dialect == "postgresql" else _REQUEST_CANCEL
