@@ -103,7 +103,9 @@ def _probe_sqlite(path: Path) -> int:
         conn.close()
 
 
-def _check_sqlite_file(path: Path, *, for_migrate: bool) -> None:
+def _check_sqlite_file(database: str, *, for_migrate: bool) -> Path:
+    """The file's absolute path, once it is known to hold a usable schema (or may be made)."""
+    path = Path(database).resolve()  # name the file, not a path relative to somewhere
     if path.is_dir():
         raise CliError(f"{path} is a directory, not a SQLite database")
     if path.exists():
@@ -113,6 +115,7 @@ def _check_sqlite_file(path: Path, *, for_migrate: bool) -> None:
             f"no database at {path}: run your graph with a SQLRunStore there, "
             f"or create an empty one with `{PROG} migrate`"
         )
+    return path
 
 
 def _check_version(version: int, shown: str, *, for_migrate: bool) -> None:
@@ -153,8 +156,8 @@ async def open_store(db: str | None, *, for_migrate: bool = False) -> AsyncItera
         database = parsed.database or ""
         if database in ("", ":memory:") or "mode=memory" in str(parsed.query):
             raise CliError("an in-memory SQLite database holds no runs: pass --db with a file")
-        shown = database
-        _check_sqlite_file(Path(database), for_migrate=for_migrate)
+        path = _check_sqlite_file(database, for_migrate=for_migrate)
+        shown = str(path)
     else:
         engine_kwargs["connect_args"] = {"timeout": PG_CONNECT_TIMEOUT}
     engine = create_engine(parsed, **engine_kwargs)

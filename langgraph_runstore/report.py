@@ -280,6 +280,7 @@ def render(data: ReportData, *, title: str | None = None) -> str:
         [
             (row.key or "unknown", row.tokens.total_tokens, MODEL_COLOR)
             for row in data.by_model[:12]
+            if row.tokens.total_tokens > 0
         ],
     )
     window = f"runs created since {format_time(data.since)} UTC" if data.since else "all runs"
