@@ -384,7 +384,10 @@ def _rows(backend: str, measures: dict[str, tuple[Measure, Measure]]) -> list[li
     return rows
 
 
-def _verdict(met: bool) -> str:
+def _verdict(met: bool, met_on_cpu: bool | None = None) -> str:
+    if met and met_on_cpu is False:
+        # a busy machine stretches wall time and dilutes the ratio; CPU time does not lie so
+        return "met on wall time only, MISSED on CPU time (was the machine busy?)"
     return "met" if met else "MISSED"
 
 
@@ -437,7 +440,8 @@ async def main() -> None:
         added_cpu = cpu[mode].min - cpu["untracked"].min
         print(
             f"memory {mode} vs untracked: {added:+.3f} ms min, {added_median:+.3f} ms median "
-            f"per invocation (CPU {added_cpu:+.3f} ms) (goal <= 0.3 ms): {_verdict(added <= 0.3)}"
+            f"per invocation (CPU {added_cpu:+.3f} ms) (goal <= 0.3 ms): "
+            f"{_verdict(added <= 0.3, added_cpu <= 0.3)}"
         )
     for mode in ("track", "wait"):
         ours, theirs = sqlite[mode][0], sqlite["untracked"][0]
@@ -449,7 +453,8 @@ async def main() -> None:
             higher_is_better=False,
         )
         cpu_ratio = sqlite[mode][1].min / sqlite["untracked"][1].min
-        print(f"{line} (CPU {cpu_ratio:.2f}x): {_verdict(ours.min <= 1.10 * theirs.min)}")
+        verdict = _verdict(ours.min <= 1.10 * theirs.min, cpu_ratio <= 1.10)
+        print(f"{line} (CPU {cpu_ratio:.2f}x): {verdict}")
     per_run = {mode: counts["sqlite"][mode][1] for mode in ("track", "wait")}
     print(
         f"run-store statements per tracked run: track {per_run['track']:g}, "
