@@ -75,6 +75,10 @@ class RunExecutor:
         self._tails[record.thread_id] = task
         task.add_done_callback(lambda done: self._forget(record, done))
 
+    def active_count(self) -> int:
+        """How many runs this executor has started and not yet finished (queued included)."""
+        return len(self._executions)
+
     def _forget(self, record: RunRecord, task: asyncio.Task[Any]) -> None:
         self._executions.pop(record.run_id, None)
         if self._tails.get(record.thread_id) is task:

@@ -194,6 +194,8 @@ class RunManager:
         self.retain_finished_for = retain_finished_for
         self.worker_id = worker_id or default_worker_id()
         self._runs: dict[str, RunRecord] = {}
+        # the records above that have not ended: what a worker heartbeats and drains
+        self._live: dict[str, RunRecord] = {}
         self._evictions: deque[tuple[float, str]] = deque()
         self._trackers: dict[str, RunTracker | SyncRunTracker] = {}
         self._rollback_targets: dict[str, tuple[Any, Any]] = {}
@@ -333,7 +335,13 @@ class RunManager:
                 return RunRecord.from_row(row)
         raise RunNotFoundError(f"no run with run_id {run_id!r}", run_id=run_id)
 
+    def _hold(self, record: RunRecord) -> None:
+        self._runs[record.run_id] = record
+        self._live[record.run_id] = record
+
     def _apply_status(self, record: RunRecord, status: RunStatus, error: str | None) -> None:
+        if status.is_final:
+            self._live.pop(record.run_id, None)
         now = _now_iso()
         record.status = status
         record.updated_at = now
@@ -369,7 +377,7 @@ class RunManager:
             user_id=user_id,
             run_id=run_id,
         )
-        self._runs[record.run_id] = record
+        self._hold(record)
         await self._persist_new(record)
         return record
 
@@ -467,14 +475,14 @@ class RunManager:
                     )
                 # the check above may have awaited: look again before taking the slot
                 self._reject_if_busy_locally(thread_id)
-                self._runs[record.run_id] = record
+                self._hold(record)
                 return record
-            self._runs[record.run_id] = record
+            self._hold(record)
             return record
         if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
             for active in await self._active_runs(thread_id):
                 await self.cancel(active.run_id, action=strategy.value)
-        self._runs[record.run_id] = record
+        self._hold(record)
         await self._persist_new(record)
         return record
 
@@ -677,7 +685,7 @@ class RunManager:
         self, record: RunRecord, graph: Any, graph_input: Any, *, config: Any, timeout: Any
     ) -> None:
         """Execute a run this worker claimed from the shared queue."""
-        self._runs[record.run_id] = record
+        self._hold(record)
         tracker = self.tracker(record.run_id)
         record.config = tracker.config(thread_id=record.thread_id, extra=config or None)
         self._executor.launch(
@@ -808,8 +816,14 @@ class RunManager:
         """
         if delay <= 0:
             self._runs.pop(run_id, None)
+            self._live.pop(run_id, None)
             return
-        asyncio.get_running_loop().call_later(delay, self._runs.pop, run_id, None)
+        asyncio.get_running_loop().call_later(delay, self.cleanup_now, run_id)
+
+    def cleanup_now(self, run_id: str) -> None:
+        """Forget the in-memory record of a run at once (see ``cleanup``)."""
+        self._runs.pop(run_id, None)
+        self._live.pop(run_id, None)
 
     async def reconcile_orphaned_inflight_runs(
         self, *, error: str = ORPHAN_ERROR, before: str | datetime | None = None

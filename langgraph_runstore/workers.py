@@ -160,7 +160,7 @@ class WorkerServices:
     def _local_active(self) -> list[RunRecord]:
         return [
             record
-            for record in list(self.manager._runs.values())
+            for record in list(self.manager._live.values())
             if not record.is_final and record.owner_worker_id == self.manager.worker_id
         ]
 
@@ -260,7 +260,7 @@ class WorkerServices:
         while not self._stopping:
             self._wake.clear()
             claimed = False
-            if len(self._local_active()) < self.max_concurrent_runs:
+            if self.manager._executor.active_count() < self.max_concurrent_runs:
                 try:
                     claimed = await self.claim_one()
                 except Exception:
