@@ -196,6 +196,7 @@ class RunManager:
         self._runs: dict[str, RunRecord] = {}
         # the records above that have not ended: what a worker heartbeats and drains
         self._live: dict[str, RunRecord] = {}
+        self._by_thread: dict[str, dict[str, RunRecord]] = {}
         self._evictions: deque[tuple[float, str]] = deque()
         self._trackers: dict[str, RunTracker | SyncRunTracker] = {}
         self._rollback_targets: dict[str, tuple[Any, Any]] = {}
@@ -317,7 +318,7 @@ class RunManager:
             _, run_id = self._evictions.popleft()
             record = self._runs.get(run_id)
             if record is not None and record.is_final and (record.task is None or record.task.done()):
-                del self._runs[run_id]
+                self._forget_record(run_id)
 
     def _schedule_eviction(self, record: RunRecord) -> None:
         deadline = asyncio.get_running_loop().time() + self.retain_finished_for
@@ -338,6 +339,22 @@ class RunManager:
     def _hold(self, record: RunRecord) -> None:
         self._runs[record.run_id] = record
         self._live[record.run_id] = record
+        self._by_thread.setdefault(record.thread_id, {})[record.run_id] = record
+
+    def _forget_record(self, run_id: str) -> None:
+        record = self._runs.pop(run_id, None)
+        self._live.pop(run_id, None)
+        if record is not None:
+            same_thread = self._by_thread.get(record.thread_id)
+            if same_thread is not None:
+                same_thread.pop(run_id, None)
+                if not same_thread:
+                    del self._by_thread[record.thread_id]
+
+    def _thread_records(self, thread_id: str) -> list[RunRecord]:
+        """The records this manager holds for one thread, in creation order."""
+        held = self._by_thread.get(thread_id, {})
+        return [r for r in held.values() if self._runs.get(r.run_id) is r]
 
     def _apply_status(self, record: RunRecord, status: RunStatus, error: str | None) -> None:
         if status.is_final:
@@ -487,8 +504,8 @@ class RunManager:
         return record
 
     def _reject_if_busy_locally(self, thread_id: str) -> None:
-        for other in self._runs.values():
-            if other.thread_id == thread_id and other.status in ACTIVE_STATUSES:
+        for other in self._thread_records(thread_id):
+            if other.status in ACTIVE_STATUSES:
                 raise ConflictError(
                     f"thread {thread_id!r} already has {other.status.value} run "
                     f"{other.run_id!r} (multitask_strategy='reject')",
@@ -498,9 +515,7 @@ class RunManager:
 
     async def _active_runs(self, thread_id: str) -> list[RunRecord]:
         active = {
-            r.run_id: r
-            for r in self._runs.values()
-            if r.thread_id == thread_id and r.status in ACTIVE_STATUSES
+            r.run_id: r for r in self._thread_records(thread_id) if r.status in ACTIVE_STATUSES
         }
         if self.store is not None:
             try:
@@ -780,17 +795,15 @@ class RunManager:
                 rows = []
             for row in rows:
                 by_id[row["run_id"]] = RunRecord.from_row(row)
-        for record in self._runs.values():
-            if record.thread_id == thread_id and (user_id is None or record.user_id == user_id):
+        for record in self._thread_records(thread_id):
+            if user_id is None or record.user_id == user_id:
                 by_id[record.run_id] = record
         runs = sorted(by_id.values(), key=lambda r: r.created_at, reverse=True)
         return runs[:limit]
 
     async def has_inflight(self, thread_id: str) -> bool:
         """True while the thread has a pending or running run (here or in the store)."""
-        if any(
-            r.thread_id == thread_id and r.status in ACTIVE_STATUSES for r in self._runs.values()
-        ):
+        if any(r.status in ACTIVE_STATUSES for r in self._thread_records(thread_id)):
             return True
         return bool(await self._active_runs(thread_id))
 
@@ -815,15 +828,9 @@ class RunManager:
         The store row stays: it is the run's durable history (see ``prune`` for that).
         """
         if delay <= 0:
-            self._runs.pop(run_id, None)
-            self._live.pop(run_id, None)
+            self._forget_record(run_id)
             return
-        asyncio.get_running_loop().call_later(delay, self.cleanup_now, run_id)
-
-    def cleanup_now(self, run_id: str) -> None:
-        """Forget the in-memory record of a run at once (see ``cleanup``)."""
-        self._runs.pop(run_id, None)
-        self._live.pop(run_id, None)
+        asyncio.get_running_loop().call_later(delay, self._forget_record, run_id)
 
     async def reconcile_orphaned_inflight_runs(
         self, *, error: str = ORPHAN_ERROR, before: str | datetime | None = None
@@ -1303,7 +1310,7 @@ class RunManager:
                 on_progress(len(doomed))
         if not dry_run:
             for run_id in doomed:  # gone from the store: forget the in-memory records too
-                self._runs.pop(run_id, None)
+                self._forget_record(run_id)
         return result
 
     async def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:

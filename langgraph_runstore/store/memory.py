@@ -54,11 +54,26 @@ _DEFAULTS.update(
 )
 
 
+_NESTED = ("metadata", "kwargs", "token_usage_by_model")
+
+
+def _copy_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A copy that shares nothing mutable with ``row`` (only the JSON fields nest)."""
+    copied = dict(row)
+    for name in _NESTED:
+        value = copied.get(name)
+        if value is not None:
+            copied[name] = copy.deepcopy(value)
+    return copied
+
+
 class MemoryRunStore(RunStore):
     """A RunStore in process memory. Rows are copied in and out, as a database would."""
 
     def __init__(self) -> None:
         self._rows: dict[str, dict[str, Any]] = {}
+        # rows per thread, in insertion order: admission and listing never scan every run
+        self._by_thread: dict[str, dict[str, dict[str, Any]]] = {}
         self._seq = 0
 
     async def put(self, run_id: str, *, thread_id: str, **fields: Any) -> None:
@@ -66,28 +81,43 @@ class MemoryRunStore(RunStore):
         existing = self._rows.get(run_id)
         if existing is None:
             self._seq += 1
-            self._rows[run_id] = {**copy.deepcopy(_DEFAULTS), **copy.deepcopy(row), "seq": self._seq}
+            stored = {**_copy_row(_DEFAULTS), **_copy_row(row), "seq": self._seq}
+            self._rows[run_id] = stored
         else:
-            existing.update(copy.deepcopy(row))
+            self._unindex(existing)
+            existing.update(_copy_row(row))
+            stored = existing
+        self._by_thread.setdefault(stored["thread_id"], {})[run_id] = stored
+
+    def _unindex(self, row: dict[str, Any]) -> None:
+        same_thread = self._by_thread.get(row["thread_id"])
+        if same_thread is not None:
+            same_thread.pop(row["run_id"], None)
+            if not same_thread:
+                del self._by_thread[row["thread_id"]]
 
     async def get(self, run_id: str) -> dict[str, Any] | None:
         row = self._rows.get(run_id)
-        return copy.deepcopy(row) if row is not None else None
+        return _copy_row(row) if row is not None else None
 
     async def delete(self, run_id: str) -> bool:
-        return self._rows.pop(run_id, None) is not None
+        row = self._rows.pop(run_id, None)
+        if row is None:
+            return False
+        self._unindex(row)
+        return True
 
     async def list_by_thread(
         self, thread_id: str, *, user_id: str | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         rows = [
             row
-            for row in self._rows.values()
-            if row["thread_id"] == thread_id and (user_id is None or row.get("user_id") == user_id)
+            for row in self._by_thread.get(thread_id, {}).values()
+            if user_id is None or row.get("user_id") == user_id
         ]
         rows.sort(key=lambda row: row["seq"])
         rows.sort(key=lambda row: row["created_at"], reverse=True)
-        return [copy.deepcopy(row) for row in rows[:limit]]
+        return [_copy_row(row) for row in rows[:limit]]
 
     def _check(self, row: dict[str, Any], status: str) -> None:
         current = row.get("status")
@@ -127,15 +157,15 @@ class MemoryRunStore(RunStore):
         if row is None:
             return False
         self._check(row, value)
-        row.update(copy.deepcopy(fields))
+        row.update(_copy_row(fields))
         self._stamp(row, value)
         return True
 
     async def insert_if_thread_idle(self, run_id: str, *, thread_id: str, **fields: Any) -> bool:
         # a single event loop runs this without awaiting in between, so check+insert is atomic
         if any(
-            row["thread_id"] == thread_id and (row["status"] in ACTIVE_STATUS_VALUES)
-            for row in self._rows.values()
+            row["status"] in ACTIVE_STATUS_VALUES
+            for row in self._by_thread.get(thread_id, {}).values()
         ):
             return False
         await self.put(run_id, thread_id=thread_id, **fields)
@@ -145,15 +175,17 @@ class MemoryRunStore(RunStore):
         self, *, before: str | None = None, thread_id: str | None = None
     ) -> list[dict[str, Any]]:
         cutoff = normalize_timestamp(before, name="before")
+        candidates = (
+            self._rows.values() if thread_id is None else self._by_thread.get(thread_id, {}).values()
+        )
         rows = [
             row
-            for row in self._rows.values()
+            for row in candidates
             if (row.get("status") is None or row["status"] in ACTIVE_STATUS_VALUES)
             and (cutoff is None or row["created_at"] < cutoff)
-            and (thread_id is None or row["thread_id"] == thread_id)
         ]
         rows.sort(key=lambda row: (row["created_at"], row["seq"]))
-        return [copy.deepcopy(row) for row in rows]
+        return [_copy_row(row) for row in rows]
 
     # -- several workers (one process: useful for tests and for the same code path) --------
 
@@ -339,7 +371,7 @@ class MemoryRunStore(RunStore):
         if dry_run:
             return PruneResult(runs=len(doomed), cutoff=cutoff, dry_run=True)
         for run_id in doomed:
-            del self._rows[run_id]
+            self._unindex(self._rows.pop(run_id))
         if doomed and on_progress is not None:
             on_progress(len(doomed))
         return PruneResult(runs=len(doomed), batches=1 if doomed else 0, cutoff=cutoff)
