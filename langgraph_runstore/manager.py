@@ -463,6 +463,34 @@ class RunManager:
         check and insert are one atomic step in the store); ``interrupt`` and ``rollback``
         cancel those runs with that action first; ``enqueue`` just adds a pending run.
         """
+        return await self._admit(
+            thread_id,
+            assistant_id,
+            on_disconnect=on_disconnect,
+            metadata=metadata,
+            kwargs=kwargs,
+            multitask_strategy=multitask_strategy,
+            model_name=model_name,
+            user_id=user_id,
+            run_id=run_id,
+        )
+
+    async def _admit(
+        self,
+        thread_id: str,
+        assistant_id: str | None = None,
+        *,
+        start_now: bool = False,
+        on_disconnect: DisconnectMode | str = DisconnectMode.cancel,
+        metadata: dict[str, Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        multitask_strategy: MultitaskStrategy | str = MultitaskStrategy.reject,
+        model_name: str | None = None,
+        user_id: str | None = None,
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """create_or_reject; with ``start_now`` a run admitted by ``reject`` is inserted
+        already ``running`` (the admission proved its thread idle), saving a write."""
         strategy = MultitaskStrategy.parse(multitask_strategy)
         record = self._new_record(
             thread_id,
@@ -476,6 +504,9 @@ class RunManager:
             run_id=run_id,
         )
         if strategy == MultitaskStrategy.reject:
+            if start_now:
+                record.status = RunStatus.running
+                record.started_at = record.created_at
             self._reject_if_busy_locally(thread_id)
             if self.store is not None:
                 row = record.to_row()
@@ -490,8 +521,6 @@ class RunManager:
                         "(multitask_strategy='reject')",
                         thread_id=thread_id,
                     )
-                # the check above may have awaited: look again before taking the slot
-                self._reject_if_busy_locally(thread_id)
                 self._hold(record)
                 return record
             self._hold(record)
@@ -931,7 +960,7 @@ class RunManager:
         with stop_reason ``not_invoked``. ``manager.cancel()`` cancels the task running the
         block: the block ends there and, on Python 3.11+, the code after it carries on.
         """
-        record = await self.create_or_reject(thread_id, **create_options)
+        record = await self._admit(thread_id, start_now=True, **create_options)
         tracker = self.tracker(record.run_id, graph=graph)
         record.config = tracker.config(thread_id=thread_id, extra=config)
         try:
@@ -971,7 +1000,7 @@ class RunManager:
         """
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
             raise InvalidInputError(f"timeout must be a positive number of seconds, got {timeout!r}")
-        record = await self.create_or_reject(thread_id, **create_options)
+        record = await self._admit(thread_id, start_now=True, **create_options)
         tracker = self.tracker(record.run_id)
         record.config = tracker.config(thread_id=thread_id, extra=config)
         self._executor.launch(
@@ -1100,7 +1129,7 @@ class RunManager:
             with manager.track_sync(thread_id="t1") as run:
                 graph.invoke(inputs, run.config)
         """
-        record = self.run_sync(lambda: self.create_or_reject(thread_id, **create_options))
+        record = self.run_sync(lambda: self._admit(thread_id, start_now=True, **create_options))
         tracker = SyncRunTracker(self, record)
         self._trackers[record.run_id] = tracker
         if graph is not None:

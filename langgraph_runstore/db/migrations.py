@@ -143,6 +143,31 @@ _QUERY_INDEXES = (
     "DROP INDEX IF EXISTS runs_user_idx",
 )
 
+# Reject admission in one round trip. Under READ COMMITTED every statement inside a VOLATILE
+# PL/pgSQL function reads a fresh snapshot, so the EXISTS check, taken after the thread's
+# advisory lock, sees every active run committed before us; the lock is held until the
+# caller's (autocommit) transaction ends. The row arrives as JSON with every runs column but
+# seq, which the function draws from the identity sequence.
+_PG_ADMIT = """
+CREATE OR REPLACE FUNCTION runstore_admit(p_thread_id text, p_row jsonb) RETURNS boolean
+LANGUAGE plpgsql VOLATILE AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended(p_thread_id, 0));
+    IF EXISTS (
+        SELECT 1 FROM runs WHERE thread_id = p_thread_id AND status IN ('pending', 'running')
+    ) THEN
+        RETURN false;
+    END IF;
+    INSERT INTO runs OVERRIDING SYSTEM VALUE
+    SELECT * FROM jsonb_populate_record(
+        NULL::runs,
+        p_row || jsonb_build_object('seq', nextval(pg_get_serial_sequence('runs', 'seq')))
+    );
+    RETURN true;
+END
+$$
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration(
         version=1,
@@ -180,6 +205,12 @@ MIGRATIONS: list[Migration] = [
         # per write.
         sqlite=_QUERY_INDEXES,
         postgresql=_QUERY_INDEXES,
+    ),
+    Migration(
+        version=5,
+        description="one-statement reject admission on PostgreSQL",
+        sqlite=(),  # one INSERT ... WHERE NOT EXISTS is already atomic on SQLite
+        postgresql=(_PG_ADMIT,),
     ),
 ]
 

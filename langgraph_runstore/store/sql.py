@@ -171,7 +171,28 @@ _LIST_THREAD_USER = Statement.of(
     f"SELECT {_SELECT_COLUMNS} FROM runs WHERE thread_id = :thread_id AND user_id = :user_id "
     "ORDER BY created_at DESC, seq ASC LIMIT :limit"
 )
-_PG_THREAD_LOCK = Statement.of("SELECT pg_advisory_xact_lock(hashtextextended(:thread_id, 0))")
+_PG_ADMIT = Statement.of("SELECT runstore_admit(:thread_id, CAST(:row AS jsonb)) AS admitted")
+# what a runs column holds when the row leaves it out (the DDL's defaults)
+_PG_ROW_DEFAULTS: dict[str, Any] = {
+    "status": "pending",
+    "on_disconnect": "cancel",
+    "multitask_strategy": "reject",
+    **dict.fromkeys(
+        (
+            "input_tokens",
+            "output_tokens",
+            "total_tokens",
+            "cache_read_tokens",
+            "cache_creation_tokens",
+            "reasoning_tokens",
+            "llm_call_count",
+            "message_count",
+            "attempt",
+            "shared_queue",
+        ),
+        0,
+    ),
+}
 
 
 class _SQLiteDriver:
@@ -212,12 +233,6 @@ class _SQLiteDriver:
             raise _conflict(exc, params) from exc
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in rows]
-
-    async def insert_locked(
-        self, lock: Statement, statement: Statement, params: dict[str, Any]
-    ) -> int:
-        # one INSERT ... SELECT takes SQLite's write lock before it reads: atomic on its own
-        return await self.execute(statement, params)
 
     async def aclose(self) -> None:
         if self._conn is not None:
@@ -293,16 +308,6 @@ class _PostgresDriver:
                     raise
                 raise _conflict(exc, params) from exc
         return [dict(record) for record in records]
-
-    async def insert_locked(
-        self, lock: Statement, statement: Statement, params: dict[str, Any]
-    ) -> int:
-        async with self._connection() as pg, pg.transaction():
-            # READ COMMITTED takes a fresh snapshot per statement: once the lock is ours,
-            # the NOT EXISTS below sees every active run committed before us
-            await pg.execute(lock.postgresql, *lock.args(params))
-            status = await pg.execute(statement.postgresql, *statement.args(params))
-        return _rowcount(status)
 
     async def aclose(self) -> None:
         idle, self._idle = self._idle, []
@@ -564,9 +569,14 @@ class SQLRunStore(_WorkerQueries, RunStore):
 
     async def insert_if_thread_idle(self, run_id: str, *, thread_id: str, **fields: Any) -> bool:
         row = _encode(prepare_row(run_id, thread_id, fields))
-        return bool(
-            await self._driver.insert_locked(_PG_THREAD_LOCK, _insert_if_idle_sql(tuple(row)), row)
-        )
+        if self.dialect == "postgresql":
+            full = {name: row.get(name, _PG_ROW_DEFAULTS.get(name)) for name in ROW_FIELDS}
+            found = await self._driver.fetch(
+                _PG_ADMIT, {"thread_id": thread_id, "row": json.dumps(full)}
+            )
+            return bool(found and found[0]["admitted"])
+        # one INSERT ... SELECT takes SQLite's write lock before it reads: atomic on its own
+        return bool(await self._driver.execute(_insert_if_idle_sql(tuple(row)), row))
 
     async def _missing_or_refused(self, run_id: str, status: str) -> bool:
         found = await self._driver.fetch(_STATUS, {"run_id": run_id})
