@@ -193,14 +193,55 @@ class _Out:
     def __init__(self, *, stderr: bool = False) -> None:
         self.console = _console(stderr=stderr)
 
-    def print(self, *renderables: Any, style: str | None = None) -> None:
-        if self.console.is_terminal:
-            self.console.print(*renderables, style=style)
-            return
-        with self.console.capture() as captured:
-            self.console.print(*renderables, style=style)
+    def print(self, *renderables: Any, style: str | None = None, width: int | None = None) -> None:
+        """Print; ``width`` lays out that wide even past the terminal's edge (it wraps)."""
+        console = self.console
+        narrow = console.width
+        if width is not None and width > narrow:
+            console.width = width
+        try:
+            if console.is_terminal:
+                console.print(*renderables, style=style, crop=False)
+                return
+            with console.capture() as captured:
+                console.print(*renderables, style=style, crop=False)
+        finally:
+            console.width = narrow
         lines = [line.rstrip() for line in captured.get().splitlines()]
-        self.console.file.write("\n".join(lines) + "\n")
+        console.file.write("\n".join(lines) + "\n")
+
+    def listing(
+        self,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[str | Text]],
+        *,
+        right: Sequence[str] = (),
+        flexible_last: bool = True,
+        title: str | None = None,
+    ) -> None:
+        """A table whose columns keep their full width, except the last, which gives way.
+
+        Rich would shrink every column of a table wider than the terminal, and ids or
+        numbers cut short are useless: only the trailing text is shortened (to no less
+        than 24 characters; past that the terminal wraps the lines).
+        """
+        widths = [max([len(h), *(len(str(row[i])) for row in rows)]) for i, h in enumerate(headers)]
+        fixed = sum(widths[:-1]) + 2 * (len(headers) - 1)
+        last = max(24, min(widths[-1], self.console.width - fixed)) if flexible_last else widths[-1]
+        table = Table(
+            title=title, title_justify="left", box=None, header_style="bold", pad_edge=False
+        )
+        for i, header in enumerate(headers):
+            table.add_column(
+                header,
+                justify="right" if header in right else "left",
+                no_wrap=True,
+                overflow="ellipsis",
+                width=widths[i] if i < len(headers) - 1 else last,
+            )
+        for row in rows:
+            table.add_row(*row)
+        self.print(table, width=fixed + last)
 
 
 def _emit_json(data: Any) -> None:
@@ -211,18 +252,12 @@ def _status_text(status: str) -> Text:
     return Text(status, style=f"bold {STATUS_COLORS.get(status, 'white')}")
 
 
-def _runs_table(records: Sequence[RunRecord], *, title: str | None = None) -> Table:
-    table = Table(title=title, title_justify="left", box=None, header_style="bold", pad_edge=False)
-    table.add_column("RUN ID", no_wrap=True)
-    table.add_column("THREAD", no_wrap=True, max_width=24)
-    table.add_column("STATUS", no_wrap=True)
-    table.add_column("CREATED (UTC)", no_wrap=True)
-    table.add_column("DURATION", justify="right", no_wrap=True)
-    table.add_column("TOKENS", justify="right", no_wrap=True)
-    table.add_column("CALLS", justify="right", no_wrap=True)
-    table.add_column("LAST AI MESSAGE / ERROR", no_wrap=True, overflow="ellipsis", max_width=60)
-    for r in records:
-        table.add_row(
+_RUN_HEADERS = ("RUN ID", "THREAD", "STATUS", "CREATED (UTC)", "DURATION", "TOKENS", "CALLS")
+
+
+def _print_runs(out: _Out, records: Sequence[RunRecord]) -> None:
+    rows: list[list[str | Text]] = [
+        [
             r.run_id,
             shorten(r.thread_id, 24),
             _status_text(r.status.value),
@@ -231,34 +266,41 @@ def _runs_table(records: Sequence[RunRecord], *, title: str | None = None) -> Ta
             f"{r.total_tokens:,}",
             str(r.llm_call_count),
             shorten(r.error if r.status.value in ("error", "timeout") else r.last_ai_message, 60),
-        )
-    return table
+        ]
+        for r in records
+    ]
+    out.listing(
+        [*_RUN_HEADERS, "LAST AI MESSAGE / ERROR"], rows, right=("DURATION", "TOKENS", "CALLS")
+    )
 
 
-def _usage_table(rows: Sequence[UsageRow], by: str) -> Table:
-    table = Table(box=None, header_style="bold", pad_edge=False)
-    table.add_column(by.upper(), no_wrap=True, max_width=40)
-    for name in ("RUNS", "SUCCESS", "ERROR", "TIMEOUT", "INTERRUPTED", "ACTIVE", "ERROR RATE"):
-        table.add_column(name, justify="right", no_wrap=True)
-    for name in ("LLM CALLS", "INPUT", "OUTPUT", "TOTAL TOKENS"):
-        table.add_column(name, justify="right", no_wrap=True)
+_USAGE_NUMBERS = (
+    "RUNS", "SUCCESS", "ERROR", "TIMEOUT", "INTERRUPTED", "ACTIVE", "ERROR RATE",
+    "LLM CALLS", "INPUT", "OUTPUT", "TOTAL TOKENS",
+)  # fmt: skip
+
+
+def _print_usage(out: _Out, rows: Sequence[UsageRow], by: str) -> None:
+    lines: list[list[str | Text]] = []
     for row in rows:
         s = row.by_status
-        table.add_row(
-            row.key if row.key is not None else "(none)",
-            f"{row.runs:,}",
-            f"{s.get('success', 0):,}",
-            f"{s.get('error', 0):,}",
-            f"{s.get('timeout', 0):,}",
-            f"{s.get('interrupted', 0):,}",
-            f"{s.get('pending', 0) + s.get('running', 0):,}",
-            f"{row.error_rate:.1%}" if row.finished else "-",
-            f"{row.llm_calls:,}",
-            f"{row.tokens.input_tokens:,}",
-            f"{row.tokens.output_tokens:,}",
-            f"{row.tokens.total_tokens:,}",
+        lines.append(
+            [
+                shorten(row.key, 40) if row.key is not None else "(none)",
+                f"{row.runs:,}",
+                f"{s.get('success', 0):,}",
+                f"{s.get('error', 0):,}",
+                f"{s.get('timeout', 0):,}",
+                f"{s.get('interrupted', 0):,}",
+                f"{s.get('pending', 0) + s.get('running', 0):,}",
+                f"{row.error_rate:.1%}" if row.finished else "-",
+                f"{row.llm_calls:,}",
+                f"{row.tokens.input_tokens:,}",
+                f"{row.tokens.output_tokens:,}",
+                f"{row.tokens.total_tokens:,}",
+            ]
         )
-    return table
+    out.listing([by.upper(), *_USAGE_NUMBERS], lines, right=_USAGE_NUMBERS, flexible_last=False)
 
 
 # -- click plumbing --------------------------------------------------------------------------
@@ -380,7 +422,7 @@ def runs_list(
         if not records:
             console.print("no runs match")
             return
-        console.print(_runs_table(records))
+        _print_runs(console, records)
         if page.next_cursor:
             console.print(f"more: --cursor {page.next_cursor}", style="dim")
 
@@ -407,45 +449,43 @@ def _show_run(record: RunRecord, checkpoints: list[dict[str, Any]]) -> None:
         fields.add_row(name, Text("" if value is None else str(value)))
     console.print(fields)
     console.print()
-    models = Table(
-        title="tokens per model",
-        title_justify="left",
-        box=None,
-        header_style="bold",
-        pad_edge=False,
-    )
-    models.add_column("MODEL", no_wrap=True)
-    for name in TOKEN_FIELDS:
-        models.add_column(name.removesuffix("_tokens").upper(), justify="right", no_wrap=True)
-    for model, usage in sorted(record.token_usage_by_model.items()):
-        models.add_row(model, *(f"{int(usage.get(name) or 0):,}" for name in TOKEN_FIELDS))
     if record.token_usage_by_model:
-        console.print(models)
+        names = [name.removesuffix("_tokens").upper() for name in TOKEN_FIELDS]
+        usage_rows: list[list[str | Text]] = [
+            [model, *(f"{int(usage.get(name) or 0):,}" for name in TOKEN_FIELDS)]
+            for model, usage in sorted(record.token_usage_by_model.items())
+        ]
+        console.listing(
+            ["MODEL", *names],
+            usage_rows,
+            right=names,
+            flexible_last=False,
+            title="tokens per model",
+        )
     else:
         console.print("tokens per model: none recorded")
     console.print()
     if not checkpoints:
         console.print("checkpoints: none written under this run_id")
         return
-    table = Table(
-        title=f"checkpoints ({len(checkpoints)})",
-        title_justify="left",
-        box=None,
-        header_style="bold",
-        pad_edge=False,
-    )
-    for name in ("CHECKPOINT ID", "NAMESPACE", "STEP", "SOURCE", "PARENT", "THREAD"):
-        table.add_column(name, no_wrap=True)
-    for cp in checkpoints:
-        table.add_row(
+    cp_rows: list[list[str | Text]] = [
+        [
             cp["checkpoint_id"],
-            cp["checkpoint_ns"] or "(root)",
             "" if cp["step"] is None else str(cp["step"]),
             cp["source"] or "",
-            cp["parent_checkpoint_id"] or "",
+            cp["checkpoint_ns"] or "(root)",
             cp["thread_id"],
-        )
-    console.print(table)
+            cp["parent_checkpoint_id"] or "",
+        ]
+        for cp in checkpoints
+    ]
+    console.listing(
+        ["CHECKPOINT ID", "STEP", "SOURCE", "NAMESPACE", "THREAD", "PARENT"],
+        cp_rows,
+        right=["STEP"],
+        flexible_last=False,
+        title=f"checkpoints ({len(checkpoints)})",
+    )
 
 
 @runs.command("show")
@@ -563,7 +603,7 @@ def threads_show(
             f"{total.llm_calls:,} LLM calls; error rate {total.error_rate:.1%}"
         )
         console.print()
-        console.print(_runs_table([RunRecord.from_row(r) for r in page]))
+        _print_runs(console, [RunRecord.from_row(r) for r in page])
         if page.next_cursor:
             console.print(
                 f"more: {PROG} runs list --thread {thread_id} --cursor {page.next_cursor}",
@@ -608,7 +648,7 @@ def usage(
         if not rows:
             console.print("no runs in this period")
             return
-        console.print(_usage_table(rows, by))
+        _print_usage(console, rows, by)
 
     _run(go)
 
