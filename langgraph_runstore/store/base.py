@@ -9,9 +9,8 @@ status raises InvalidTransitionError instead of writing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from collections.abc import Sequence
 from typing import Any
 
 from langgraph_runstore.errors import InvalidInputError

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from collections.abc import Sequence
 from typing import Any
 
 from langgraph_runstore.errors import InvalidTransitionError
