@@ -600,7 +600,7 @@ def threads_show(
         console.print(
             f"{total.runs:,} runs ({by_status}); {total.tokens.total_tokens:,} tokens "
             f"({total.tokens.input_tokens:,} in, {total.tokens.output_tokens:,} out); "
-            f"{total.llm_calls:,} LLM calls; error rate {total.error_rate:.1%}"
+            f"{total.llm_calls:,} LLM call(s); error rate {total.error_rate:.1%}"
         )
         console.print()
         _print_runs(console, [RunRecord.from_row(r) for r in page])
@@ -733,6 +733,8 @@ def prune(
                     abort=True,
                     err=True,
                 )
+                if not sys.stdin.isatty():
+                    click.echo(err=True)  # piped answers are not echoed: end the prompt's line
             with Progress(
                 TextColumn("pruning"),
                 BarColumn(),
@@ -833,7 +835,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
     except click.Abort:
-        click.echo("aborted: nothing was changed", err=True)
+        # after a piped "n" the prompt's line is still open: the answer is not echoed
+        lead = "" if sys.stdin is None or sys.stdin.isatty() else "\n"
+        click.echo(f"{lead}aborted: nothing was changed", err=True)
         return EXIT_FAILED
     except click.UsageError as exc:
         hint = f" (see {exc.ctx.command_path} --help)" if exc.ctx is not None else ""

@@ -223,7 +223,7 @@ def test_threads_show_prints_status_runs_and_totals(
 ) -> None:
     out = ok(reads["thread"]).out
     assert out.splitlines()[0] == "thread t-graph: idle"
-    assert "2 runs (2 success); 120 tokens (100 in, 20 out); 4 LLM calls; error rate 0.0%" in out
+    assert "2 runs (2 success); 120 tokens (100 in, 20 out); 4 LLM call(s); error rate 0.0%" in out
     assert all(run_id in out for run_id in seeded.graph_runs)
     hitl = as_json(reads["thread_json"])
     assert hitl["status"] == "interrupted"
