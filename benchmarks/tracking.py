@@ -255,25 +255,41 @@ _RUNS_TABLE = re.compile(r"\bruns\b", re.IGNORECASE)
 
 @contextmanager
 def count_runs_sql() -> Iterator[Counter[str]]:
-    """Count SQL statements on the ``runs`` table sent through aiosqlite, by first word."""
+    """Count SQL statements on the ``runs`` table, by first word: those sent through
+    aiosqlite and those the run store's SQLite driver runs directly on the loop thread."""
+    from langgraph_runstore.store import sql as sql_store
+
     seen: Counter[str] = Counter()
-    patched: list[tuple[Any, Any]] = []
-    classes: tuple[Any, ...] = (aiosqlite.Connection, aiosqlite.Cursor)
-    for cls in classes:
+    patched: list[tuple[Any, str, Any]] = []
+
+    def count(sql: str) -> None:
+        if _RUNS_TABLE.search(sql):
+            seen[sql.split(None, 1)[0].upper()] += 1
+
+    for cls in (aiosqlite.Connection, aiosqlite.Cursor):
         original = cls.execute
 
         def execute(self: Any, sql: str, *args: Any, _original: Any = original, **kw: Any) -> Any:
-            if _RUNS_TABLE.search(sql):
-                seen[sql.split(None, 1)[0].upper()] += 1
+            count(sql)
             return _original(self, sql, *args, **kw)
 
-        patched.append((cls, original))
+        patched.append((cls, "execute", original))
         cls.execute = execute
+    direct = sql_store._SQLiteDriver._try_direct
+
+    def try_direct(self: Any, statement: Any, params: Any, fetch: bool) -> Any:
+        done = direct(self, statement, params, fetch)
+        if done is not sql_store._BUSY:
+            count(statement.sqlite)  # run here; a busy one is counted when aiosqlite runs it
+        return done
+
+    patched.append((sql_store._SQLiteDriver, "_try_direct", direct))
+    sql_store._SQLiteDriver._try_direct = try_direct  # type: ignore[method-assign]
     try:
         yield seen
     finally:
-        for cls, original in patched:
-            cls.execute = original
+        for cls, name, original in patched:
+            setattr(cls, name, original)
 
 
 async def count_statements(backend: str, runs: int = 20) -> dict[str, tuple[float, float, str]]:

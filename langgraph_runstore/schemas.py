@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -166,6 +167,9 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
+_CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}\+00:00")
+
+
 def normalize_timestamp(value: str | datetime | None, *, name: str = "timestamp") -> str | None:
     """Return ``value`` as a UTC ISO-8601 string with microseconds, so text order is time order.
 
@@ -173,6 +177,8 @@ def normalize_timestamp(value: str | datetime | None, *, name: str = "timestamp"
     """
     if value is None:
         return None
+    if isinstance(value, str) and _CANONICAL_TIMESTAMP.fullmatch(value):
+        return value  # already in the stored form (the package writes only this form)
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -191,6 +197,8 @@ def normalize_timestamp(value: str | datetime | None, *, name: str = "timestamp"
 
 def ensure_json(value: Any, *, name: str, run_id: str | None = None) -> None:
     """Raise InvalidInputError naming ``name`` when ``value`` cannot be stored as JSON."""
+    if not value and isinstance(value, (dict, list)):
+        return
     try:
         json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -217,12 +225,25 @@ class TokenUsage:
     reasoning_tokens: int = 0
 
     def __add__(self, other: TokenUsage) -> TokenUsage:
+        # spelled out: this runs for every LLM call a tracker counts
         return TokenUsage(
-            *(getattr(self, f.name) + getattr(other, f.name) for f in fields(TokenUsage))
+            self.input_tokens + other.input_tokens,
+            self.output_tokens + other.output_tokens,
+            self.total_tokens + other.total_tokens,
+            self.cache_read_tokens + other.cache_read_tokens,
+            self.cache_creation_tokens + other.cache_creation_tokens,
+            self.reasoning_tokens + other.reasoning_tokens,
         )
 
     def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(TokenUsage)}
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_creation_tokens": self.cache_creation_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> TokenUsage:

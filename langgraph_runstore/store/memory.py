@@ -56,13 +56,23 @@ _DEFAULTS.update(
 _NESTED = ("metadata", "kwargs", "token_usage_by_model")
 
 
+def _clone(value: Any) -> Any:
+    # the nested fields hold JSON values only: a plain walk is several times cheaper than
+    # copy.deepcopy, which this store would otherwise run on every read and write
+    if isinstance(value, dict):
+        return {key: _clone(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_clone(item) for item in value]
+    return value
+
+
 def _copy_row(row: dict[str, Any]) -> dict[str, Any]:
     """A copy that shares nothing mutable with ``row`` (only the JSON fields nest)."""
     copied = dict(row)
     for name in _NESTED:
         value = copied.get(name)
-        if value is not None:
-            copied[name] = copy.deepcopy(value)
+        if value:
+            copied[name] = _clone(value)
     return copied
 
 
