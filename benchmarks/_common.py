@@ -36,16 +36,15 @@ async def repeat(runs: int, call: Callable[[], Awaitable[float]]) -> Measure:
     return Measure(tuple([await call() for _ in range(runs)]))
 
 
-def ratio_line(label: str, ours: Measure, theirs: Measure, *, goal: str, higher_is_better: bool) -> str:
+def ratio_line(
+    label: str, ours: Measure, theirs: Measure, *, goal: str, higher_is_better: bool
+) -> str:
     """'label: 1.62x min, 1.70x median (goal >= 1.5x)'.
 
     ``min`` compares each side's best run (the least disturbed by machine noise: highest
     ops/s, or lowest time), ``median`` compares the medians.
     """
-    if higher_is_better:
-        best = ours.max / theirs.max
-    else:
-        best = ours.min / theirs.min
+    best = ours.max / theirs.max if higher_is_better else ours.min / theirs.min
     median = ours.median / theirs.median
     return f"{label}: {best:.2f}x min, {median:.2f}x median (goal {goal})"
 

@@ -20,10 +20,10 @@ import aiosqlite
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Measure, pg_url, ratio_line, repeat, table  # noqa: E402
+from _common import Measure, pg_url, ratio_line, repeat, table
 
-from langgraph_runstore import RunManager, RunStatus, SQLRunStore  # noqa: E402
-from langgraph_runstore.schemas import ROW_FIELDS, RunRecord, now_iso  # noqa: E402
+from langgraph_runstore import RunManager, RunStatus, SQLRunStore
+from langgraph_runstore.schemas import ROW_FIELDS, RunRecord, now_iso
 
 CYCLES = 300
 RUNS = 5
@@ -44,16 +44,20 @@ def _raw_sql(dialect: str) -> tuple[str, str, str]:
     def p(i: int) -> str:
         return "?" if dialect == "sqlite" else f"${i}"
 
-    insert = f"INSERT INTO runs ({_COLS}) VALUES ({', '.join(p(i + 1) for i in range(len(ROW_FIELDS)))})"
+    insert = (
+        f"INSERT INTO runs ({_COLS}) VALUES ({', '.join(p(i + 1) for i in range(len(ROW_FIELDS)))})"
+    )
     running = (
-        f"UPDATE runs SET status = {p(1)}, updated_at = {p(2)}, started_at = COALESCE(started_at, {p(3)}) "
+        f"UPDATE runs SET status = {p(1)}, updated_at = {p(2)}, "
+        f"started_at = COALESCE(started_at, {p(3)}) "
         f"WHERE run_id = {p(4)} AND (status IS NULL OR status = {p(5)} OR status IN ('pending'))"
     )
     sets = ", ".join(f"{c} = {p(i + 3)}" for i, c in enumerate(_COMPLETION_COLS))
     n = len(_COMPLETION_COLS) + 3
     done = (
         f"UPDATE runs SET status = {p(1)}, updated_at = {p(2)}, {sets} "
-        f"WHERE run_id = {p(n)} AND (status IS NULL OR status = {p(n + 1)} OR status IN ('pending', 'running'))"
+        f"WHERE run_id = {p(n)} AND (status IS NULL OR status = {p(n + 1)} "
+        "OR status IN ('pending', 'running'))"
     )
     return insert, running, done
 
@@ -171,9 +175,17 @@ async def bench_backend(name: str, url: str, results: list[list[str]], lines: li
             raw_values.append(await floor())
         ours, theirs = Measure(tuple(ours_values)), Measure(tuple(raw_values))
         await raw.close()
-        results.append([name, "RunManager+SQLRunStore cycles/s", f"{ours.max:.0f}", f"{ours.median:.0f}"])
-        results.append([name, "raw driver cycles/s (floor)", f"{theirs.max:.0f}", f"{theirs.median:.0f}"])
-        lines.append(ratio_line(f"{name} cycles vs raw driver", ours, theirs, goal=">= 0.6x", higher_is_better=True))
+        results.append(
+            [name, "RunManager+SQLRunStore cycles/s", f"{ours.max:.0f}", f"{ours.median:.0f}"]
+        )
+        results.append(
+            [name, "raw driver cycles/s (floor)", f"{theirs.max:.0f}", f"{theirs.median:.0f}"]
+        )
+        lines.append(
+            ratio_line(
+                f"{name} cycles vs raw driver", ours, theirs, goal=">= 0.6x", higher_is_better=True
+            )
+        )
 
         async with store.engine.begin() as conn:
             await conn.exec_driver_sql("DELETE FROM runs")
@@ -182,7 +194,14 @@ async def bench_backend(name: str, url: str, results: list[list[str]], lines: li
             await fill(store, total)
             latencies[total] = await repeat(3, lambda: list_latency(store))
             m = latencies[total]
-            results.append([name, f"list_by_thread p50 ms @ {total // 1000}k runs", f"{m.min:.3f}", f"{m.median:.3f}"])
+            results.append(
+                [
+                    name,
+                    f"list_by_thread p50 ms @ {total // 1000}k runs",
+                    f"{m.min:.3f}",
+                    f"{m.median:.3f}",
+                ]
+            )
         growth = latencies[100_000].median / latencies[1_000].median
         lines.append(f"{name} list_by_thread 100k/1k latency: {growth:.2f}x (goal <= 2x)")
 

@@ -1,30 +1,49 @@
-"""langgraph-runstore: a durable record of every LangGraph run, beside its checkpoints."""
+"""langgraph-runstore: a durable record of every LangGraph run, beside its checkpoints.
 
-from langgraph_runstore.errors import (
-    CheckpointError,
-    ConflictError,
-    DatabaseConfigError,
-    InvalidInputError,
-    InvalidTransitionError,
-    RunAlreadyInvokedError,
-    RunNotFoundError,
-    RunStoreError,
-    SchemaVersionError,
-    UnsupportedStrategyError,
-)
-from langgraph_runstore.manager import PersistenceRetryPolicy, RunManager
-from langgraph_runstore.schemas import (
-    CancelAction,
-    DisconnectMode,
-    MultitaskStrategy,
-    RunRecord,
-    RunStatus,
-    ThreadStatus,
-    TokenUsage,
-)
-from langgraph_runstore.store import MemoryRunStore, RunStore, SQLRunStore
+Public names load on first use (PEP 562), so ``import langgraph_runstore`` and the
+``langgraph-runstore`` command stay quick: LangGraph and langchain-core load only when a
+name that needs them (RunManager, RunTracker, SQLAlchemySaver ...) is first touched.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_EXPORTS = {
+    "CancelAction": "schemas",
+    "CheckpointError": "errors",
+    "ConflictError": "errors",
+    "DatabaseConfigError": "errors",
+    "DisconnectMode": "schemas",
+    "InvalidInputError": "errors",
+    "InvalidTransitionError": "errors",
+    "MemoryRunStore": "store.memory",
+    "MultitaskStrategy": "schemas",
+    "PersistenceRetryPolicy": "manager",
+    "PruneResult": "query",
+    "RecoveryPolicy": "workers",
+    "RunAlreadyInvokedError": "errors",
+    "RunManager": "manager",
+    "RunNotFoundError": "errors",
+    "RunPage": "query",
+    "RunRecord": "schemas",
+    "RunStatus": "schemas",
+    "RunStore": "store.base",
+    "RunStoreError": "errors",
+    "RunTracker": "tracking",
+    "SQLAlchemySaver": "checkpoint",
+    "SQLRunStore": "store.sql",
+    "SchemaVersionError": "errors",
+    "SyncRunTracker": "tracking",
+    "ThreadStatus": "schemas",
+    "TokenUsage": "schemas",
+    "UnsupportedStrategyError": "errors",
+    "UsageRow": "query",
+}
 
 __all__ = [
     "CancelAction",
@@ -37,16 +56,66 @@ __all__ = [
     "MemoryRunStore",
     "MultitaskStrategy",
     "PersistenceRetryPolicy",
+    "PruneResult",
+    "RecoveryPolicy",
     "RunAlreadyInvokedError",
     "RunManager",
     "RunNotFoundError",
+    "RunPage",
     "RunRecord",
     "RunStatus",
     "RunStore",
     "RunStoreError",
+    "RunTracker",
+    "SQLAlchemySaver",
     "SQLRunStore",
     "SchemaVersionError",
+    "SyncRunTracker",
     "ThreadStatus",
     "TokenUsage",
     "UnsupportedStrategyError",
+    "UsageRow",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'langgraph_runstore' has no attribute {name!r}")
+    value = getattr(import_module(f"langgraph_runstore.{module}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:
+    from langgraph_runstore.checkpoint import SQLAlchemySaver
+    from langgraph_runstore.errors import (
+        CheckpointError,
+        ConflictError,
+        DatabaseConfigError,
+        InvalidInputError,
+        InvalidTransitionError,
+        RunAlreadyInvokedError,
+        RunNotFoundError,
+        RunStoreError,
+        SchemaVersionError,
+        UnsupportedStrategyError,
+    )
+    from langgraph_runstore.manager import PersistenceRetryPolicy, RunManager
+    from langgraph_runstore.query import PruneResult, RunPage, UsageRow
+    from langgraph_runstore.schemas import (
+        CancelAction,
+        DisconnectMode,
+        MultitaskStrategy,
+        RunRecord,
+        RunStatus,
+        ThreadStatus,
+        TokenUsage,
+    )
+    from langgraph_runstore.store import MemoryRunStore, RunStore, SQLRunStore
+    from langgraph_runstore.tracking import RunTracker, SyncRunTracker
+    from langgraph_runstore.workers import RecoveryPolicy

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -143,7 +143,7 @@ class RunExecutor:
         record.abort_event.set()
         record.task.cancel()
 
-    async def stream(self, record: RunRecord) -> AsyncIterator[tuple[str, Any]]:
+    async def stream(self, record: RunRecord) -> AsyncGenerator[tuple[str, Any], None]:
         """Yield the run's ``(mode, chunk)`` pairs; honour ``on_disconnect`` if abandoned."""
         execution = self._executions.get(record.run_id)
         if execution is None or execution.stream is None:

@@ -24,25 +24,12 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from langgraph_runstore.checkpoint._bridge import LoopThread
 from langgraph_runstore.errors import (
     ConflictError,
     InvalidInputError,
     InvalidTransitionError,
     RunNotFoundError,
-)
-from langgraph_runstore.schemas import (
-    ACTIVE_STATUSES,
-    COMPLETION_FIELDS,
-    CancelAction,
-    DisconnectMode,
-    MultitaskStrategy,
-    RunRecord,
-    RunStatus,
-    ThreadStatus,
-    check_transition,
-    ensure_json,
-    normalize_timestamp,
-    now_iso,
 )
 from langgraph_runstore.execution import RunExecutor
 from langgraph_runstore.query import (
@@ -61,9 +48,22 @@ from langgraph_runstore.query import (
     top_rows,
     window_arguments,
 )
+from langgraph_runstore.schemas import (
+    ACTIVE_STATUSES,
+    COMPLETION_FIELDS,
+    CancelAction,
+    DisconnectMode,
+    MultitaskStrategy,
+    RunRecord,
+    RunStatus,
+    ThreadStatus,
+    check_transition,
+    ensure_json,
+    normalize_timestamp,
+    now_iso,
+)
 from langgraph_runstore.store.base import RunStore
 from langgraph_runstore.tracking import RunTracker, SyncRunTracker
-from langgraph_runstore.checkpoint._bridge import LoopThread
 from langgraph_runstore.workers import RecoveryPolicy, WorkerServices, encode_input, utc_in
 
 logger = logging.getLogger(__name__)
@@ -182,7 +182,8 @@ class RunManager:
     ) -> None:
         if store is not None and not isinstance(store, RunStore):
             raise InvalidInputError(
-                f"store must be a RunStore (MemoryRunStore, SQLRunStore), got {type(store).__name__}"
+                "store must be a RunStore (MemoryRunStore, SQLRunStore), "
+                f"got {type(store).__name__}"
             )
         if retain_finished_for < 0:
             raise InvalidInputError(
@@ -203,7 +204,9 @@ class RunManager:
         self._loop_thread: LoopThread | None = None
         # worker mode (several workers on one database): see workers.py
         self.graphs = dict(graphs or {})
-        self.lease_seconds = lease_seconds if lease_seconds is not None else (30.0 if graphs else None)
+        self.lease_seconds = (
+            lease_seconds if lease_seconds is not None else (30.0 if graphs else None)
+        )
         self.grace_seconds = grace_seconds
         self.recovery = recovery or RecoveryPolicy()
         self.poll_interval = poll_interval
@@ -266,16 +269,22 @@ class RunManager:
                 record.thread_id,
             )
 
-    async def _persist_status(self, record: RunRecord, status: RunStatus, error: str | None) -> bool:
+    async def _persist_status(
+        self, record: RunRecord, status: RunStatus, error: str | None
+    ) -> bool:
         """Write a status change; True once the store holds it."""
         store = self.store
         if store is None or not self._may_write(record):
             return store is None
         run_id = record.run_id
         try:
-            matched = await self._retrying(lambda: store.update_status(run_id, status.value, error=error))
+            matched = await self._retrying(
+                lambda: store.update_status(run_id, status.value, error=error)
+            )
             if not matched:
-                logger.warning("Status update for run %s affected no rows; re-creating the row", run_id)
+                logger.warning(
+                    "Status update for run %s affected no rows; re-creating the row", run_id
+                )
                 await self._put_record(record)
             return True
         except Exception:
@@ -297,7 +306,9 @@ class RunManager:
         try:
             if await self._retrying(update):
                 return True
-            logger.warning("Completion update for run %s affected no rows; re-creating the row", run_id)
+            logger.warning(
+                "Completion update for run %s affected no rows; re-creating the row", run_id
+            )
             await self._put_record(record)
             if await self._retrying(update):
                 return True
@@ -316,7 +327,11 @@ class RunManager:
         while self._evictions and self._evictions[0][0] <= now:
             _, run_id = self._evictions.popleft()
             record = self._runs.get(run_id)
-            if record is not None and record.is_final and (record.task is None or record.task.done()):
+            if (
+                record is not None
+                and record.is_final
+                and (record.task is None or record.task.done())
+            ):
                 self._forget_record(run_id)
 
     def _schedule_eviction(self, record: RunRecord) -> None:
@@ -440,7 +455,9 @@ class RunManager:
             model_name=model_name,
             user_id=user_id,
             owner_worker_id=self.worker_id,
-            lease_expires_at=utc_in(self.lease_seconds) if self._workers is not None else None,
+            lease_expires_at=(
+                utc_in(self.lease_seconds or 30.0) if self._workers is not None else None
+            ),
         )
 
     async def create_or_reject(
@@ -549,7 +566,9 @@ class RunManager:
             try:
                 rows = await self.store.list_inflight(thread_id=thread_id)
             except Exception:
-                logger.exception("Could not list active runs of thread %s from the store", thread_id)
+                logger.exception(
+                    "Could not list active runs of thread %s from the store", thread_id
+                )
                 rows = []
             for row in rows:
                 if row["run_id"] not in active and row["run_id"] not in self._runs:
@@ -663,7 +682,9 @@ class RunManager:
         await self._complete(record, status, fields)
         return True
 
-    async def cancel(self, run_id: str, *, action: CancelAction | str = CancelAction.interrupt) -> bool:
+    async def cancel(
+        self, run_id: str, *, action: CancelAction | str = CancelAction.interrupt
+    ) -> bool:
         """Cancel a pending or running run; False if it had already finished.
 
         The run ends ``interrupted`` at once and its graph task is cancelled. ``interrupt``
@@ -695,7 +716,13 @@ class RunManager:
         if not record.store_only and record.status is RunStatus.running:
             checkpointer, graph = self._rollback_targets.get(run_id, (None, None))
             stop_reason = await self._executor.rollback(record, checkpointer, graph)
-        await self.finish(record, RunStatus.interrupted, stop_reason=stop_reason, **self._tally(run_id))
+        elif record.store_only and record.status is RunStatus.running:
+            # nobody executes it any more: the checkpoints it wrote are in the store's database
+            checkpointer = getattr(self.store, "checkpointer", None)
+            stop_reason = await self._executor.rollback(record, checkpointer)
+        await self.finish(
+            record, RunStatus.interrupted, stop_reason=stop_reason, **self._tally(run_id)
+        )
         return True
 
     async def _cancel_elsewhere(self, record: RunRecord, action: CancelAction) -> bool | None:
@@ -704,7 +731,9 @@ class RunManager:
         store = self.store
         assert store is not None
         try:
-            owner = await self._retrying(lambda: store.request_cancel(record.run_id, action=action.value))
+            owner = await self._retrying(
+                lambda: store.request_cancel(record.run_id, action=action.value)
+            )
         except NotImplementedError:
             return None
         if owner is None:
@@ -883,14 +912,16 @@ class RunManager:
             lease = row.get("lease_expires_at")
             if row.get("owner_worker_id") not in (None, self.worker_id) and lease and lease > now:
                 continue
+            if row.get("shared_queue") and row.get("owner_worker_id") is None:
+                continue  # waiting in the shared queue for a worker: not an orphan
             record = RunRecord.from_row(row)
+
+            def mark_error(run_id: str = record.run_id) -> Awaitable[bool]:
+                return store.update_status(run_id, RunStatus.error.value, error=error)
+
             try:
                 self._apply_status(record, RunStatus.error, error)
-                await self._retrying(
-                    lambda run_id=record.run_id: store.update_status(
-                        run_id, RunStatus.error.value, error=error
-                    )
-                )
+                await self._retrying(mark_error)
             except InvalidTransitionError:
                 continue  # another worker finished it meanwhile
             except Exception:
@@ -998,7 +1029,9 @@ class RunManager:
         ``timeout`` seconds after it starts, a run is cancelled and ends ``timeout``.
         """
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-            raise InvalidInputError(f"timeout must be a positive number of seconds, got {timeout!r}")
+            raise InvalidInputError(
+                f"timeout must be a positive number of seconds, got {timeout!r}"
+            )
         record = await self._admit(thread_id, start_now=True, **create_options)
         tracker = self.tracker(record.run_id)
         record.config = tracker.config(thread_id=thread_id, extra=config)
@@ -1125,8 +1158,8 @@ class RunManager:
     ) -> Iterator[RunRecord]:
         """``track()`` for scripts without an event loop, around ``graph.invoke``/``stream``::
 
-            with manager.track_sync(thread_id="t1") as run:
-                graph.invoke(inputs, run.config)
+        with manager.track_sync(thread_id="t1") as run:
+            graph.invoke(inputs, run.config)
         """
         record = self.run_sync(lambda: self._admit(thread_id, start_now=True, **create_options))
         tracker = SyncRunTracker(self, record)
@@ -1142,13 +1175,21 @@ class RunManager:
         tracker.close()
 
     def invoke(
-        self, graph: Any, input: Any, *, thread_id: str, config: dict[str, Any] | None = None, **create_options: Any
+        self,
+        graph: Any,
+        input: Any,
+        *,
+        thread_id: str,
+        config: dict[str, Any] | None = None,
+        **create_options: Any,
     ) -> RunRecord:
         """Run ``graph.invoke(input)`` as one tracked run, synchronously; return the record.
 
         Exceptions of the graph are recorded on the run (status ``error``), not raised.
         """
-        with self.track_sync(thread_id=thread_id, config=config, graph=graph, **create_options) as run:
+        with self.track_sync(
+            thread_id=thread_id, config=config, graph=graph, **create_options
+        ) as run:
             try:
                 run.output = graph.invoke(input, run.config)
             except Exception:  # recorded by the tracker as the run's error

@@ -210,7 +210,7 @@ class _TrackerCore:
 
     # Callbacks must never break the user's graph, so errors inside them are logged and
     # dropped; raise_error is switched on only for the deliberate second-invocation error.
-    _raising = False
+    raise_error = False
 
     def __init__(self, manager: RunManager, record: RunRecord, *, flush_interval: float) -> None:
         self.manager = manager
@@ -223,21 +223,19 @@ class _TrackerCore:
         self._last_flush = time.monotonic()
 
     @property
-    def raise_error(self) -> bool:  # type: ignore[override]
-        return self._raising
-
-    @property
     def invoked(self) -> bool:
         """Whether a graph invocation has started under this tracker."""
         return self.root_run_id is not None
 
-    def _is_root_start(self, run_id: uuid.UUID, parent_run_id: uuid.UUID | None, inputs: Any) -> bool:
+    def _is_root_start(
+        self, run_id: uuid.UUID, parent_run_id: uuid.UUID | None, inputs: Any
+    ) -> bool:
         if self.root_run_id is None:
             self.root_run_id = run_id
             self.tally.first_human_message = _first_human_text(inputs)
             return True
         if parent_run_id is None:
-            self._raising = True
+            self.raise_error = True
             raise RunAlreadyInvokedError(
                 f"run {self.record.run_id!r} already ran a graph invocation: a run_id names "
                 "exactly one invocation (LangGraph would treat a second one as re-entry and drop "
@@ -350,13 +348,18 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
             await self.manager.mark_running(self.record)
         except ConflictError:
             # another worker runs this thread right now: the graph must not start beside it
-            self._raising = True
+            self.raise_error = True
             raise
         except Exception:
             logger.exception("Tracker could not mark run %s running", self.record.run_id)
 
     async def on_chain_end(
-        self, outputs: Any, *, run_id: uuid.UUID, parent_run_id: uuid.UUID | None = None, **kwargs: Any
+        self,
+        outputs: Any,
+        *,
+        run_id: uuid.UUID,
+        parent_run_id: uuid.UUID | None = None,
+        **kwargs: Any,
     ) -> None:
         if run_id == self.root_run_id:
             await self._finish(*self._root_end(outputs))
@@ -398,7 +401,9 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         try:
             self.tally.llm_ended(run_id, response)
         except Exception:
-            logger.exception("Tracker could not count LLM call %s of run %s", run_id, self.record.run_id)
+            logger.exception(
+                "Tracker could not count LLM call %s of run %s", run_id, self.record.run_id
+            )
             return
         if self._should_flush() and (self._flush_task is None or self._flush_task.done()):
             # in the background: the graph must not wait for a progress write
@@ -466,7 +471,12 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
             self._call(self.manager.mark_running, self.record)
 
     def on_chain_end(
-        self, outputs: Any, *, run_id: uuid.UUID, parent_run_id: uuid.UUID | None = None, **kwargs: Any
+        self,
+        outputs: Any,
+        *,
+        run_id: uuid.UUID,
+        parent_run_id: uuid.UUID | None = None,
+        **kwargs: Any,
     ) -> None:
         if run_id == self.root_run_id:
             self._finish(*self._root_end(outputs))

@@ -68,7 +68,13 @@ def utc_in(seconds: float) -> str:
 def encode_input(graph_input: Any) -> dict[str, Any]:
     """The JSON form in which a shared-queue run keeps its input (a Command is kept apart)."""
     if isinstance(graph_input, Command):
-        return {"command": {"resume": graph_input.resume, "update": graph_input.update, "goto": graph_input.goto or ()}}
+        return {
+            "command": {
+                "resume": graph_input.resume,
+                "update": graph_input.update,
+                "goto": graph_input.goto or (),
+            }
+        }
     return {"input": graph_input}
 
 
@@ -110,7 +116,7 @@ class WorkerServices:
         self._wake = asyncio.Event()
         self._stopping = False
         self._last_confirmed = asyncio.get_running_loop().time()
-        self._listener: Any = None
+        self._deliveries: set[asyncio.Future[None]] = set()
 
     @property
     def store(self) -> Any:
@@ -132,7 +138,9 @@ class WorkerServices:
             self._spawn(self._listen_loop(listen), "listen")
 
     def _spawn(self, coro: Any, name: str) -> None:
-        self._tasks.append(asyncio.create_task(coro, name=f"runstore {name} {self.manager.worker_id}"))
+        self._tasks.append(
+            asyncio.create_task(coro, name=f"runstore {name} {self.manager.worker_id}")
+        )
 
     def wake(self) -> None:
         """Look at the queue now (a run ended, or a new one was submitted)."""
@@ -185,7 +193,9 @@ class WorkerServices:
                 lease_expires_at=self.lease_expiry(),
             )
         except Exception:
-            logger.warning("Worker %s could not renew its leases", self.manager.worker_id, exc_info=True)
+            logger.warning(
+                "Worker %s could not renew its leases", self.manager.worker_id, exc_info=True
+            )
             if loop.time() - self._last_confirmed > self.lease_seconds:
                 for record in local.values():
                     self.fence(record, "the database stayed unreachable for a whole lease")
@@ -204,7 +214,9 @@ class WorkerServices:
         """Stop writing for a run this worker no longer owns, and stop it locally."""
         if record.run_id in self.manager._fenced:
             return
-        logger.warning("Worker %s fenced off run %s: %s", self.manager.worker_id, record.run_id, why)
+        logger.warning(
+            "Worker %s fenced off run %s: %s", self.manager.worker_id, record.run_id, why
+        )
         self.manager._fenced.add(record.run_id)
         record.abort_action = "fenced"
         record.abort_event.set()
@@ -219,14 +231,19 @@ class WorkerServices:
             try:
                 await self.sweep()
             except Exception:
-                logger.warning("Worker %s could not sweep for orphans", self.manager.worker_id, exc_info=True)
+                logger.warning(
+                    "Worker %s could not sweep for orphans", self.manager.worker_id, exc_info=True
+                )
 
     async def sweep(self) -> list[str]:
         """Recover runs whose lease expired more than ``grace_seconds`` ago; return their ids."""
         expired_before = utc_in(-self.grace_seconds)
         recovered = []
         for row in await self.store.list_expired(expired_before=expired_before):
-            if row["owner_worker_id"] == self.manager.worker_id and row["run_id"] in self.manager._runs:
+            if (
+                row["owner_worker_id"] == self.manager.worker_id
+                and row["run_id"] in self.manager._runs
+            ):
                 continue  # our own live run: the heartbeat renews it
             requeue = bool(row.get("shared_queue")) and (
                 (row["status"] == RunStatus.pending.value and int(row.get("attempt") or 0) <= 1)
@@ -264,7 +281,9 @@ class WorkerServices:
                 try:
                     claimed = await self.claim_one()
                 except Exception:
-                    logger.warning("Worker %s could not claim a run", self.manager.worker_id, exc_info=True)
+                    logger.warning(
+                        "Worker %s could not claim a run", self.manager.worker_id, exc_info=True
+                    )
             if claimed:
                 continue
             with contextlib.suppress(asyncio.TimeoutError):
@@ -298,7 +317,9 @@ class WorkerServices:
             if channel == "runstore_queue":
                 self.wake()
             elif channel == "runstore_cancel" and payload in self.manager._runs:
-                asyncio.ensure_future(self._deliver_cancel(payload))
+                task = asyncio.ensure_future(self._deliver_cancel(payload))
+                self._deliveries.add(task)  # keep it referenced until it is done
+                task.add_done_callback(self._deliveries.discard)
 
         while True:
             try:
@@ -306,7 +327,9 @@ class WorkerServices:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                logger.warning("Worker %s lost its LISTEN connection", self.manager.worker_id, exc_info=True)
+                logger.warning(
+                    "Worker %s lost its LISTEN connection", self.manager.worker_id, exc_info=True
+                )
             await asyncio.sleep(min(1.0, self.lease_seconds / 3))
 
     async def _deliver_cancel(self, run_id: str) -> None:
@@ -315,7 +338,9 @@ class WorkerServices:
             if row and row.get("cancel_requested_at"):
                 await self.manager.cancel(run_id, action=row.get("cancel_action") or "interrupt")
         except Exception:
-            logger.exception("Worker %s could not deliver a cancel to run %s", self.manager.worker_id, run_id)
+            logger.exception(
+                "Worker %s could not deliver a cancel to run %s", self.manager.worker_id, run_id
+            )
 
 
 __all__ = ["RecoveryPolicy", "WorkerServices"]

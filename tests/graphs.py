@@ -22,7 +22,12 @@ class State(TypedDict):
 
 
 def reply(
-    text: Any, model: str | None = "model-a", *, input_tokens: int = 10, output_tokens: int = 5, **extra: Any
+    text: Any,
+    model: str | None = "model-a",
+    *,
+    input_tokens: int = 10,
+    output_tokens: int = 5,
+    **extra: Any,
 ) -> AIMessage:
     usage = {
         "input_tokens": input_tokens,
@@ -44,7 +49,9 @@ class StreamingUsageModel(GenericFakeChatModel):
     usage: dict[str, int] = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
     model_name: str = "stream-model"
 
-    def _stream(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+    def _stream(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Iterator[ChatGenerationChunk]:
         yield from super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
         yield ChatGenerationChunk(
             message=AIMessageChunk(

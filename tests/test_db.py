@@ -57,7 +57,9 @@ async def test_setup_is_idempotent_and_records_each_version(db_url: str) -> None
     assert await setup(engine) == latest_version()
     assert await setup(engine) == latest_version()
     async with engine.connect() as conn:
-        versions = (await conn.execute(text("SELECT version FROM runstore_schema_version"))).scalars()
+        versions = (
+            await conn.execute(text("SELECT version FROM runstore_schema_version"))
+        ).scalars()
         assert sorted(versions) == [m.version for m in MIGRATIONS]
     await engine.dispose()
 

@@ -146,7 +146,9 @@ async def test_concurrent_reject_admissions_admit_one(store: RunStore) -> None:
 
 
 @pytest.mark.parametrize("strategy", ["interrupt", "rollback"])
-async def test_interrupt_and_rollback_cancel_active_runs_first(store: RunStore, strategy: str) -> None:
+async def test_interrupt_and_rollback_cancel_active_runs_first(
+    store: RunStore, strategy: str
+) -> None:
     manager = RunManager(store=store)
     old = await manager.create("t1")
     await manager.set_status(old.run_id, RunStatus.running)
@@ -322,7 +324,8 @@ async def test_a_lock_held_past_the_retry_budget_is_logged_with_the_run_id(
     store = SQLRunStore(engine)
     await store.setup()
     manager = RunManager(
-        store=store, persistence_retry_policy=PersistenceRetryPolicy(max_attempts=2, initial_delay=0)
+        store=store,
+        persistence_retry_policy=PersistenceRetryPolicy(max_attempts=2, initial_delay=0),
     )
     run = await manager.create("t1")
     blocker = sqlite3.connect(path, isolation_level=None)
@@ -335,3 +338,12 @@ async def test_a_lock_held_past_the_retry_budget_is_logged_with_the_run_id(
     assert run.run_id in caplog.text and "Gave up" in caplog.text
     await store.aclose()
     await engine.dispose()
+
+
+async def test_reconcile_leaves_shared_queue_runs_waiting(store: RunStore) -> None:
+    await store.put("queued", thread_id="t1", status="pending", shared_queue=True)
+    await store.put("stale", thread_id="t2", status="pending")
+    recovered = await RunManager(store=store).reconcile_orphaned_inflight_runs()
+    assert [r.run_id for r in recovered] == ["stale"]
+    queued = await store.get("queued")
+    assert queued is not None and queued["status"] == "pending"

@@ -31,7 +31,7 @@ def test_all_is_sorted_unique_and_importable() -> None:
 
 
 def test_all_covers_the_design_contract() -> None:
-    assert CONTRACT <= set(langgraph_runstore.__all__)
+    assert set(langgraph_runstore.__all__) >= CONTRACT
 
 
 def test_every_public_name_has_a_docstring() -> None:
@@ -50,3 +50,19 @@ def test_every_error_descends_from_the_one_root_and_carries_context() -> None:
 
 def test_package_is_typed() -> None:
     assert (Path(langgraph_runstore.__file__).parent / "py.typed").exists()
+
+
+def test_every_export_names_its_module() -> None:
+    assert set(langgraph_runstore._EXPORTS) == set(langgraph_runstore.__all__)
+
+
+def test_importing_the_package_loads_no_langgraph() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, langgraph_runstore, langgraph_runstore.store.sql; "
+        "print(any(m.startswith(('langgraph.', 'langchain_core')) for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "deerflow_test_run_manager.py"
+REFERENCE = (
+    Path(__file__).resolve().parents[2] / "shared" / "reference" / "deerflow_test_run_manager.py"
+)
 
 # longest names first, so "deerflow.runtime" does not swallow its sub-modules
 MODULE_MAP = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import time
 import uuid
@@ -58,30 +59,32 @@ async def env(store: RunStore) -> AsyncIterator[Env]:
 Way = Callable[..., Awaitable[RunRecord]]
 
 
-async def managed(manager: RunManager, graph: Any, inputs: Any, thread_id: str, **options: Any) -> RunRecord:
+async def managed(
+    manager: RunManager, graph: Any, inputs: Any, thread_id: str, **options: Any
+) -> RunRecord:
     return await manager.wait(graph, inputs, thread_id=thread_id, **options)
 
 
-async def tracked(manager: RunManager, graph: Any, inputs: Any, thread_id: str, **options: Any) -> RunRecord:
+async def tracked(
+    manager: RunManager, graph: Any, inputs: Any, thread_id: str, **options: Any
+) -> RunRecord:
     async with manager.track(thread_id=thread_id, **options) as run:
-        try:
+        with contextlib.suppress(ValueError):  # recorded on the run
             await graph.ainvoke(inputs, run.config)
-        except ValueError:
-            pass  # recorded on the run
     return run
 
 
-async def bare(manager: RunManager, graph: Any, inputs: Any, thread_id: str, **options: Any) -> RunRecord:
+async def bare(
+    manager: RunManager, graph: Any, inputs: Any, thread_id: str, **options: Any
+) -> RunRecord:
     record = await manager.create(thread_id, **options)
     config = {
         "callbacks": [manager.tracker(record.run_id)],
         "run_id": uuid.UUID(record.run_id),
         "configurable": {"thread_id": thread_id, "run_id": record.run_id},
     }
-    try:
+    with contextlib.suppress(ValueError):  # recorded on the run
         await graph.ainvoke(inputs, config)
-    except ValueError:
-        pass
     return record
 
 
@@ -144,14 +147,28 @@ async def test_streaming_in_messages_mode_counts_each_call_once(env: Env) -> Non
         return {"messages": [await model.ainvoke(state["messages"])]}
 
     graph = single_node_graph(talk).compile(checkpointer=env.checkpointer)
-    chunks = [item async for item in env.manager.stream(graph, hi(), thread_id="t1", stream_mode=["messages", "updates"])]
+    chunks = [
+        item
+        async for item in env.manager.stream(
+            graph, hi(), thread_id="t1", stream_mode=["messages", "updates"]
+        )
+    ]
     modes = {mode for mode, _ in chunks}
     assert modes == {"messages", "updates"}
     assert sum(1 for mode, _ in chunks if mode == "messages") >= 3  # token by token
     run = (await env.manager.list_by_thread("t1"))[0]
     assert run.status is RunStatus.success
     assert (run.input_tokens, run.output_tokens, run.total_tokens) == (7, 3, 10)
-    assert run.token_usage_by_model == {"stream-model": {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10, "cache_read_tokens": 0, "cache_creation_tokens": 0, "reasoning_tokens": 0}}
+    assert run.token_usage_by_model == {
+        "stream-model": {
+            "input_tokens": 7,
+            "output_tokens": 3,
+            "total_tokens": 10,
+            "cache_read_tokens": 0,
+            "cache_creation_tokens": 0,
+            "reasoning_tokens": 0,
+        }
+    }
     assert run.llm_call_count == 1
     assert run.last_ai_message == "one two three"
 
@@ -171,14 +188,18 @@ async def test_a_tool_calling_agent(env: Env, way: Way) -> None:
         return a + b
 
     call = reply("", "tool-model", input_tokens=30, output_tokens=6)
-    call.tool_calls = [{"name": "add", "args": {"a": 2, "b": 3}, "id": "call-1", "type": "tool_call"}]
+    call.tool_calls = [
+        {"name": "add", "args": {"a": 2, "b": 3}, "id": "call-1", "type": "tool_call"}
+    ]
     answer = reply("2 + 3 = 5", "tool-model", input_tokens=40, output_tokens=7)
 
     class ToolModel(type(listed_model())):  # type: ignore[misc]
         def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
             return self
 
-    agent = create_react_agent(ToolModel(responses=[call, answer]), [add], checkpointer=env.checkpointer)
+    agent = create_react_agent(
+        ToolModel(responses=[call, answer]), [add], checkpointer=env.checkpointer
+    )
     run = await way(env.manager, agent, hi("add 2 and 3"), "t1")
     assert run.status is RunStatus.success, run.error
     assert run.llm_call_count == 2
@@ -190,7 +211,9 @@ async def test_a_tool_calling_agent(env: Env, way: Way) -> None:
 
 
 async def test_a_subgraph_counts_like_the_parent(env: Env, way: Way) -> None:
-    inner_model = listed_model(reply("inner says hi", "inner-model", input_tokens=3, output_tokens=2))
+    inner_model = listed_model(
+        reply("inner says hi", "inner-model", input_tokens=3, output_tokens=2)
+    )
     outer_model = listed_model(reply("outer done", "outer-model", input_tokens=4, output_tokens=1))
 
     async def inner_talk(state: State) -> dict[str, Any]:
@@ -217,7 +240,9 @@ async def test_a_subgraph_counts_like_the_parent(env: Env, way: Way) -> None:
 
 
 async def test_send_fan_out_counts_every_branch(env: Env) -> None:
-    model = listed_model(*(reply(f"part {i}", "fan-model", input_tokens=2, output_tokens=1) for i in range(3)))
+    model = listed_model(
+        *(reply(f"part {i}", "fan-model", input_tokens=2, output_tokens=1) for i in range(3))
+    )
 
     def split(state: State) -> list[Send]:
         return [Send("work", {"messages": [("user", f"task {i}")]}) for i in range(3)]
@@ -277,7 +302,9 @@ async def test_timeout_ends_the_run_as_timeout(env: Env) -> None:
     assert row is not None and row["status"] == "timeout"
 
 
-async def _start_slow(env: Env, way_name: str, graph: Any, thread_id: str) -> tuple[RunRecord, asyncio.Task[Any] | None]:
+async def _start_slow(
+    env: Env, way_name: str, graph: Any, thread_id: str
+) -> tuple[RunRecord, asyncio.Task[Any] | None]:
     started = asyncio.Event()
     if way_name == "managed":
         graph = slow_graph(started).compile(checkpointer=env.checkpointer)
@@ -295,7 +322,13 @@ async def _start_slow(env: Env, way_name: str, graph: Any, thread_id: str) -> tu
             record = await env.manager.create(thread_id)
             holder["run"] = record
             tracker = env.manager.tracker(record.run_id, graph=graph)
-            await graph.ainvoke(hi(), {"callbacks": [tracker], "configurable": {"thread_id": thread_id, "run_id": record.run_id}})
+            await graph.ainvoke(
+                hi(),
+                {
+                    "callbacks": [tracker],
+                    "configurable": {"thread_id": thread_id, "run_id": record.run_id},
+                },
+            )
 
     task = asyncio.create_task(user_code())
     for _ in range(500):
@@ -307,7 +340,9 @@ async def _start_slow(env: Env, way_name: str, graph: Any, thread_id: str) -> tu
 
 
 @pytest.mark.parametrize("way_name", ["managed", "track", "bare"])
-async def test_cancel_interrupt_stops_the_graph_fast_and_keeps_checkpoints(env: Env, way_name: str) -> None:
+async def test_cancel_interrupt_stops_the_graph_fast_and_keeps_checkpoints(
+    env: Env, way_name: str
+) -> None:
     graph = slow_graph(seconds=30).compile(checkpointer=env.checkpointer)
     run, user_task = await _start_slow(env, way_name, graph, "t1")
     began = time.monotonic()
@@ -320,7 +355,9 @@ async def test_cancel_interrupt_stops_the_graph_fast_and_keeps_checkpoints(env: 
     assert time.monotonic() - began < 0.1 + 0.4  # 100 ms to stop, plus the store write
     assert run.status is RunStatus.interrupted and run.stop_reason == "cancelled"
     assert await env.manager.cancel(run.run_id) is False  # already finished
-    managed_graph = graph if way_name != "managed" else slow_graph().compile(checkpointer=env.checkpointer)
+    managed_graph = (
+        graph if way_name != "managed" else slow_graph().compile(checkpointer=env.checkpointer)
+    )
     state = await managed_graph.aget_state({"configurable": {"thread_id": "t1"}})
     assert [m.content for m in state.values["messages"]][-1] == "wrote"  # kept
 
@@ -328,7 +365,9 @@ async def test_cancel_interrupt_stops_the_graph_fast_and_keeps_checkpoints(env: 
 @pytest.mark.parametrize("way_name", ["managed", "track", "bare"])
 async def test_cancel_rollback_restores_the_thread(env: Env, way_name: str) -> None:
     first_model = listed_model(reply("first", "m"))
-    first = single_node_graph(lambda s: {"messages": [first_model.invoke(s["messages"])]}).compile(checkpointer=env.checkpointer)
+    first = single_node_graph(lambda s: {"messages": [first_model.invoke(s["messages"])]}).compile(
+        checkpointer=env.checkpointer
+    )
     await env.manager.wait(first, hi("one"), thread_id="t1")
     before = await first.aget_state({"configurable": {"thread_id": "t1"}})
 
@@ -339,7 +378,9 @@ async def test_cancel_rollback_restores_the_thread(env: Env, way_name: str) -> N
         await asyncio.wait([user_task], timeout=5)
     assert run.status is RunStatus.interrupted and run.stop_reason == "rolled_back"
     after = await first.aget_state({"configurable": {"thread_id": "t1"}})
-    assert [m.content for m in after.values["messages"]] == [m.content for m in before.values["messages"]]
+    assert [m.content for m in after.values["messages"]] == [
+        m.content for m in before.values["messages"]
+    ]
     row = await env.store.get(run.run_id)
     assert row is not None and row["stop_reason"] == "rolled_back"
 
@@ -371,17 +412,21 @@ async def test_enqueue_runs_fifo_one_at_a_time(env: Env) -> None:
     done = [await env.manager.join(r.run_id) for r in runs]
     assert all(r.status is RunStatus.success for r in done)
     assert [name for name, _, _ in spans] == [f"job {i}" for i in range(4)]
-    for (_, _, end), (_, start, _) in zip(spans, spans[1:]):
+    for (_, _, end), (_, start, _) in itertools.pairwise(spans):
         assert start >= end  # never two at once on the thread
 
 
 @pytest.mark.parametrize("strategy", ["interrupt", "rollback"])
-async def test_interrupt_and_rollback_strategies_replace_the_active_run(env: Env, strategy: str) -> None:
+async def test_interrupt_and_rollback_strategies_replace_the_active_run(
+    env: Env, strategy: str
+) -> None:
     started = asyncio.Event()
     slow = slow_graph(started, seconds=30).compile(checkpointer=env.checkpointer)
     old = await env.manager.start(slow, hi("old"), thread_id="t1")
     await asyncio.wait_for(started.wait(), 5)
-    quick = single_node_graph(lambda s: {"messages": [AIMessage(content="new done")]}).compile(checkpointer=env.checkpointer)
+    quick = single_node_graph(lambda s: {"messages": [AIMessage(content="new done")]}).compile(
+        checkpointer=env.checkpointer
+    )
     new = await env.manager.wait(quick, hi("new"), thread_id="t1", multitask_strategy=strategy)
     assert old.status is RunStatus.interrupted
     assert old.stop_reason == ("cancelled" if strategy == "interrupt" else "rolled_back")
@@ -411,7 +456,9 @@ async def test_stream_disconnect_cancels_or_continues(env: Env) -> None:
     cancelled = (await env.manager.list_by_thread("t1"))[0]
     assert cancelled.status is RunStatus.interrupted
 
-    stream = env.manager.stream(graph, hi(), thread_id="t2", stream_mode="updates", on_disconnect="continue")
+    stream = env.manager.stream(
+        graph, hi(), thread_id="t2", stream_mode="updates", on_disconnect="continue"
+    )
     await anext(stream)
     await stream.aclose()
     kept = (await env.manager.list_by_thread("t2"))[0]
@@ -421,7 +468,9 @@ async def test_stream_disconnect_cancels_or_continues(env: Env) -> None:
 
 
 async def test_a_second_invocation_in_one_track_block_raises(env: Env) -> None:
-    graph = single_node_graph(lambda s: {"messages": [AIMessage(content="x")]}).compile(checkpointer=env.checkpointer)
+    graph = single_node_graph(lambda s: {"messages": [AIMessage(content="x")]}).compile(
+        checkpointer=env.checkpointer
+    )
     with pytest.raises(RunAlreadyInvokedError) as info:
         async with env.manager.track(thread_id="t1") as run:
             await graph.ainvoke(hi(), run.config)
@@ -438,8 +487,15 @@ async def test_a_track_block_without_invocation_is_recorded(env: Env) -> None:
 
 async def test_models_without_usage_or_name_and_block_content(env: Env) -> None:
     no_usage = AIMessage(content="plain")
-    blocks = reply([{"type": "text", "text": "from "}, {"type": "text", "text": "blocks"}], None, input_tokens=1, output_tokens=1)
-    graph = two_model_graph(listed_model(no_usage), listed_model(blocks)).compile(checkpointer=env.checkpointer)
+    blocks = reply(
+        [{"type": "text", "text": "from "}, {"type": "text", "text": "blocks"}],
+        None,
+        input_tokens=1,
+        output_tokens=1,
+    )
+    graph = two_model_graph(listed_model(no_usage), listed_model(blocks)).compile(
+        checkpointer=env.checkpointer
+    )
     run = await env.manager.wait(graph, hi(), thread_id="t1")
     assert run.status is RunStatus.success
     assert run.llm_call_count == 2
@@ -452,14 +508,25 @@ async def test_usage_from_llm_output_when_the_message_has_none(env: Env) -> None
     from langchain_core.outputs import ChatGeneration, ChatResult
 
     class LegacyModel(type(listed_model())):  # type: ignore[misc]
-        def _generate(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+        def _generate(
+            self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+        ) -> ChatResult:
             return ChatResult(
                 generations=[ChatGeneration(message=AIMessage(content="legacy"))],
-                llm_output={"token_usage": {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}, "model_name": "legacy-1"},
+                llm_output={
+                    "token_usage": {
+                        "prompt_tokens": 11,
+                        "completion_tokens": 4,
+                        "total_tokens": 15,
+                    },
+                    "model_name": "legacy-1",
+                },
             )
 
     model = LegacyModel(responses=[AIMessage(content="unused")])
-    graph = single_node_graph(lambda s: {"messages": [model.invoke(s["messages"])]}).compile(checkpointer=env.checkpointer)
+    graph = single_node_graph(lambda s: {"messages": [model.invoke(s["messages"])]}).compile(
+        checkpointer=env.checkpointer
+    )
     run = await env.manager.wait(graph, hi(), thread_id="t1")
     assert (run.input_tokens, run.output_tokens, run.total_tokens) == (11, 4, 15)
     assert run.token_usage_by_model["legacy-1"]["total_tokens"] == 15
@@ -468,7 +535,9 @@ async def test_usage_from_llm_output_when_the_message_has_none(env: Env) -> None
 async def test_a_restarted_manager_sees_finished_runs(tmp_path: Any) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'agent.db'}"
     async with SQLRunStore.from_url(url) as store:
-        graph = two_model_graph(listed_model(reply("a", "m1")), listed_model(reply("b", "m2"))).compile(checkpointer=store.checkpointer)
+        graph = two_model_graph(
+            listed_model(reply("a", "m1")), listed_model(reply("b", "m2"))
+        ).compile(checkpointer=store.checkpointer)
         run = await RunManager(store=store).wait(graph, hi(), thread_id="t1")
     async with SQLRunStore.from_url(url) as store:
         again = (await RunManager(store=store).list_by_thread("t1"))[0]
@@ -486,7 +555,9 @@ async def test_without_a_checkpointer_rows_are_still_written(env: Env) -> None:
 
 
 async def test_a_missing_thread_id_never_loses_the_row(env: Env) -> None:
-    graph = single_node_graph(lambda s: {"messages": [AIMessage(content="x")]}).compile(checkpointer=env.checkpointer)
+    graph = single_node_graph(lambda s: {"messages": [AIMessage(content="x")]}).compile(
+        checkpointer=env.checkpointer
+    )
     # track() puts thread_id into the config itself, whatever config it is given
     async with env.manager.track(thread_id="t1", config={"configurable": {}}) as run:
         await graph.ainvoke(hi(), run.config)

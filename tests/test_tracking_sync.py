@@ -46,9 +46,13 @@ def test_track_sync_around_stream_and_errors(tmp_path: Path) -> None:
 def _track_and_check(manager: RunManager) -> None:
     assert isinstance(manager.store, SQLRunStore)
     saver = manager.store.checkpointer
-    graph = single_node_graph(lambda s: {"messages": [listed_model(reply("streamed", "m")).invoke(s["messages"])]}).compile(checkpointer=saver)
+    graph = single_node_graph(
+        lambda s: {"messages": [listed_model(reply("streamed", "m")).invoke(s["messages"])]}
+    ).compile(checkpointer=saver)
     with manager.track_sync(thread_id="t1") as run:
-        chunks = list(graph.stream({"messages": [("user", "go")]}, run.config, stream_mode="updates"))
+        chunks = list(
+            graph.stream({"messages": [("user", "go")]}, run.config, stream_mode="updates")
+        )
     assert chunks and run.status is RunStatus.success and run.total_tokens == 15
 
     def broken(state: Any) -> dict[str, Any]:

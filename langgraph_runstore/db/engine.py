@@ -64,8 +64,7 @@ def normalize_url(url: str | URL) -> URL:
     # a URL without "+driver" means "the default driver": ours is the async one
     if driver and driver != expected:
         raise DatabaseConfigError(
-            f"unsupported driver {driver!r} in URL {shown!r}: "
-            f"expected {backend}+{expected}"
+            f"unsupported driver {driver!r} in URL {shown!r}: expected {backend}+{expected}"
         )
     return parsed.set(drivername=f"{backend}+{expected}")
 

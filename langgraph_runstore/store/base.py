@@ -258,7 +258,9 @@ def prepare_row(run_id: str, thread_id: str, fields: dict[str, Any]) -> dict[str
     return row
 
 
-def prepare_completion(run_id: str, status: Any, kwargs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def prepare_completion(
+    run_id: str, status: Any, kwargs: dict[str, Any]
+) -> tuple[str, dict[str, Any]]:
     """Validate ``update_run_completion`` arguments; return the status string and fields."""
     unknown = set(kwargs) - COMPLETION_FIELDS
     if unknown:

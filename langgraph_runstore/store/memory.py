@@ -185,7 +185,9 @@ class MemoryRunStore(RunStore):
     ) -> list[dict[str, Any]]:
         cutoff = normalize_timestamp(before, name="before")
         candidates = (
-            self._rows.values() if thread_id is None else self._by_thread.get(thread_id, {}).values()
+            self._rows.values()
+            if thread_id is None
+            else self._by_thread.get(thread_id, {}).values()
         )
         rows = [
             row
@@ -235,10 +237,17 @@ class MemoryRunStore(RunStore):
         renewed = []
         wanted = set(run_ids)
         for row in self._rows.values():
-            if row["run_id"] in wanted and row.get("owner_worker_id") == worker_id and self._active(row):
+            if (
+                row["run_id"] in wanted
+                and row.get("owner_worker_id") == worker_id
+                and self._active(row)
+            ):
                 row["lease_expires_at"] = lease_expires_at
                 renewed.append(
-                    {name: row.get(name) for name in ("run_id", "cancel_requested_at", "cancel_action")}
+                    {
+                        name: row.get(name)
+                        for name in ("run_id", "cancel_requested_at", "cancel_action")
+                    }
                 )
         return renewed
 
@@ -248,7 +257,10 @@ class MemoryRunStore(RunStore):
             return None
         now = now_iso()
         row.update(cancel_requested_at=now, cancel_action=action, updated_at=now)
-        return {"owner_worker_id": row.get("owner_worker_id"), "lease_expires_at": row.get("lease_expires_at")}
+        return {
+            "owner_worker_id": row.get("owner_worker_id"),
+            "lease_expires_at": row.get("lease_expires_at"),
+        }
 
     async def list_expired(self, *, expired_before: str) -> list[dict[str, Any]]:
         rows = [

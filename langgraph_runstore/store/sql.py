@@ -154,7 +154,9 @@ def _completion_sql(status: str, columns: tuple[str, ...]) -> Statement:
     sets = ["status = :status", "updated_at = :now"]
     sets += [f"{name} = :{name}" for name in columns]
     sets += [
-        f"{name} = COALESCE({name}, :now)" for name in status_stamps(status, "") if name not in columns
+        f"{name} = COALESCE({name}, :now)"
+        for name in status_stamps(status, "")
+        if name not in columns
     ]
     return Statement.of(
         f"UPDATE runs SET {', '.join(sets)} WHERE run_id = :run_id AND {_guard(status)}"
@@ -225,6 +227,7 @@ class _SQLiteDriver:
                     conn = await self.engine.connect()
                     fairy = await conn.get_raw_connection()
                     raw = fairy.driver_connection
+                    assert raw is not None
                     # each statement commits itself: no BEGIN/COMMIT round trips
                     raw.isolation_level = None
                     self._conn, self._raw = conn, raw
@@ -409,7 +412,7 @@ _CLAIMABLE = (
 _DB_NOW = {
     "sqlite": "strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now')",
     "postgresql": "to_char(clock_timestamp() AT TIME ZONE 'UTC', "
-    "'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')",
+    '\'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"\')',
 }
 
 
@@ -438,6 +441,8 @@ def _renew_sql(count: int) -> Statement:
         f"AND status IN ({_ACTIVE_SQL}) AND run_id IN ({ids}) "
         "RETURNING run_id, cancel_requested_at, cancel_action"
     )
+
+
 _REQUEST_CANCEL = Statement.of(
     "UPDATE runs SET cancel_requested_at = :now, cancel_action = :action, updated_at = :now "
     f"WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
@@ -792,4 +797,3 @@ def _inflight_sql(clauses: Sequence[str]) -> Statement:
     return Statement.of(
         f"SELECT {_SELECT_COLUMNS} FROM runs WHERE {' AND '.join(clauses)} ORDER BY created_at, seq"
     )
-

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+
 import pytest
 
 from langgraph_runstore import (
@@ -67,7 +68,9 @@ async def test_put_is_an_idempotent_upsert(store: RunStore) -> None:
     assert rows[0]["error"] == "boom"
 
 
-async def test_list_by_thread_is_newest_first_and_ties_keep_insertion_order(store: RunStore) -> None:
+async def test_list_by_thread_is_newest_first_and_ties_keep_insertion_order(
+    store: RunStore,
+) -> None:
     await store.put("old", thread_id="t1", created_at=T0)
     await store.put("tie-a", thread_id="t1", created_at=T1)
     await store.put("tie-b", thread_id="t1", created_at=T1)

@@ -4,6 +4,7 @@ PostgreSQL. Each test starts ``tests/workers/worker_process.py`` workers as subp
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -105,7 +106,9 @@ async def test_four_workers_drain_200_runs_fifo_per_thread(
     for job in range(10):
         for thread in threads:
             run = await client.submit(
-                "echo", {"messages": [{"role": "user", "content": f"{thread} job {job}"}]}, thread_id=thread
+                "echo",
+                {"messages": [{"role": "user", "content": f"{thread} job {job}"}]},
+                thread_id=thread,
             )
             submitted[thread].append(run.run_id)
 
@@ -123,7 +126,7 @@ async def test_four_workers_drain_200_runs_fifo_per_thread(
         owners |= {r["owner_worker_id"] for r in runs}
         by_start = sorted(runs, key=lambda r: r["started_at"])
         assert [r["run_id"] for r in by_start] == submitted[thread]  # FIFO per thread
-        for before, after in zip(runs, runs[1:]):
+        for before, after in itertools.pairwise(runs):
             assert after["started_at"] >= before["ended_at"]  # never two running at once
         saver = store.checkpointer  # type: ignore[attr-defined]
         state = await saver.aget_tuple({"configurable": {"thread_id": thread}})
@@ -138,9 +141,13 @@ async def test_kill_9_mid_run_is_recovered_and_the_thread_goes_on(
     store = client.store
     assert store is not None
     workers.spawn("doomed", "--lease", "1", "--grace", "0.5")
-    slow = await client.submit("slow", {"messages": [{"role": "user", "content": "long"}]}, thread_id="t")
+    slow = await client.submit(
+        "slow", {"messages": [{"role": "user", "content": "long"}]}, thread_id="t"
+    )
     await wait_until(lambda: _is(client, slow.run_id, "running"), timeout=10)
-    follow = await client.submit("echo", {"messages": [{"role": "user", "content": "after"}]}, thread_id="t")
+    follow = await client.submit(
+        "echo", {"messages": [{"role": "user", "content": "after"}]}, thread_id="t"
+    )
 
     workers.kill("doomed")
     killed_at = time.monotonic()
@@ -161,11 +168,15 @@ async def test_a_cancel_from_another_worker_stops_the_run(
     client: RunManager, workers: Workers, db_url: str
 ) -> None:
     workers.spawn("owner", "--lease", "1")
-    slow = await client.submit("slow", {"messages": [{"role": "user", "content": "long"}]}, thread_id="t")
+    slow = await client.submit(
+        "slow", {"messages": [{"role": "user", "content": "long"}]}, thread_id="t"
+    )
     await wait_until(lambda: _is(client, slow.run_id, "running"), timeout=10)
 
     assert await client.cancel(slow.run_id) is True
-    took = await wait_until(lambda: _is(client, slow.run_id, "interrupted"), timeout=5, interval=0.01)
+    took = await wait_until(
+        lambda: _is(client, slow.run_id, "interrupted"), timeout=5, interval=0.01
+    )
     # PostgreSQL delivers by NOTIFY; SQLite waits for the owner's next heartbeat (lease / 3)
     assert took < (1.0 if db_url.startswith("postgresql") else 1.0 / 3 + 1.0)
     row = await client.store.get(slow.run_id)  # type: ignore[union-attr]
@@ -173,7 +184,9 @@ async def test_a_cancel_from_another_worker_stops_the_run(
     assert await client.cancel(slow.run_id) is False
 
 
-async def test_cut_connections_are_survived(client: RunManager, workers: Workers, db_url: str) -> None:
+async def test_cut_connections_are_survived(
+    client: RunManager, workers: Workers, db_url: str
+) -> None:
     import asyncpg
 
     if not db_url.startswith("postgresql"):
@@ -187,7 +200,9 @@ async def test_cut_connections_are_survived(client: RunManager, workers: Workers
     try:
         for i in range(30):
             run = await client.submit(
-                "echo", {"messages": [{"role": "user", "content": f"job {i}"}]}, thread_id=f"t{i % 3}"
+                "echo",
+                {"messages": [{"role": "user", "content": f"job {i}"}]},
+                thread_id=f"t{i % 3}",
             )
             run_ids.append(run.run_id)
             if i in (8, 18):
