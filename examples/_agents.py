@@ -41,14 +41,18 @@ def fake_reply(text: str, *, model_name: str = "fake-gpt", input_tokens: int = 1
 class UsageReportingFakeChatModel(GenericFakeChatModel):
     """GenericFakeChatModel whose streamed answers end with a chunk that carries usage."""
 
-    def _stream(self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any) -> Iterator[Any]:
+    def _stream(
+        self, messages: Any, stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> Iterator[Any]:
         usage = None
         for chunk in super()._stream(messages, stop=stop, run_manager=run_manager, **kwargs):
             message = chunk.message
             if getattr(message, "usage_metadata", None):
                 usage = message.usage_metadata
                 chunk.message = AIMessageChunk(
-                    content=message.content, id=message.id, response_metadata=message.response_metadata
+                    content=message.content,
+                    id=message.id,
+                    response_metadata=message.response_metadata,
                 )
             yield chunk
         if usage:
@@ -62,7 +66,11 @@ def chat_model() -> Any:
     if os.environ.get("OPENAI_API_KEY") or os.environ.get("ANTHROPIC_API_KEY"):
         from langchain.chat_models import init_chat_model
 
-        name = "openai:gpt-4o-mini" if os.environ.get("OPENAI_API_KEY") else "anthropic:claude-3-5-haiku-latest"
+        name = (
+            "openai:gpt-4o-mini"
+            if os.environ.get("OPENAI_API_KEY")
+            else "anthropic:claude-3-5-haiku-latest"
+        )
         return init_chat_model(name)
     return UsageReportingFakeChatModel(messages=cycle(fake_reply(text) for text in REPLIES))
 

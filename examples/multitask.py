@@ -103,6 +103,12 @@ async def start_busy_run(
     ENTERED[thread_id].clear()
     run = await manager.start(graph, ask(text), thread_id=thread_id, config=slow(30))
     await asyncio.wait_for(ENTERED[thread_id].wait(), timeout=10)
+    # LangGraph saves a step's checkpoint while the next step already runs (durability
+    # "async"): wait until the "working on" checkpoint is there too
+    for _ in range(200):
+        if f"working on {text!r}" in await messages(graph, thread_id):
+            break
+        await asyncio.sleep(0.01)
     return run
 
 

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _agents import build_agent  # noqa: E402
+from _agents import build_agent
 
-from langgraph_runstore import RunManager, SQLRunStore  # noqa: E402
-from langgraph_runstore.db import default_url  # noqa: E402
+from langgraph_runstore import RunManager, SQLRunStore
+from langgraph_runstore.db import default_url
 
 
 async def main(url: str | None = None) -> None:
@@ -26,9 +26,13 @@ async def main(url: str | None = None) -> None:
         manager = RunManager(store=store)
 
         # 1. a managed run: start it, wait for it, read its record
-        run = await manager.wait(graph, {"messages": [("user", "What is a checkpoint?")]}, thread_id="demo")
-        print(f"managed run {run.run_id[:8]}: {run.status}, {run.total_tokens} tokens, "
-              f"{run.llm_call_count} LLM call(s), last AI message: {run.last_ai_message!r}")
+        run = await manager.wait(
+            graph, {"messages": [("user", "What is a checkpoint?")]}, thread_id="demo"
+        )
+        print(
+            f"managed run {run.run_id[:8]}: {run.status}, {run.total_tokens} tokens, "
+            f"{run.llm_call_count} LLM call(s), last AI message: {run.last_ai_message!r}"
+        )
 
         # 2. your own ainvoke, tracked
         async with manager.track(thread_id="demo") as tracked:
@@ -39,8 +43,10 @@ async def main(url: str | None = None) -> None:
         print()
         print(f"{'run':10} {'status':12} {'tokens':>6} {'calls':>5}  last AI message")
         for record in await manager.list_by_thread("demo", limit=10):
-            print(f"{record.run_id[:8]:10} {record.status.value:12} {record.total_tokens:>6} "
-                  f"{record.llm_call_count:>5}  {(record.last_ai_message or '')[:48]}")
+            print(
+                f"{record.run_id[:8]:10} {record.status.value:12} {record.total_tokens:>6} "
+                f"{record.llm_call_count:>5}  {(record.last_ai_message or '')[:48]}"
+            )
         print(f"\nthread 'demo' is {(await manager.thread_status('demo')).value}; database: {url}")
 
 
