@@ -19,14 +19,11 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from langgraph_runstore.db.engine import create_engine, default_url, normalize_url
+from langgraph_runstore.db.engine import create_engine, default_url, normalize_url, sqlite_file
 from langgraph_runstore.db.migrations import VERSION_TABLE, current_version, latest_version
 from langgraph_runstore.display import (
     STATUS_COLORS,
@@ -37,8 +34,12 @@ from langgraph_runstore.display import (
 )
 from langgraph_runstore.errors import InvalidInputError, RunNotFoundError, RunStoreError
 from langgraph_runstore.query import USAGE_GROUPINGS, UsageRow, decode_cursor, resolve_time
-from langgraph_runstore.schemas import TOKEN_FIELDS, RunRecord, RunStatus
+from langgraph_runstore.schemas import TOKEN_FIELDS, RunRecord, RunStatus, ThreadStatus
 from langgraph_runstore.store.sql import SQLRunStore
+
+if TYPE_CHECKING:  # rich loads when a table is printed: --json and errors do without it
+    from rich.console import Console
+    from rich.text import Text
 
 T = TypeVar("T")
 
@@ -139,13 +140,29 @@ def _check_version(version: int, shown: str, *, for_migrate: bool) -> None:
 
 
 @asynccontextmanager
-async def open_store(db: str | None, *, for_migrate: bool = False) -> AsyncIterator[SQLRunStore]:
+async def open_store(
+    db: str | None, *, for_migrate: bool = False, read_only: bool = False
+) -> AsyncIterator[SQLRunStore]:
     """A SQLRunStore on ``db`` whose schema is current; CliError for anything else.
 
     Nothing is created or migrated here, unless ``for_migrate`` (then a missing SQLite file
-    is fine and the caller migrates).
+    is fine and the caller migrates). With ``read_only``, a SQLite file is read through the
+    standard library alone (``SQLRunStore.open_read_only``): the read commands never
+    import SQLAlchemy, which costs more than the whole command otherwise.
     """
     url = database_url(db)
+    database = sqlite_file(url) if read_only else None
+    if database is not None:
+        path = _check_sqlite_file(database, for_migrate=False)
+        try:
+            reader = SQLRunStore.open_read_only(path)
+        except sqlite3.Error as exc:
+            raise CliError(f"cannot open database {path}: {_one_line(exc)}") from None
+        try:
+            yield reader
+        finally:
+            await reader.aclose()
+        return
     try:
         parsed = normalize_url(url)
     except RunStoreError as exc:
@@ -181,6 +198,8 @@ async def open_store(db: str | None, *, for_migrate: bool = False) -> AsyncItera
 
 
 def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
     stream = sys.stderr if stderr else sys.stdout
     # piped output keeps whole lines (no terminal to fit); COLUMNS still wins when set
     width = None if stream.isatty() else int(os.environ.get("COLUMNS") or 160)
@@ -225,6 +244,8 @@ class _Out:
         numbers cut short are useless: only the trailing text is shortened (to no less
         than 24 characters; past that the terminal wraps the lines).
         """
+        from rich.table import Table
+
         widths = [max([len(h), *(len(str(row[i])) for row in rows)]) for i, h in enumerate(headers)]
         fixed = sum(widths[:-1]) + 2 * (len(headers) - 1)
         last = max(24, min(widths[-1], self.console.width - fixed)) if flexible_last else widths[-1]
@@ -249,6 +270,8 @@ def _emit_json(data: Any) -> None:
 
 
 def _status_text(status: str) -> Text:
+    from rich.text import Text
+
     return Text(status, style=f"bold {STATUS_COLORS.get(status, 'white')}")
 
 
@@ -404,7 +427,7 @@ def runs_list(
     """List runs, newest first."""
 
     async def go() -> None:
-        async with open_store(_db(ctx, db)) as store:
+        async with open_store(_db(ctx, db), read_only=True) as store:
             page = await store.list_runs(
                 thread_id=thread_id,
                 status=statuses or None,
@@ -430,6 +453,9 @@ def runs_list(
 
 
 def _show_run(record: RunRecord, checkpoints: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+    from rich.text import Text
+
     console = _Out()
     fields = Table(box=None, show_header=False, pad_edge=False)
     fields.add_column(style="bold", no_wrap=True)
@@ -497,7 +523,7 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool, db: str | None) ->
     """Every field of a run, its tokens per model and the checkpoints it wrote."""
 
     async def go() -> None:
-        async with open_store(_db(ctx, db)) as store:
+        async with open_store(_db(ctx, db), read_only=True) as store:
             row = await store.get(run_id)
             if row is None:
                 raise CliError(f"no run with id {run_id!r}")
@@ -557,6 +583,20 @@ def runs_cancel(
     _run(go)
 
 
+async def thread_status(store: SQLRunStore, latest: dict[str, Any]) -> ThreadStatus:
+    """``RunManager.thread_status`` of a process that runs nothing itself, from the store
+    alone (so that ``threads show`` needs no LangGraph); ``latest`` is the thread's newest run.
+    """
+    if await store.list_inflight(thread_id=latest["thread_id"]):
+        return ThreadStatus.busy
+    last = RunRecord.from_row(latest)
+    if last.status in (RunStatus.error, RunStatus.timeout):
+        return ThreadStatus.error
+    if last.status == RunStatus.success and last.stop_reason == "interrupt":
+        return ThreadStatus.interrupted
+    return ThreadStatus.idle
+
+
 @threads.command("show")
 @click.argument("thread_id")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
@@ -567,18 +607,13 @@ def threads_show(
     ctx: click.Context, thread_id: str, limit: int, as_json: bool, db: str | None
 ) -> None:
     """A thread's status, its runs (newest first) and its totals."""
-    from langgraph_runstore.manager import RunManager
 
     async def go() -> None:
-        async with open_store(_db(ctx, db)) as store:
+        async with open_store(_db(ctx, db), read_only=True) as store:
             page = await store.list_runs(thread_id=thread_id, limit=limit)
             if not page.runs:
                 raise CliError(f"no runs on thread {thread_id!r}")
-            manager = RunManager(store=store)
-            try:
-                status = await manager.thread_status(thread_id)
-            finally:
-                await manager.aclose()
+            status = await thread_status(store, page.runs[0])
             totals = await store.aggregate_usage(by="thread", thread_id=thread_id)
         total = totals[0]
         if as_json:
@@ -592,6 +627,8 @@ def threads_show(
                 }
             )
             return
+        from rich.text import Text
+
         console = _Out()
         by_status = ", ".join(f"{n} {s}" for s, n in total.by_status.items())
         console.print(
@@ -637,7 +674,7 @@ def usage(
     """Tokens, LLM calls, runs by status and error rate, per model, thread, user or day."""
 
     async def go() -> None:
-        async with open_store(_db(ctx, db)) as store:
+        async with open_store(_db(ctx, db), read_only=True) as store:
             rows = await store.aggregate_usage(by=by, since=since, until=until)
         if as_json:
             _emit_json(
@@ -799,7 +836,7 @@ def report(
     from langgraph_runstore.report import write_report
 
     async def go() -> None:
-        async with open_store(_db(ctx, db)) as store:
+        async with open_store(_db(ctx, db), read_only=True) as store:
             data = await write_report(store, html_file, since=since, title=title)
         click.echo(f"wrote {html_file} ({data.total_runs:,} runs)")
 

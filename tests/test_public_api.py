@@ -66,3 +66,18 @@ def test_importing_the_package_loads_no_langgraph() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_importing_the_package_db_and_cli_loads_no_sqlalchemy() -> None:
+    """SQLAlchemy loads where an engine is made; rich where a table is printed."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, langgraph_runstore, langgraph_runstore.db, langgraph_runstore.store.sql, "
+        "langgraph_runstore.cli; "
+        "print(*(m for m in ('sqlalchemy', 'aiosqlite', 'tenacity', 'langgraph', "
+        "'langchain_core', 'rich') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

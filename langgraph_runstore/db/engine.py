@@ -2,20 +2,21 @@
 
 SQLite (aiosqlite) connections get WAL journaling, a busy timeout and ``synchronous=NORMAL``
 on every connection; PostgreSQL goes through asyncpg. Any other driver is refused up front.
+
+SQLAlchemy (and tenacity) load inside the functions that use them: importing this module,
+``default_url()`` and ``sqlite_file()`` stay cheap for the CLI's read-only commands.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from sqlalchemy import event
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import StaticPool
-from tenacity import retry, retry_if_exception, stop_after_delay, wait_fixed
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from langgraph_runstore.errors import DatabaseConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 #: The drivers the package runs on, keyed by backend.
 SUPPORTED_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
@@ -37,6 +38,25 @@ def default_url() -> str:
 #: Milliseconds a SQLite connection waits for another writer before "database is locked".
 DEFAULT_SQLITE_BUSY_TIMEOUT_MS = 5_000
 
+_SQLITE_PREFIXES = ("sqlite:///", "sqlite+aiosqlite:///")
+
+
+def sqlite_file(url: str) -> str | None:
+    """The file a plain SQLite URL names, read without SQLAlchemy; None for any other URL.
+
+    ``sqlite:///runs.db`` and ``sqlite+aiosqlite:////abs/runs.db`` give ``runs.db`` and
+    ``/abs/runs.db``, as :func:`normalize_url` would. Other backends and drivers, in-memory
+    databases and URLs with query options give None: :func:`normalize_url` handles them.
+    """
+    for prefix in _SQLITE_PREFIXES:
+        if url.startswith(prefix):
+            rest = url[len(prefix) :]
+            if "?" in rest:
+                return None
+            database = unquote(rest)
+            return database if database not in ("", ":memory:") else None
+    return None
+
 
 def normalize_url(url: str | URL) -> URL:
     """Parse ``url`` and pick the async driver; raise DatabaseConfigError for anything else.
@@ -44,6 +64,9 @@ def normalize_url(url: str | URL) -> URL:
     ``sqlite:///x.db`` becomes ``sqlite+aiosqlite:///x.db`` and ``postgresql://`` (or
     ``postgres://``) becomes ``postgresql+asyncpg://``, so plain URLs work as users write them.
     """
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
     try:
         parsed = make_url(url)
         if parsed.drivername.split("+")[0] == "postgres":  # Heroku-style alias
@@ -84,6 +107,9 @@ def create_engine(
 
     Extra keyword arguments go to :func:`sqlalchemy.ext.asyncio.create_async_engine`.
     """
+    from sqlalchemy.ext.asyncio import create_async_engine
+    from sqlalchemy.pool import StaticPool
+
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
         if _is_memory_sqlite(parsed):
@@ -108,6 +134,8 @@ def install_sqlite_pragmas(
     """
     if engine.dialect.name != "sqlite":
         return
+    from sqlalchemy import event
+
     sync_engine = engine.sync_engine
     if getattr(sync_engine, "_runstore_pragmas", False):
         return
@@ -128,14 +156,20 @@ def install_sqlite_pragmas(
     sync_engine._runstore_pragmas = True  # type: ignore[attr-defined]
 
 
-# Switching a new file to WAL needs a moment of exclusive access and SQLite does not call the
-# busy handler for it, so processes opening one new file together retry here (a short,
-# bounded wait that happens only while the file is being created).
-@retry(
-    retry=retry_if_exception(lambda exc: "locked" in str(exc).lower()),
-    wait=wait_fixed(0.02),
-    stop=stop_after_delay(5),
-    reraise=True,
-)
 def _enable_wal(cursor: Any) -> None:
-    cursor.execute("PRAGMA journal_mode = WAL")
+    """Switch a new file to WAL.
+
+    That needs a moment of exclusive access and SQLite does not call the busy handler for
+    it, so processes opening one new file together retry here (a short, bounded wait that
+    happens only while the file is being created).
+    """
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
+
+    for attempt in Retrying(
+        retry=retry_if_exception(lambda exc: "locked" in str(exc).lower()),
+        wait=wait_fixed(0.02),
+        stop=stop_after_delay(5),
+        reraise=True,
+    ):
+        with attempt:
+            cursor.execute("PRAGMA journal_mode = WAL")

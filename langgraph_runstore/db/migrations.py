@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from typing import TYPE_CHECKING
 
 from langgraph_runstore.errors import SchemaVersionError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 #: Table that records which migrations a database has.
 VERSION_TABLE = "runstore_schema_version"
@@ -222,6 +223,8 @@ def latest_version() -> int:
 
 async def current_version(conn: AsyncConnection) -> int:
     """The highest migration applied to the database behind ``conn`` (0 for a new one)."""
+    from sqlalchemy import text
+
     dialect = conn.dialect.name
     if dialect == "sqlite":
         exists = await conn.exec_driver_sql(
@@ -243,6 +246,8 @@ async def setup(engine: AsyncEngine) -> int:
 
     Raises SchemaVersionError when the database was migrated by a newer package.
     """
+    from sqlalchemy import text
+
     # Fast path: one read when the schema is already current.
     async with engine.connect() as conn:
         version = await current_version(conn)

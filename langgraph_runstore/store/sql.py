@@ -8,12 +8,17 @@ makes three of them. Each write is one autocommit statement: on SQLite through o
 long-lived connection (SQLite has one writer at a time anyway), on PostgreSQL through a
 pooled connection, with no global lock. ``reject`` admission on PostgreSQL is the only
 transaction: a per-thread advisory lock, then a conditional insert.
+
+``SQLRunStore.open_read_only(path)`` reads a SQLite file with the standard library alone (no
+engine): SQLAlchemy is imported only where an engine is made or used, so the CLI's
+read-only commands start without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -22,14 +27,21 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import URL
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from langgraph_runstore.db.engine import create_engine, install_sqlite_pragmas
+from langgraph_runstore.db.engine import (
+    DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
+    create_engine,
+    install_sqlite_pragmas,
+)
 from langgraph_runstore.db.migrations import setup as migrate
-from langgraph_runstore.errors import ConflictError, InvalidInputError, InvalidTransitionError
+from langgraph_runstore.errors import (
+    ConflictError,
+    DatabaseConfigError,
+    InvalidInputError,
+    InvalidTransitionError,
+)
 from langgraph_runstore.query import (
     PruneResult,
     RunPage,
@@ -52,6 +64,9 @@ from langgraph_runstore.store.base import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
     from langgraph_runstore.checkpoint import SQLAlchemySaver
 
 _JSON_COLUMNS = frozenset({"metadata", "kwargs", "token_usage_by_model"})
@@ -206,25 +221,37 @@ class _SQLiteDriver:
     to aiosqlite's worker thread. When another writer holds the file (SQLITE_BUSY), it runs
     again on the engine's aiosqlite connection, which waits for the lock there (busy_timeout)
     without blocking the event loop. In-memory databases use only the aiosqlite path.
+
+    With no engine (``read_only_file``), the private connection is the only one: it opens the
+    file read-only, and a busy file makes it wait (busy_timeout) on the calling thread.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine | None, *, read_only_file: Path | None = None) -> None:
         self.engine = engine
         self._conn: AsyncConnection | None = None
         self._raw: Any = None
         self._opening = asyncio.Lock()
+        self._direct: sqlite3.Connection | None = None
+        self._direct_lock = threading.Lock()
+        if engine is None:
+            if read_only_file is None:
+                raise ValueError("a SQLite driver needs an engine or a read-only file")
+            self._path: str | None = str(read_only_file.absolute())
+            self._direct = self._open_direct(self._path)  # a file that cannot be read fails here
+            return
         # the direct path opens the file by name, so it sits out URLs with query options
         # (uri=true, mode=ro, ...) that only the engine knows how to apply
         plain_file = not _is_memory_database(engine) and not engine.url.query
         self._path = engine.url.database if plain_file else None
-        self._direct: sqlite3.Connection | None = None
-        self._direct_lock = threading.Lock()
 
     async def _connection(self) -> Any:
+        engine = self.engine
+        # without an engine, _try_direct waits for the file and never hands a statement over
+        assert engine is not None
         if self._raw is None:
             async with self._opening:
                 if self._raw is None:
-                    conn = await self.engine.connect()
+                    conn = await engine.connect()
                     fairy = await conn.get_raw_connection()
                     raw = fairy.driver_connection
                     assert raw is not None
@@ -234,15 +261,16 @@ class _SQLiteDriver:
         return self._raw
 
     def _try_direct(self, statement: Statement, params: dict[str, Any], fetch: bool) -> Any:
-        """Run on the calling thread if the file is free at once; _BUSY otherwise."""
-        if self._path is None or not self._direct_lock.acquire(blocking=False):
+        """Run on the calling thread if the file is free at once; _BUSY otherwise.
+
+        Without an engine to hand over to, wait for the file instead (never _BUSY).
+        """
+        waits = self.engine is None
+        if self._path is None or not self._direct_lock.acquire(blocking=waits):
             return _BUSY
         try:
             if self._direct is None:
-                direct = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-                direct.execute("PRAGMA busy_timeout = 0")
-                direct.execute("PRAGMA synchronous = NORMAL")
-                self._direct = direct
+                self._direct = self._open_direct(self._path)
             cursor = self._direct.execute(statement.sqlite, params)
             if not fetch:
                 return int(cursor.rowcount)
@@ -251,11 +279,26 @@ class _SQLiteDriver:
             return [dict(zip(names, row, strict=True)) for row in rows]
         except sqlite3.OperationalError as exc:
             message = str(exc).lower()
-            if "locked" in message or "busy" in message:
+            if not waits and ("locked" in message or "busy" in message):
                 return _BUSY
             raise
         finally:
             self._direct_lock.release()
+
+    def _open_direct(self, path: str) -> sqlite3.Connection:
+        if self.engine is None:
+            # mode=ro: never creates the file, never writes to it (nor switches it to WAL)
+            return sqlite3.connect(
+                f"{Path(path).as_uri()}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=DEFAULT_SQLITE_BUSY_TIMEOUT_MS / 1000,
+            )
+        direct = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        direct.execute("PRAGMA busy_timeout = 0")
+        direct.execute("PRAGMA synchronous = NORMAL")
+        return direct
 
     async def execute(self, statement: Statement, params: dict[str, Any]) -> int:
         try:
@@ -545,8 +588,9 @@ class _WorkerQueries:
         """
         import asyncpg
 
-        engine = self._driver.engine
-        url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        driver = self._driver
+        assert isinstance(driver, _PostgresDriver)  # the workers listen on PostgreSQL only
+        url = driver.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         conn = await asyncpg.connect(url)
         closed = asyncio.Event()
         conn.add_termination_listener(lambda _conn: closed.set())
@@ -572,22 +616,54 @@ class SQLRunStore(_WorkerQueries, RunStore):
     ``SQLRunStore(engine)`` uses an engine you made (call ``await store.setup()`` once, and
     ``await store.aclose()`` when done); ``SQLRunStore.from_url(url)`` makes the engine,
     migrates the schema and disposes of everything on exit. ``store.checkpointer`` is a
-    SQLAlchemySaver on the same engine.
+    SQLAlchemySaver on the same engine. ``SQLRunStore.open_read_only(path)`` reads a SQLite
+    file without an engine.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
+        from sqlalchemy.ext.asyncio import AsyncEngine
+
         if not isinstance(engine, AsyncEngine):
             raise InvalidInputError(
                 f"SQLRunStore needs a sqlalchemy AsyncEngine, got {type(engine).__name__}; "
                 "use SQLRunStore.from_url(url) to build one from a URL"
             )
         install_sqlite_pragmas(engine)
-        self.engine = engine
-        self.dialect = engine.dialect.name
-        self._driver: _SQLiteDriver | _PostgresDriver = (
-            _SQLiteDriver(engine) if self.dialect == "sqlite" else _PostgresDriver(engine)
-        )
+        dialect = engine.dialect.name
+        driver = _SQLiteDriver(engine) if dialect == "sqlite" else _PostgresDriver(engine)
+        self._attach(engine, dialect, driver)
+
+    def _attach(
+        self, engine: AsyncEngine | None, dialect: str, driver: _SQLiteDriver | _PostgresDriver
+    ) -> None:
+        self._engine = engine
+        self.dialect = dialect
+        self._driver = driver
         self._checkpointer: SQLAlchemySaver | None = None
+
+    @classmethod
+    def open_read_only(cls, path: str | os.PathLike[str]) -> SQLRunStore:
+        """A store that reads the SQLite file at ``path`` with no engine (nor SQLAlchemy).
+
+        The file is opened read-only: never created, migrated or switched to WAL, and its
+        schema is not checked. Statements run on the calling thread; while another process
+        holds the file they wait for it (up to the busy timeout) rather than fail. Writes
+        fail; ``engine``, ``checkpointer`` and ``setup()`` raise DatabaseConfigError.
+        ``await store.aclose()`` closes the file. Raises sqlite3.Error if it cannot be opened.
+        """
+        store = cls.__new__(cls)
+        store._attach(None, "sqlite", _SQLiteDriver(None, read_only_file=Path(path)))
+        return store
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The store's engine (DatabaseConfigError for a store from ``open_read_only``)."""
+        if self._engine is None:
+            raise DatabaseConfigError(
+                "this SQLRunStore reads a SQLite file read-only, without an engine "
+                "(open_read_only): use SQLRunStore.from_url(url) to write, migrate or checkpoint"
+            )
+        return self._engine
 
     @classmethod
     @asynccontextmanager
