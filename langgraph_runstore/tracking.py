@@ -282,8 +282,9 @@ class _TrackerCore:
     def config(self, *, thread_id: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The RunnableConfig that runs a graph under this record's run.
 
-        ``run_id`` goes into ``configurable`` and ``metadata`` (LangGraph copies it into every
-        checkpoint's metadata) and, when it is a UUID, names the root callback run too.
+        ``run_id`` goes into ``configurable`` (LangGraph copies it into every checkpoint's
+        metadata) and, when it is a UUID, names the root callback run too. It is not added
+        to ``config["metadata"]``: langchain-core would copy it into every child callback.
         """
         config: dict[str, Any] = dict(extra or {})
         run_id = self.record.run_id
@@ -293,7 +294,6 @@ class _TrackerCore:
             "thread_id": thread_id,
             "run_id": run_id,
         }
-        config["metadata"] = {**dict(config.get("metadata") or {}), "run_id": run_id}
         try:
             config["run_id"] = uuid.UUID(run_id)
         except ValueError:
