@@ -454,7 +454,8 @@ class RunManager:
             updated_at=now,
             model_name=model_name,
             user_id=user_id,
-            owner_worker_id=self.worker_id,
+            # owned (with a lease) only in worker mode, where leases mean something
+            owner_worker_id=self.worker_id if self._workers is not None else None,
             lease_expires_at=(
                 utc_in(self.lease_seconds or 30.0) if self._workers is not None else None
             ),
