@@ -300,9 +300,20 @@ class _SQLiteDriver:
         direct.execute("PRAGMA synchronous = NORMAL")
         return direct
 
+    async def _run_direct(self, statement: Statement, params: dict[str, Any], fetch: bool) -> Any:
+        # Another connection of this process (the checkpointer's) usually holds the write
+        # lock for a fraction of a millisecond: yield to the loop and try again a few times
+        # rather than hand over to aiosqlite, whose busy handler sleeps a millisecond or more.
+        for pause in _DIRECT_RETRY_PAUSES:
+            done = self._try_direct(statement, params, fetch=fetch)
+            if done is not _BUSY:
+                return done
+            await asyncio.sleep(pause)
+        return _BUSY
+
     async def execute(self, statement: Statement, params: dict[str, Any]) -> int:
         try:
-            done = self._try_direct(statement, params, fetch=False)
+            done = await self._run_direct(statement, params, fetch=False)
             if done is not _BUSY:
                 return int(done)
             raw = await self._connection()
@@ -313,7 +324,7 @@ class _SQLiteDriver:
 
     async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
         try:
-            done = self._try_direct(statement, params, fetch=True)
+            done = await self._run_direct(statement, params, fetch=True)
             if done is not _BUSY:
                 return list(done)
             raw = await self._connection()
@@ -337,6 +348,8 @@ class _SQLiteDriver:
 
 
 _BUSY = object()
+# seconds between direct attempts on a busy file: about 4 ms in all, then aiosqlite waits
+_DIRECT_RETRY_PAUSES = (0.0, 0.0001, 0.0002, 0.0005, 0.001, 0.002)
 
 
 def _is_memory_database(engine: AsyncEngine) -> bool:
