@@ -14,7 +14,31 @@ from typing import Any
 from langgraph_runstore.errors import InvalidInputError, InvalidTransitionError
 
 
-class RunStatus(str, Enum):
+class _Choice(str, Enum):
+    """A str-valued enum whose parse() names a bad value and lists the good ones."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    @classmethod
+    def _lookup(
+        cls,
+        value: Any,
+        what: str,
+        *,
+        error: type[InvalidInputError] = InvalidInputError,
+        **context: Any,
+    ) -> Any:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            choices = ", ".join(repr(member.value) for member in cls)
+            raise error(f"{what} {value!r}: expected one of {choices}", **context) from None
+
+
+class RunStatus(_Choice):
     """Where a run is in its lifecycle."""
 
     pending = "pending"
@@ -24,9 +48,6 @@ class RunStatus(str, Enum):
     timeout = "timeout"
     interrupted = "interrupted"
 
-    def __str__(self) -> str:
-        return self.value
-
     @property
     def is_final(self) -> bool:
         """True for success, error, timeout and interrupted: a final status never changes."""
@@ -35,41 +56,24 @@ class RunStatus(str, Enum):
     @classmethod
     def parse(cls, value: RunStatus | str, *, run_id: str | None = None) -> RunStatus:
         """Return the RunStatus for ``value``; raise InvalidInputError naming a bad one."""
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            raise InvalidInputError(
-                f"unknown run status {value!r}: expected one of {_choices(cls)}", run_id=run_id
-            ) from None
+        return cls._lookup(value, "unknown run status", run_id=run_id)  # type: ignore[no-any-return]
 
 
-class DisconnectMode(str, Enum):
+class DisconnectMode(_Choice):
     """What a streamed run does when its consumer goes away."""
 
     cancel = "cancel"
     continue_ = "continue"
-
-    def __str__(self) -> str:
-        return self.value
 
     @classmethod
     def parse(cls, value: DisconnectMode | str | None) -> DisconnectMode:
         """Return the DisconnectMode for ``value`` (None means ``cancel``)."""
         if value is None:
             return cls.cancel
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            raise InvalidInputError(
-                f"unknown on_disconnect {value!r}: expected one of {_choices(cls)}"
-            ) from None
+        return cls._lookup(value, "unknown on_disconnect")  # type: ignore[no-any-return]
 
 
-class MultitaskStrategy(str, Enum):
+class MultitaskStrategy(_Choice):
     """What a new run does when its thread already has a pending or running run."""
 
     reject = "reject"
@@ -77,46 +81,29 @@ class MultitaskStrategy(str, Enum):
     interrupt = "interrupt"
     rollback = "rollback"
 
-    def __str__(self) -> str:
-        return self.value
-
     @classmethod
     def parse(cls, value: MultitaskStrategy | str) -> MultitaskStrategy:
         """Return the strategy for ``value``; raise UnsupportedStrategyError for a bad one."""
         from langgraph_runstore.errors import UnsupportedStrategyError
 
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            raise UnsupportedStrategyError(
-                f"unsupported multitask strategy {value!r}: expected one of {_choices(cls)}"
-            ) from None
+        return cls._lookup(  # type: ignore[no-any-return]
+            value, "unsupported multitask strategy", error=UnsupportedStrategyError
+        )
 
 
-class CancelAction(str, Enum):
+class CancelAction(_Choice):
     """How a cancelled run treats the checkpoints it wrote."""
 
     interrupt = "interrupt"
     rollback = "rollback"
 
-    def __str__(self) -> str:
-        return self.value
-
     @classmethod
     def parse(cls, value: CancelAction | str) -> CancelAction:
-        if isinstance(value, cls):
-            return value
-        try:
-            return cls(value)
-        except ValueError:
-            raise InvalidInputError(
-                f"unknown cancel action {value!r}: expected one of {_choices(cls)}"
-            ) from None
+        """Return the CancelAction for ``value``; raise InvalidInputError for a bad one."""
+        return cls._lookup(value, "unknown cancel action")  # type: ignore[no-any-return]
 
 
-class ThreadStatus(str, Enum):
+class ThreadStatus(_Choice):
     """A thread's state as LangGraph Platform reports it."""
 
     idle = "idle"
@@ -124,18 +111,11 @@ class ThreadStatus(str, Enum):
     interrupted = "interrupted"
     error = "error"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 FINAL_STATUSES = frozenset(
     {RunStatus.success, RunStatus.error, RunStatus.timeout, RunStatus.interrupted}
 )
 ACTIVE_STATUSES = frozenset({RunStatus.pending, RunStatus.running})
-
-
-def _choices(enum: type[Enum]) -> str:
-    return ", ".join(repr(member.value) for member in enum)
 
 
 def check_transition(
