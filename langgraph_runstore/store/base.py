@@ -225,8 +225,14 @@ class RunStore(ABC):
         return []
 
 
-def prepare_row(run_id: str, thread_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-    """Validate a row for ``put``: known fields, JSON values, a thread_id, normalized times."""
+def prepare_row(
+    run_id: str, thread_id: str, fields: dict[str, Any], *, check_json: bool = True
+) -> dict[str, Any]:
+    """Validate a row for ``put``: known fields, JSON values, a thread_id, normalized times.
+
+    A store that encodes the JSON fields itself passes ``check_json=False`` and reports a
+    value that does not encode (see ``encode_json``), so each value is serialised once.
+    """
     if not isinstance(run_id, str) or not run_id:
         raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
     if not isinstance(thread_id, str) or not thread_id:
@@ -247,7 +253,7 @@ def prepare_row(run_id: str, thread_id: str, fields: dict[str, Any]) -> dict[str
     row["status"] = None if status is None else RunStatus.parse(status, run_id=run_id).value
     if "on_disconnect" in row and row["on_disconnect"] is not None:
         row["on_disconnect"] = str(getattr(row["on_disconnect"], "value", row["on_disconnect"]))
-    for name in _JSON_FIELDS:
+    for name in _JSON_FIELDS if check_json else ():
         if row.get(name) is not None:
             ensure_json(row[name], name=name, run_id=run_id)
     for name in _TIMESTAMP_FIELDS:
@@ -259,7 +265,7 @@ def prepare_row(run_id: str, thread_id: str, fields: dict[str, Any]) -> dict[str
 
 
 def prepare_completion(
-    run_id: str, status: Any, kwargs: dict[str, Any]
+    run_id: str, status: Any, kwargs: dict[str, Any], *, check_json: bool = True
 ) -> tuple[str, dict[str, Any]]:
     """Validate ``update_run_completion`` arguments; return the status string and fields."""
     unknown = set(kwargs) - COMPLETION_FIELDS
@@ -271,7 +277,7 @@ def prepare_completion(
         )
     parsed = RunStatus.parse(status, run_id=run_id)
     fields = dict(kwargs)
-    if fields.get("token_usage_by_model") is not None:
+    if check_json and fields.get("token_usage_by_model") is not None:
         ensure_json(fields["token_usage_by_model"], name="token_usage_by_model", run_id=run_id)
     for name in ("started_at", "ended_at"):
         if name in fields:

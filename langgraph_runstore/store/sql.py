@@ -100,11 +100,18 @@ class Statement:
         return [params[name] for name in self.names]
 
 
-def _encode(row: dict[str, Any]) -> dict[str, Any]:
-    encoded = {
-        name: (json.dumps(value) if name in _JSON_COLUMNS and value is not None else value)
-        for name, value in row.items()
-    }
+def _encode(row: dict[str, Any], *, run_id: str | None = None) -> dict[str, Any]:
+    """The row with its JSON fields serialised (once: this is also their validation)."""
+    encoded = dict(row)
+    for name in _JSON_COLUMNS:
+        value = encoded.get(name)
+        if value is not None:
+            try:
+                encoded[name] = json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(
+                    f"{name} must be JSON-serialisable: {exc}", run_id=run_id or row.get("run_id")
+                ) from None
     if "shared_queue" in encoded:
         encoded["shared_queue"] = int(bool(encoded["shared_queue"]))
     return encoded
@@ -713,12 +720,12 @@ class SQLRunStore(_WorkerQueries, RunStore):
     # -- writes ---------------------------------------------------------------------------
 
     async def put(self, run_id: str, *, thread_id: str, **fields: Any) -> None:
-        row = _encode(prepare_row(run_id, thread_id, fields))
+        row = _encode(prepare_row(run_id, thread_id, fields, check_json=False))
         lock = self.dialect == "postgresql" and row.get("status") in ACTIVE_STATUS_VALUES
         await self._driver.execute(_upsert_sql(tuple(row), lock), row)
 
     async def insert_if_thread_idle(self, run_id: str, *, thread_id: str, **fields: Any) -> bool:
-        row = _encode(prepare_row(run_id, thread_id, fields))
+        row = _encode(prepare_row(run_id, thread_id, fields, check_json=False))
         if self.dialect == "postgresql":
             full = {name: row.get(name, _PG_ROW_DEFAULTS.get(name)) for name in ROW_FIELDS}
             found = await self._driver.fetch(
@@ -755,8 +762,8 @@ class SQLRunStore(_WorkerQueries, RunStore):
         return await self._missing_or_refused(run_id, value)
 
     async def update_run_completion(self, run_id: str, *, status: str, **kwargs: Any) -> bool:
-        value, fields = prepare_completion(run_id, status, kwargs)
-        params = _encode(fields)
+        value, fields = prepare_completion(run_id, status, kwargs, check_json=False)
+        params = _encode(fields, run_id=run_id)
         params.update(run_id=run_id, status=value, now=now_iso())
         if await self._driver.execute(_completion_sql(value, tuple(sorted(fields))), params):
             return True
