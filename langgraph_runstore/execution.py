@@ -81,6 +81,8 @@ class RunExecutor:
 
     def _forget(self, record: RunRecord, task: asyncio.Task[Any]) -> None:
         self._executions.pop(record.run_id, None)
+        if record.task is task:
+            record.task = None  # a done task would keep its coroutine and context alive
         if self._tails.get(record.thread_id) is task:
             del self._tails[record.thread_id]
         self.manager._run_ended()  # a worker looks at the shared queue again

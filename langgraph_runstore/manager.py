@@ -998,7 +998,7 @@ class RunManager:
             yield record
         except asyncio.CancelledError as exc:
             await tracker.aclose(exc)
-            if record.abort_event.is_set() and record.abort_action != "timeout":
+            if record.abort_requested and record.abort_action != "timeout":
                 current = asyncio.current_task()
                 if current is not None and hasattr(current, "uncancel"):
                     current.uncancel()

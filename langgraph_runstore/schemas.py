@@ -297,10 +297,24 @@ class RunRecord:
     # live state, never persisted
     store_only: bool = False
     task: asyncio.Task[Any] | None = field(default=None, repr=False)
-    abort_event: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     abort_action: str = CancelAction.interrupt.value
     output: Any = field(default=None, repr=False)
     config: dict[str, Any] = field(default_factory=dict, repr=False)
+    # made on first use: most runs are never cancelled, and a manager keeps finished
+    # records for a while (each object they hold is garbage-collector work)
+    _abort_event: asyncio.Event | None = field(default=None, init=False, repr=False)
+
+    @property
+    def abort_event(self) -> asyncio.Event:
+        """Set when the run is asked to stop (cancel, timeout); ``abort_action`` says how."""
+        if self._abort_event is None:
+            self._abort_event = asyncio.Event()
+        return self._abort_event
+
+    @property
+    def abort_requested(self) -> bool:
+        """Whether the run has been asked to stop (without creating the event)."""
+        return self._abort_event is not None and self._abort_event.is_set()
 
     @property
     def token_usage(self) -> TokenUsage:
@@ -362,5 +376,5 @@ class RunRecord:
 ROW_FIELDS: tuple[str, ...] = tuple(
     f.name
     for f in fields(RunRecord)
-    if f.name not in {"store_only", "task", "abort_event", "abort_action", "output", "config"}
+    if f.name not in {"store_only", "task", "_abort_event", "abort_action", "output", "config"}
 )

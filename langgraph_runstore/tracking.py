@@ -29,7 +29,7 @@ from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 from langgraph.errors import GraphInterrupt
 
 from langgraph_runstore.errors import ConflictError, RunAlreadyInvokedError
-from langgraph_runstore.schemas import RunRecord, RunStatus, TokenUsage
+from langgraph_runstore.schemas import TOKEN_FIELDS, RunRecord, RunStatus, TokenUsage
 
 if TYPE_CHECKING:
     from langgraph_runstore.manager import RunManager
@@ -140,15 +140,34 @@ def _message_count(value: Any) -> int | None:
     return None
 
 
+#: The value ``_Tally.llm_calls`` holds for a call whose end has been counted.
+_COUNTED = object()
+
+
 class _Tally:
-    """What one run used: tokens per model, LLM calls, messages. Thread-safe."""
+    """What one run used: tokens per model, LLM calls, messages. Thread-safe.
+
+    Kept small on purpose (one dict of calls, one list of six counters per model): a
+    manager holds finished runs for a while, and every object they keep alive is work for
+    the garbage collector.
+    """
+
+    __slots__ = (
+        "by_model",
+        "dirty",
+        "first_human_message",
+        "last_ai_message",
+        "llm_calls",
+        "lock",
+        "message_count",
+    )
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        self.by_model: dict[str, TokenUsage] = {}
-        self.llm_runs: set[uuid.UUID] = set()
-        self.counted: set[uuid.UUID] = set()
-        self.started_model: dict[uuid.UUID, str | None] = {}
+        #: model name -> [input, output, total, cache_read, cache_creation, reasoning]
+        self.by_model: dict[str, list[int]] = {}
+        #: LLM callback run id -> the model name its start reported, or _COUNTED once ended
+        self.llm_calls: dict[uuid.UUID, Any] = {}
         self.last_ai_message: str | None = None
         self.first_human_message: str | None = None
         self.message_count = 0
@@ -156,16 +175,15 @@ class _Tally:
 
     def llm_started(self, run_id: uuid.UUID, metadata: Mapping[str, Any] | None) -> None:
         with self.lock:
-            self.llm_runs.add(run_id)
-            self.started_model[run_id] = (metadata or {}).get("ls_model_name")
+            if self.llm_calls.get(run_id) is not _COUNTED:
+                self.llm_calls[run_id] = metadata.get("ls_model_name") if metadata else None
 
     def llm_ended(self, run_id: uuid.UUID, response: LLMResult) -> None:
         with self.lock:
-            if run_id in self.counted:
+            started = self.llm_calls.get(run_id)
+            if started is _COUNTED:
                 return  # one LLM call is counted once, however often its end is reported
-            self.counted.add(run_id)
-            self.llm_runs.add(run_id)
-            started = self.started_model.pop(run_id, None)
+            self.llm_calls[run_id] = _COUNTED
             usage: TokenUsage | None = None
             message: BaseMessage | None = None
             for generations in response.generations:
@@ -184,25 +202,51 @@ class _Tally:
             if usage is None:
                 usage = usage_from_llm_output(response.llm_output)
             model = _model_name(message, response.llm_output, started)
-            self.by_model[model] = self.by_model.get(model, TokenUsage()) + (usage or TokenUsage())
+            counters = self.by_model.get(model)
+            if counters is None:
+                counters = self.by_model[model] = [0, 0, 0, 0, 0, 0]
+            if usage is not None:
+                counters[0] += usage.input_tokens
+                counters[1] += usage.output_tokens
+                counters[2] += usage.total_tokens
+                counters[3] += usage.cache_read_tokens
+                counters[4] += usage.cache_creation_tokens
+                counters[5] += usage.reasoning_tokens
             self.dirty = True
 
     def fields(self) -> dict[str, Any]:
         """The counters as ``update_run_completion`` fields."""
         with self.lock:
-            total = TokenUsage()
-            for usage in self.by_model.values():
-                total = total + usage
-            fields: dict[str, Any] = total.as_dict()
-            fields["token_usage_by_model"] = {
-                model: usage.as_dict() for model, usage in sorted(self.by_model.items())
-            }
-            fields["llm_call_count"] = len(self.llm_runs)
+            totals = [0, 0, 0, 0, 0, 0]
+            by_model: dict[str, dict[str, int]] = {}
+            for model in sorted(self.by_model):
+                counters = self.by_model[model]
+                by_model[model] = dict(zip(TOKEN_FIELDS, counters, strict=True))
+                for index, value in enumerate(counters):
+                    totals[index] += value
+            fields: dict[str, Any] = dict(zip(TOKEN_FIELDS, totals, strict=True))
+            fields["token_usage_by_model"] = by_model
+            fields["llm_call_count"] = len(self.llm_calls)
             fields["last_ai_message"] = self.last_ai_message
             fields["first_human_message"] = self.first_human_message
             fields["message_count"] = self.message_count
             self.dirty = False
             return fields
+
+
+class _SpentTally(_Tally):
+    """Stands in for a finished run's tally: late LLM events are ignored, nothing is kept."""
+
+    __slots__ = ()
+
+    def llm_started(self, run_id: uuid.UUID, metadata: Mapping[str, Any] | None) -> None:
+        return
+
+    def llm_ended(self, run_id: uuid.UUID, response: LLMResult) -> None:
+        return
+
+
+_SPENT = _SpentTally()
 
 
 class _TrackerCore:
@@ -428,6 +472,7 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
             await self.manager.finish(self.record, status, **fields)
         except Exception:
             logger.exception("Tracker could not record the end of run %s", self.record.run_id)
+        self.tally = _SPENT  # the record holds the numbers now
         if self._captured_task:
             self.record.task = None  # the user's task goes on; it is no longer this run's
 
@@ -533,6 +578,7 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
             return  # a rollback is ended by manager.cancel(), after the checkpoints are gone
         self.finished = True
         self._call(self.manager.finish, self.record, status, **fields)
+        self.tally = _SPENT  # the record holds the numbers now
 
     def close(self, error: BaseException | None = None) -> None:
         """End the run if the graph's callbacks did not (see ``RunTracker.aclose``)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,41 @@ async def test_sqlite_connections_get_wal_busy_timeout_and_normal_sync(tmp_path:
         assert (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar() == 1234
         assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 1  # NORMAL
     await engine.dispose()
+
+
+async def test_run_store_writes_leave_wal_checkpoints_to_a_background_thread(
+    tmp_path: Path,
+) -> None:
+    """The store's loop-thread connection never checkpoints the WAL at commit (that can take
+    milliseconds and would stall the event loop), yet the log stays short: every
+    _CHECKPOINT_EVERY direct writes a passive checkpoint runs on aiosqlite's thread."""
+    from langgraph_runstore.store import sql as sql_store
+
+    path = tmp_path / "wal.db"
+    writes = 5 * sql_store._CHECKPOINT_EVERY
+    async with SQLRunStore.from_url(f"sqlite:///{path}") as store:
+        for i in range(writes):
+            await store.put(f"r{i}", thread_id=f"t{i}", status="running")
+            await asyncio.sleep(0)  # a real loop runs other work between writes
+        driver = store._driver
+        assert isinstance(driver, sql_store._SQLiteDriver)
+        direct = driver._direct
+        assert direct is not None
+        assert direct.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        assert driver._checkpointing is not None  # requested, on its own task
+        await driver._checkpointing
+        await store.put("last", thread_id="last")  # starts the checkpointed log over
+        reader = sqlite3.connect(path)
+        try:
+            # (busy, frames in the log, frames checkpointed); a log that is fully
+            # checkpointed starts over at the next write, so only recent writes are left
+            _, log_frames, _ = reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            assert reader.execute("SELECT count(*) FROM runs").fetchone()[0] == writes + 1
+        finally:
+            reader.close()
+        pages_per_write = 5  # a put changes the table and four index pages, at least
+        assert log_frames < writes * pages_per_write / 2
+    assert driver._checkpointing is None  # aclose waited for it
 
 
 async def test_setup_is_idempotent_and_records_each_version(db_url: str) -> None:

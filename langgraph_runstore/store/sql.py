@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -68,6 +69,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
     from langgraph_runstore.checkpoint import SQLAlchemySaver
+
+logger = logging.getLogger(__name__)
 
 _JSON_COLUMNS = frozenset({"metadata", "kwargs", "token_usage_by_model"})
 _SELECT_COLUMNS = ", ".join(("seq", *ROW_FIELDS))
@@ -231,6 +234,13 @@ class _SQLiteDriver:
 
     With no engine (``read_only_file``), the private connection is the only one: it opens the
     file read-only, and a busy file makes it wait (busy_timeout) on the calling thread.
+
+    The private connection never checkpoints the WAL itself (``wal_autocheckpoint = 0``): a
+    checkpoint copies the log into the database and syncs it, several milliseconds that
+    would stall the event loop. The engine's connections (the checkpointer's, aiosqlite's)
+    keep SQLite's automatic checkpoints on their own threads, and every
+    ``_CHECKPOINT_EVERY`` direct writes the driver asks for a passive checkpoint there too,
+    so the log stays short when nothing else writes.
     """
 
     def __init__(self, engine: AsyncEngine | None, *, read_only_file: Path | None = None) -> None:
@@ -240,6 +250,8 @@ class _SQLiteDriver:
         self._opening = asyncio.Lock()
         self._direct: sqlite3.Connection | None = None
         self._direct_lock = threading.Lock()
+        self._direct_writes = 0  # since the last checkpoint request
+        self._checkpointing: asyncio.Task[None] | None = None
         if engine is None:
             if read_only_file is None:
                 raise ValueError("a SQLite driver needs an engine or a read-only file")
@@ -305,6 +317,7 @@ class _SQLiteDriver:
         direct = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         direct.execute("PRAGMA busy_timeout = 0")
         direct.execute("PRAGMA synchronous = NORMAL")
+        direct.execute("PRAGMA wal_autocheckpoint = 0")  # see the class docstring
         return direct
 
     async def _run_direct(self, statement: Statement, params: dict[str, Any], fetch: bool) -> Any:
@@ -314,9 +327,27 @@ class _SQLiteDriver:
         for pause in _DIRECT_RETRY_PAUSES:
             done = self._try_direct(statement, params, fetch=fetch)
             if done is not _BUSY:
+                if self.engine is not None:
+                    self._count_direct_write()
                 return done
             await asyncio.sleep(pause)
         return _BUSY
+
+    def _count_direct_write(self) -> None:
+        self._direct_writes += 1
+        if self._direct_writes < _CHECKPOINT_EVERY:
+            return
+        if self._checkpointing is None or self._checkpointing.done():
+            self._direct_writes = 0
+            self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint_wal())
+
+    async def _checkpoint_wal(self) -> None:
+        """A passive WAL checkpoint on aiosqlite's thread (never waits for other writers)."""
+        try:
+            raw = await self._connection()
+            await raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as exc:  # the next request or another connection will do it
+            logger.debug("Passive WAL checkpoint failed: %s", exc)
 
     async def execute(self, statement: Statement, params: dict[str, Any]) -> int:
         try:
@@ -343,6 +374,9 @@ class _SQLiteDriver:
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     async def aclose(self) -> None:
+        checkpointing, self._checkpointing = self._checkpointing, None
+        if checkpointing is not None and checkpointing.get_loop() is asyncio.get_running_loop():
+            await asyncio.gather(checkpointing, return_exceptions=True)
         with self._direct_lock:
             if self._direct is not None:
                 self._direct.close()
@@ -355,6 +389,9 @@ class _SQLiteDriver:
 
 
 _BUSY = object()
+# direct writes between passive WAL checkpoints: a run-store write adds about five pages to
+# the log, so this asks about as often as SQLite's own 1000-page autocheckpoint would
+_CHECKPOINT_EVERY = 200
 # seconds between direct attempts on a busy file: about 4 ms in all, then aiosqlite waits
 _DIRECT_RETRY_PAUSES = (0.0, 0.0001, 0.0002, 0.0005, 0.001, 0.002)
 
