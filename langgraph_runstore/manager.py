@@ -526,7 +526,7 @@ class RunManager:
                 record.started_at = record.created_at
             self._reject_if_busy_locally(thread_id)
             if self.store is not None:
-                row = record.to_row()
+                row = record.to_row(sparse=True)
                 del row["run_id"], row["thread_id"]
                 store = self.store
                 admitted = await self._retrying(

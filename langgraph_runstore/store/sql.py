@@ -109,6 +109,9 @@ def _encode(row: dict[str, Any], *, run_id: str | None = None) -> dict[str, Any]
     for name in _JSON_COLUMNS:
         value = encoded.get(name)
         if value is not None:
+            if value == {} and type(value) is dict:
+                encoded[name] = "{}"  # most runs have no metadata, kwargs or usage yet
+                continue
             try:
                 encoded[name] = json.dumps(value, allow_nan=False)
             except (TypeError, ValueError) as exc:
