@@ -58,7 +58,7 @@ async def test_run_store_writes_leave_wal_checkpoints_to_a_background_thread(
 ) -> None:
     """The store's loop-thread connection never checkpoints the WAL at commit (that can take
     milliseconds and would stall the event loop), yet the log stays short: every
-    _CHECKPOINT_EVERY direct writes a passive checkpoint runs on aiosqlite's thread."""
+    _CHECKPOINT_EVERY direct statements a passive checkpoint runs on aiosqlite's thread."""
     from langgraph_runstore.store import sql as sql_store
 
     path = tmp_path / "wal.db"

@@ -242,8 +242,8 @@ class _SQLiteDriver:
     checkpoint copies the log into the database and syncs it, several milliseconds that
     would stall the event loop. The engine's connections (the checkpointer's, aiosqlite's)
     keep SQLite's automatic checkpoints on their own threads, and every
-    ``_CHECKPOINT_EVERY`` direct writes the driver asks for a passive checkpoint there too,
-    so the log stays short when nothing else writes.
+    ``_CHECKPOINT_EVERY`` statements it runs directly (most of them writes) the driver asks
+    for a passive checkpoint there too, so the log stays short when nothing else writes.
     """
 
     def __init__(self, engine: AsyncEngine | None, *, read_only_file: Path | None = None) -> None:
@@ -253,7 +253,7 @@ class _SQLiteDriver:
         self._opening = asyncio.Lock()
         self._direct: sqlite3.Connection | None = None
         self._direct_lock = threading.Lock()
-        self._direct_writes = 0  # since the last checkpoint request
+        self._direct_statements = 0  # since the last checkpoint request
         self._checkpointing: asyncio.Task[None] | None = None
         if engine is None:
             if read_only_file is None:
@@ -331,17 +331,17 @@ class _SQLiteDriver:
             done = self._try_direct(statement, params, fetch=fetch)
             if done is not _BUSY:
                 if self.engine is not None:
-                    self._count_direct_write()
+                    self._count_direct_statement()
                 return done
             await asyncio.sleep(pause)
         return _BUSY
 
-    def _count_direct_write(self) -> None:
-        self._direct_writes += 1
-        if self._direct_writes < _CHECKPOINT_EVERY:
+    def _count_direct_statement(self) -> None:
+        self._direct_statements += 1
+        if self._direct_statements < _CHECKPOINT_EVERY:
             return
         if self._checkpointing is None or self._checkpointing.done():
-            self._direct_writes = 0
+            self._direct_statements = 0
             self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint_wal())
 
     async def _checkpoint_wal(self) -> None:
@@ -392,8 +392,8 @@ class _SQLiteDriver:
 
 
 _BUSY = object()
-# direct writes between passive WAL checkpoints: a run-store write adds about five pages to
-# the log, so this asks about as often as SQLite's own 1000-page autocheckpoint would
+# direct statements between passive WAL checkpoint requests: a run-store write adds about
+# five pages to the log, so this asks about as often as SQLite's 1000-page autocheckpoint
 _CHECKPOINT_EVERY = 200
 # seconds between direct attempts on a busy file: about 4 ms in all, then aiosqlite waits
 _DIRECT_RETRY_PAUSES = (0.0, 0.0001, 0.0002, 0.0005, 0.001, 0.002)
