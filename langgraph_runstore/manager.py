@@ -135,6 +135,8 @@ def is_transient_error(exc: BaseException) -> bool:
 
 
 def _check_completion_fields(run_id: str, fields: dict[str, Any]) -> None:
+    if COMPLETION_FIELDS.issuperset(fields):
+        return
     unknown = set(fields) - COMPLETION_FIELDS
     if unknown:
         raise InvalidInputError(

@@ -31,6 +31,10 @@ class _Choice(str, Enum):
     ) -> Any:
         if isinstance(value, cls):
             return value
+        if isinstance(value, str):
+            member = cls._value2member_map_.get(value)  # the common case, without Enum.__call__
+            if member is not None:
+                return member
         try:
             return cls(value)
         except ValueError:

@@ -58,6 +58,12 @@ def message_text(message: Any) -> str:
 
 def usage_from_message(message: Any) -> TokenUsage | None:
     """Token usage from ``AIMessage.usage_metadata``, or None when the message has none."""
+    counts = _usage_counts(message)
+    return None if counts is None else TokenUsage(*counts)
+
+
+def _usage_counts(message: Any) -> tuple[int, int, int, int, int, int] | None:
+    """``usage_from_message`` as counts in TOKEN_FIELDS order (no object per LLM call)."""
     usage = getattr(message, "usage_metadata", None)
     if not usage:
         return None
@@ -65,13 +71,13 @@ def usage_from_message(message: Any) -> TokenUsage | None:
     output_details = usage.get("output_token_details") or {}
     input_tokens = int(usage.get("input_tokens") or 0)
     output_tokens = int(usage.get("output_tokens") or 0)
-    return TokenUsage(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        total_tokens=int(usage.get("total_tokens") or input_tokens + output_tokens),
-        cache_read_tokens=int(input_details.get("cache_read") or 0),
-        cache_creation_tokens=int(input_details.get("cache_creation") or 0),
-        reasoning_tokens=int(output_details.get("reasoning") or 0),
+    return (
+        input_tokens,
+        output_tokens,
+        int(usage.get("total_tokens") or input_tokens + output_tokens),
+        int(input_details.get("cache_read") or 0),
+        int(input_details.get("cache_creation") or 0),
+        int(output_details.get("reasoning") or 0),
     )
 
 
@@ -184,15 +190,19 @@ class _Tally:
             if started is _COUNTED:
                 return  # one LLM call is counted once, however often its end is reported
             self.llm_calls[run_id] = _COUNTED
-            usage: TokenUsage | None = None
+            usage: Sequence[int] | None = None
             message: BaseMessage | None = None
             for generations in response.generations:
                 for generation in generations:
                     if isinstance(generation, ChatGeneration):
                         message = generation.message
-                        found = usage_from_message(message)
+                        found = _usage_counts(message)
                         if found is not None:
-                            usage = found if usage is None else usage + found
+                            usage = (
+                                found
+                                if usage is None
+                                else [a + b for a, b in zip(usage, found, strict=True)]
+                            )
                     if message is not None and isinstance(message, AIMessage):
                         text = message_text(message)
                         if text:
@@ -200,18 +210,16 @@ class _Tally:
                     elif getattr(generation, "text", ""):
                         self.last_ai_message = generation.text
             if usage is None:
-                usage = usage_from_llm_output(response.llm_output)
+                fallback = usage_from_llm_output(response.llm_output)
+                if fallback is not None:
+                    usage = [getattr(fallback, name) for name in TOKEN_FIELDS]
             model = _model_name(message, response.llm_output, started)
             counters = self.by_model.get(model)
             if counters is None:
                 counters = self.by_model[model] = [0, 0, 0, 0, 0, 0]
             if usage is not None:
-                counters[0] += usage.input_tokens
-                counters[1] += usage.output_tokens
-                counters[2] += usage.total_tokens
-                counters[3] += usage.cache_read_tokens
-                counters[4] += usage.cache_creation_tokens
-                counters[5] += usage.reasoning_tokens
+                for index, value in enumerate(usage):
+                    counters[index] += value
             self.dirty = True
 
     def fields(self) -> dict[str, Any]:

@@ -239,7 +239,7 @@ def prepare_row(
         raise InvalidInputError(
             f"thread_id must be a non-empty string, got {thread_id!r}", run_id=run_id
         )
-    unknown = set(fields) - _PUT_FIELDS
+    unknown = () if _PUT_FIELDS.issuperset(fields) else set(fields) - _PUT_FIELDS
     if unknown:
         raise InvalidInputError(
             f"unknown run field(s) {sorted(unknown)} for run {run_id!r}: "
@@ -268,7 +268,7 @@ def prepare_completion(
     run_id: str, status: Any, kwargs: dict[str, Any], *, check_json: bool = True
 ) -> tuple[str, dict[str, Any]]:
     """Validate ``update_run_completion`` arguments; return the status string and fields."""
-    unknown = set(kwargs) - COMPLETION_FIELDS
+    unknown = () if COMPLETION_FIELDS.issuperset(kwargs) else set(kwargs) - COMPLETION_FIELDS
     if unknown:
         raise InvalidInputError(
             f"unknown completion field(s) {sorted(unknown)} for run {run_id!r}: "
