@@ -23,7 +23,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from langgraph_runstore.db.engine import create_engine, default_url, normalize_url, sqlite_file
+from langgraph_runstore.db.engine import (
+    create_engine,
+    default_url,
+    normalize_url,
+    sqlite_file,
+    sqlite_path,
+)
 from langgraph_runstore.db.migrations import VERSION_TABLE, current_version, latest_version
 from langgraph_runstore.display import (
     STATUS_COLORS,
@@ -170,7 +176,7 @@ async def open_store(
     shown = parsed.render_as_string(hide_password=True)
     engine_kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
-        database = parsed.database or ""
+        database = sqlite_path(parsed)
         if database in ("", ":memory:") or "mode=memory" in str(parsed.query):
             raise CliError("an in-memory SQLite database holds no runs: pass --db with a file")
         path = _check_sqlite_file(database, for_migrate=for_migrate)

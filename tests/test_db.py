@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import warnings
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from langgraph_runstore import ConflictError, DatabaseConfigError, SchemaVersionError, SQLRunStore
 from langgraph_runstore.db import MIGRATIONS, create_engine, latest_version, normalize_url, setup
+from langgraph_runstore.db.engine import sqlite_path
 
 pytestmark = pytest.mark.anyio
 
@@ -86,6 +90,30 @@ async def test_run_store_writes_leave_wal_checkpoints_to_a_background_thread(
         pages_per_write = 5  # a put changes the table and four index pages, at least
         assert log_frames < writes * pages_per_write / 2
     assert driver._checkpointing is None  # aclose waited for it
+
+
+async def test_sqlite_file_options_are_applied_not_ignored(tmp_path: Path) -> None:
+    """``?mode=ro`` on a plain SQLite URL opens the file read-only (the driver would ignore
+    the option, with a warning, unless the URL is in file: URI form)."""
+    path = tmp_path / "ro.db"
+    async with SQLRunStore.from_url(f"sqlite:///{path}") as store:
+        await store.put("r1", thread_id="t1")
+    parsed = normalize_url(f"sqlite:///{path}?mode=ro")
+    assert parsed.database == f"file:{path}"
+    assert dict(parsed.query) == {"mode": "ro", "uri": "true"}
+    assert sqlite_path(parsed) == str(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SQLAlchemy's "query option ignored" warning fails
+        engine = create_engine(f"sqlite:///{path}?mode=ro")
+        try:
+            async with engine.connect() as conn:
+                count = (await conn.exec_driver_sql("SELECT count(*) FROM runs")).scalar()
+                assert count == 1
+                with pytest.raises(OperationalError, match="readonly"):
+                    await conn.exec_driver_sql("DELETE FROM runs")
+        finally:
+            await engine.dispose()
+    assert not [name for name in os.listdir(tmp_path) if "mode" in name]  # no stray file
 
 
 async def test_setup_is_idempotent_and_records_each_version(db_url: str) -> None:

@@ -63,6 +63,9 @@ def normalize_url(url: str | URL) -> URL:
 
     ``sqlite:///x.db`` becomes ``sqlite+aiosqlite:///x.db`` and ``postgresql://`` (or
     ``postgres://``) becomes ``postgresql+asyncpg://``, so plain URLs work as users write them.
+    A SQLite URL carrying SQLite's own file options (``?mode=ro``, ``?immutable=1`` …) is
+    turned into the ``file:`` URI form (``uri=true``); the driver would otherwise ignore the
+    options and open the file read-write.
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
@@ -89,7 +92,29 @@ def normalize_url(url: str | URL) -> URL:
         raise DatabaseConfigError(
             f"unsupported driver {driver!r} in URL {shown!r}: expected {backend}+{expected}"
         )
-    return parsed.set(drivername=f"{backend}+{expected}")
+    parsed = parsed.set(drivername=f"{backend}+{expected}")
+    if (
+        backend == "sqlite"
+        and "uri" not in parsed.query
+        and _SQLITE_URI_OPTIONS & set(parsed.query)
+    ):
+        database = parsed.database or ""
+        if not database.startswith("file:"):
+            database = f"file:{database}"
+        parsed = parsed.set(database=database).update_query_dict({"uri": "true"})
+    return parsed
+
+
+def sqlite_path(url: URL) -> str:
+    """The file a parsed SQLite URL opens, for URI-form URLs (``file:…?uri=true``) too."""
+    database = url.database or ""
+    if url.query.get("uri") in ("true", "1") and database.startswith("file:"):
+        database = unquote(database[len("file:") :].split("?", 1)[0])
+    return database
+
+
+#: Query options that SQLite reads from a ``file:`` URI (https://sqlite.org/uri.html).
+_SQLITE_URI_OPTIONS = frozenset({"mode", "cache", "immutable", "nolock", "psow", "vfs", "modeof"})
 
 
 def _is_memory_sqlite(url: URL) -> bool:

@@ -298,9 +298,10 @@ def status_stamps(status: str, now: str) -> dict[str, str]:
     """The timestamps a status change sets when they are still empty."""
     if status == RunStatus.running.value:
         return {"started_at": now}
-    if RunStatus(status) in FINAL_STATUSES:
+    if status in _FINAL_STATUS_VALUES:
         return {"ended_at": now}
     return {}
 
 
 ACTIVE_STATUS_VALUES = tuple(sorted(s.value for s in ACTIVE_STATUSES))
+_FINAL_STATUS_VALUES = frozenset(s.value for s in FINAL_STATUSES)

@@ -90,7 +90,9 @@ class MemoryRunStore(RunStore):
         existing = self._rows.get(run_id)
         if existing is None:
             self._seq += 1
-            stored = {**_copy_row(_DEFAULTS), **_copy_row(row), "seq": self._seq}
+            stored = dict(_DEFAULTS)  # no nested values to share
+            stored.update(_copy_row(row))
+            stored["seq"] = self._seq
             self._rows[run_id] = stored
         else:
             self._unindex(existing)

@@ -126,6 +126,18 @@ def test_threads_show_reads_the_status_from_the_store(sqlite_db: Path) -> None:
     assert json.loads(shown.out)["status"] == "busy"
 
 
+def test_a_read_only_sqlite_url_is_honoured_without_warnings(sqlite_db: Path) -> None:
+    """``?mode=ro`` goes through the engine (a URL with options), opened as a file: URI."""
+    from tests.cli.helpers import run_cli
+
+    before = sqlite_snapshot(sqlite_db)
+    shown = run_cli("runs", "list", "--json", "--db", f"sqlite:///{sqlite_db}?mode=ro")
+    assert shown.code == 0, shown
+    assert shown.err == ""  # no SQLAlchemy warning about an ignored query option
+    assert {run["thread_id"] for run in json.loads(shown.out)["runs"]} == set(THREADS)
+    assert sqlite_snapshot(sqlite_db) == before
+
+
 async def _statuses_agree(store: SQLRunStore) -> None:
     manager = RunManager(store=store)
     try:
