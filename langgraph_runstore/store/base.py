@@ -277,12 +277,27 @@ def prepare_completion(
         )
     parsed = RunStatus.parse(status, run_id=run_id)
     fields = dict(kwargs)
-    if check_json and fields.get("token_usage_by_model") is not None:
-        ensure_json(fields["token_usage_by_model"], name="token_usage_by_model", run_id=run_id)
+    by_model = fields.get("token_usage_by_model")
+    if check_json and by_model is not None and not _is_usage_shaped(by_model):
+        ensure_json(by_model, name="token_usage_by_model", run_id=run_id)
     for name in ("started_at", "ended_at"):
         if name in fields:
             fields[name] = normalize_timestamp(fields[name], name=name)
     return parsed.value, fields
+
+
+def _is_usage_shaped(value: Any) -> bool:
+    """Whether ``value`` is ``{model: {field: int}}``, the shape trackers write: JSON by
+    construction, so it need not be serialised just to be checked."""
+    if type(value) is not dict:
+        return False
+    for model, counts in value.items():
+        if type(model) is not str or type(counts) is not dict:
+            return False
+        for name, count in counts.items():
+            if type(name) is not str or type(count) is not int:
+                return False
+    return True
 
 
 def allowed_from(status: str) -> tuple[str, ...]:

@@ -60,9 +60,12 @@ def _clone(value: Any) -> Any:
     # the nested fields hold JSON values only: a plain walk is several times cheaper than
     # copy.deepcopy, which this store would otherwise run on every read and write
     if isinstance(value, dict):
-        return {key: _clone(item) for key, item in value.items()}
+        return {
+            key: _clone(item) if isinstance(item, (dict, list)) else item
+            for key, item in value.items()
+        }
     if isinstance(value, list):
-        return [_clone(item) for item in value]
+        return [_clone(item) if isinstance(item, (dict, list)) else item for item in value]
     return value
 
 

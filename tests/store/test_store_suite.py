@@ -175,6 +175,9 @@ async def test_bad_values_are_refused_without_writing(store: RunStore) -> None:
         await store.update_status("r1", "done")
     with pytest.raises(InvalidInputError, match="tokens_total"):
         await store.update_run_completion("r1", status="success", tokens_total=3)
+    for by_model in ({"m": {"input_tokens": object()}}, {"m": {"input_tokens": float("nan")}}):
+        with pytest.raises(InvalidInputError, match="token_usage_by_model"):
+            await store.update_run_completion("r1", status="success", token_usage_by_model=by_model)
     row = await store.get("r1")
     assert row is not None and row["status"] == "pending"
 
