@@ -413,7 +413,7 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         parent_run_id: uuid.UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        if run_id == self.root_run_id:
+        if run_id == self.root_run_id and not self.finished:
             await self._finish(*self._root_end(outputs))
 
     async def on_chain_error(
@@ -424,7 +424,7 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         parent_run_id: uuid.UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        if run_id == self.root_run_id:
+        if run_id == self.root_run_id and not self.finished:
             await self._finish(*self._root_error(error))
 
     async def on_chat_model_start(
@@ -531,7 +531,7 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         parent_run_id: uuid.UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        if run_id == self.root_run_id:
+        if run_id == self.root_run_id and not self.finished:
             self._finish(*self._root_end(outputs))
 
     def on_chain_error(
@@ -542,7 +542,7 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         parent_run_id: uuid.UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        if run_id == self.root_run_id:
+        if run_id == self.root_run_id and not self.finished:
             self._finish(*self._root_error(error))
 
     def on_chat_model_start(

@@ -15,6 +15,7 @@ from sqlalchemy.exc import OperationalError
 from langgraph_runstore import ConflictError, DatabaseConfigError, SchemaVersionError, SQLRunStore
 from langgraph_runstore.db import MIGRATIONS, create_engine, latest_version, normalize_url, setup
 from langgraph_runstore.db.engine import sqlite_path
+from langgraph_runstore.store import sql as sql_store
 
 pytestmark = pytest.mark.anyio
 
@@ -62,34 +63,65 @@ async def test_run_store_writes_leave_wal_checkpoints_to_a_background_thread(
 ) -> None:
     """The store's loop-thread connection never checkpoints the WAL at commit (that can take
     milliseconds and would stall the event loop), yet the log stays short: every
-    _CHECKPOINT_EVERY direct statements a passive checkpoint runs on aiosqlite's thread."""
-    from langgraph_runstore.store import sql as sql_store
-
+    _CHECKPOINT_EVERY direct statements a checkpoint runs on a thread of its own."""
     path = tmp_path / "wal.db"
     writes = 5 * sql_store._CHECKPOINT_EVERY
     async with SQLRunStore.from_url(f"sqlite:///{path}") as store:
         for i in range(writes):
             await store.put(f"r{i}", thread_id=f"t{i}", status="running")
-            await asyncio.sleep(0)  # a real loop runs other work between writes
         driver = store._driver
         assert isinstance(driver, sql_store._SQLiteDriver)
         direct = driver._direct
         assert direct is not None
         assert direct.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
-        assert driver._checkpointing is not None  # requested, on its own task
-        await driver._checkpointing
+        checkpoint = driver._checkpoint_thread
+        assert checkpoint is not None  # requested, on a thread of its own
+        checkpoint.join(10)
         await store.put("last", thread_id="last")  # starts the checkpointed log over
-        reader = sqlite3.connect(path)
-        try:
-            # (busy, frames in the log, frames checkpointed); a log that is fully
-            # checkpointed starts over at the next write, so only recent writes are left
-            _, log_frames, _ = reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            assert reader.execute("SELECT count(*) FROM runs").fetchone()[0] == writes + 1
-        finally:
-            reader.close()
-        pages_per_write = 5  # a put changes the table and four index pages, at least
-        assert log_frames < writes * pages_per_write / 2
-    assert driver._checkpointing is None  # aclose waited for it
+        assert _wal_frames(path) < writes * _PAGES_PER_WRITE / 2
+        assert (await store.list_runs(limit=1)).runs  # still readable
+    assert driver._checkpoint_thread is None  # aclose waited for it
+
+
+# a put changes the table and four index pages, at least
+_PAGES_PER_WRITE = 5
+
+
+def _wal_frames(path: Path) -> int:
+    """Frames in the file's WAL, as a passive checkpoint reports them (it copies but never
+    starts the log over)."""
+    reader = sqlite3.connect(path)
+    try:
+        # (busy, frames in the log, frames checkpointed); a log that is fully
+        # checkpointed starts over at the next write, so only recent writes are left
+        return int(reader.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    finally:
+        reader.close()
+
+
+def test_a_store_used_from_several_event_loops_keeps_its_wal_short(tmp_path: Path) -> None:
+    """Each asyncio.run() is a new loop: the checkpoint depends on none of them, and writes
+    that go on while it runs do not keep the log from starting over."""
+    path = tmp_path / "loops.db"
+    writes = 5 * sql_store._CHECKPOINT_EVERY
+    engine = create_engine(f"sqlite:///{path}")
+    store = SQLRunStore(engine)
+    asyncio.run(store.setup())
+    for i in range(writes):
+        asyncio.run(store.put(f"r{i}", thread_id=f"t{i}", status="running"))
+    unbounded = writes * _PAGES_PER_WRITE * 4096  # the log if it never started over
+    assert os.path.getsize(f"{path}-wal") < unbounded / 2
+
+    async def close() -> None:
+        await asyncio.wait_for(store.aclose(), 10)
+        await engine.dispose()
+
+    asyncio.run(close())
+    reader = sqlite3.connect(path)
+    try:
+        assert reader.execute("SELECT count(*) FROM runs").fetchone()[0] == writes
+    finally:
+        reader.close()
 
 
 async def test_sqlite_file_options_are_applied_not_ignored(tmp_path: Path) -> None:
@@ -99,7 +131,7 @@ async def test_sqlite_file_options_are_applied_not_ignored(tmp_path: Path) -> No
     async with SQLRunStore.from_url(f"sqlite:///{path}") as store:
         await store.put("r1", thread_id="t1")
     parsed = normalize_url(f"sqlite:///{path}?mode=ro")
-    assert parsed.database == f"file:{path}"
+    assert parsed.database == f"file://{path}"
     assert dict(parsed.query) == {"mode": "ro", "uri": "true"}
     assert sqlite_path(parsed) == str(path)
     with warnings.catch_warnings():
@@ -114,6 +146,51 @@ async def test_sqlite_file_options_are_applied_not_ignored(tmp_path: Path) -> No
         finally:
             await engine.dispose()
     assert not [name for name in os.listdir(tmp_path) if "mode" in name]  # no stray file
+
+
+@pytest.mark.parametrize("name", ["a?b.db", "a#b.db", "a%41.db", "with space.db", "ünï.db"])
+async def test_sqlite_uri_options_keep_the_file_a_path_names(tmp_path: Path, name: str) -> None:
+    """Turned into a file: URI, a path's ?, # and % are escaped, not read as URI syntax."""
+    path = tmp_path / name
+    escaped = str(path).replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+    async with SQLRunStore.from_url(f"sqlite:///{escaped}") as store:
+        await store.put("r1", thread_id="t1")
+    parsed = normalize_url(f"sqlite:///{escaped}?mode=ro")
+    assert sqlite_path(parsed) == str(path)
+    engine = create_engine(parsed)
+    try:
+        async with engine.connect() as conn:
+            assert (await conn.exec_driver_sql("PRAGMA database_list")).fetchone()[2] == str(path)
+            assert (await conn.exec_driver_sql("SELECT count(*) FROM runs")).scalar() == 1
+    finally:
+        await engine.dispose()
+    assert sorted(os.listdir(tmp_path)) == sorted([name, f"{name}-shm", f"{name}-wal"])
+
+
+async def test_in_memory_sqlite_with_uri_options_is_one_shared_database() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        async with SQLRunStore.from_url("sqlite://?cache=shared") as store:
+            assert normalize_url("sqlite://?cache=shared").database == "file::memory:"
+            await store.put("r1", thread_id="t1")
+            assert (await store.list_runs()).runs[0]["run_id"] == "r1"
+
+
+async def test_a_read_only_url_reads_a_file_not_in_wal_mode(tmp_path: Path) -> None:
+    """A ?mode=ro connection cannot switch the file to WAL; it reads it as it is."""
+    path = tmp_path / "plain.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE t (x)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    conn.close()
+    engine = create_engine(f"sqlite:///{path}?mode=ro")
+    try:
+        async with engine.connect() as ro:
+            assert (await ro.exec_driver_sql("SELECT count(*) FROM t")).scalar() == 1
+            assert (await ro.exec_driver_sql("PRAGMA journal_mode")).scalar() == "delete"
+    finally:
+        await engine.dispose()
 
 
 async def test_setup_is_idempotent_and_records_each_version(db_url: str) -> None:

@@ -10,7 +10,7 @@ SQLAlchemy (and tenacity) load inside the functions that use them: importing thi
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from langgraph_runstore.errors import DatabaseConfigError
 
@@ -93,23 +93,35 @@ def normalize_url(url: str | URL) -> URL:
             f"unsupported driver {driver!r} in URL {shown!r}: expected {backend}+{expected}"
         )
     parsed = parsed.set(drivername=f"{backend}+{expected}")
+    database = parsed.database or ""
     if (
         backend == "sqlite"
         and "uri" not in parsed.query
         and _SQLITE_URI_OPTIONS & set(parsed.query)
+        and not database.startswith("file:")
     ):
-        database = parsed.database or ""
-        if not database.startswith("file:"):
-            database = f"file:{database}"
-        parsed = parsed.set(database=database).update_query_dict({"uri": "true"})
+        # an in-memory database is "file::memory:" (a bare "file:" would be a temp file)
+        uri = "file::memory:" if database in ("", ":memory:") else _file_uri(database)
+        parsed = parsed.set(database=uri).update_query_dict({"uri": "true"})
     return parsed
+
+
+def _file_uri(path: str) -> str:
+    """``path`` as a SQLite ``file:`` URI: ``?``, ``#`` and ``%`` escaped, no authority."""
+    quoted = quote(path, safe="/:\\")
+    # an absolute path gets an empty authority, so one starting with "//" is not read as one
+    return f"file://{quoted}" if quoted.startswith("/") else f"file:{quoted}"
 
 
 def sqlite_path(url: URL) -> str:
     """The file a parsed SQLite URL opens, for URI-form URLs (``file:…?uri=true``) too."""
     database = url.database or ""
     if url.query.get("uri") in ("true", "1") and database.startswith("file:"):
-        database = unquote(database[len("file:") :].split("?", 1)[0])
+        path = database[len("file:") :].split("?", 1)[0].split("#", 1)[0]
+        if path.startswith("//"):  # an authority (empty or "localhost"), then the path
+            authority_and_path = path[2:]
+            path = authority_and_path[authority_and_path.find("/") :] if "/" in path[2:] else ""
+        database = unquote(path)
     return database
 
 
@@ -119,7 +131,11 @@ _SQLITE_URI_OPTIONS = frozenset({"mode", "cache", "immutable", "nolock", "psow",
 
 def _is_memory_sqlite(url: URL) -> bool:
     database = url.database or ""
-    return database in ("", ":memory:") or "mode=memory" in str(url.query)
+    return (
+        database in ("", ":memory:")
+        or database.startswith("file::memory:")
+        or "mode=memory" in str(url.query)
+    )
 
 
 def create_engine(
@@ -172,7 +188,12 @@ def install_sqlite_pragmas(
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             cursor.execute("PRAGMA journal_mode")
             if str(cursor.fetchone()[0]).lower() != "wal":
-                _enable_wal(cursor)
+                try:
+                    _enable_wal(cursor)
+                except Exception as exc:
+                    # a read-only connection (?mode=ro) reads the file in its own mode
+                    if "readonly" not in str(exc).lower():
+                        raise
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:

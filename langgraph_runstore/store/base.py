@@ -14,11 +14,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from langgraph_runstore.errors import InvalidInputError
-from langgraph_runstore.query import PruneResult, RunPage, UsageRow
+from langgraph_runstore.query import FINAL_STATUS_VALUES, PruneResult, RunPage, UsageRow
 from langgraph_runstore.schemas import (
     ACTIVE_STATUSES,
     COMPLETION_FIELDS,
-    FINAL_STATUSES,
     ROW_FIELDS,
     RunStatus,
     ensure_json,
@@ -313,10 +312,9 @@ def status_stamps(status: str, now: str) -> dict[str, str]:
     """The timestamps a status change sets when they are still empty."""
     if status == RunStatus.running.value:
         return {"started_at": now}
-    if status in _FINAL_STATUS_VALUES:
+    if status in FINAL_STATUS_VALUES:
         return {"ended_at": now}
     return {}
 
 
 ACTIVE_STATUS_VALUES = tuple(sorted(s.value for s in ACTIVE_STATUSES))
-_FINAL_STATUS_VALUES = frozenset(s.value for s in FINAL_STATUSES)

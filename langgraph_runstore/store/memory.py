@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from langgraph_runstore.errors import InvalidTransitionError
+from langgraph_runstore.errors import InvalidInputError, InvalidTransitionError
 from langgraph_runstore.query import (
     FINAL_STATUS_VALUES,
     PruneResult,
@@ -182,6 +182,12 @@ class MemoryRunStore(RunStore):
             for row in self._by_thread.get(thread_id, {}).values()
         ):
             return False
+        if run_id in self._rows:  # as the SQL stores' unique run_id refuses it
+            raise InvalidInputError(
+                f"run_id {run_id!r} already names a run: a run_id names exactly one run",
+                run_id=run_id,
+                thread_id=thread_id,
+            )
         await self.put(run_id, thread_id=thread_id, **fields)
         return True
 

@@ -77,6 +77,8 @@ _SELECT_COLUMNS = ", ".join(("seq", *ROW_FIELDS))
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUS_VALUES)
 _PARAM = re.compile(r":([a-z_][a-z0-9_]*)")
 _ONE_RUNNING_INDEX = "runs_one_running_per_thread"
+# PostgreSQL's names for the key on run_id (the primary key; a UNIQUE in older schemas)
+_RUN_ID_KEYS = frozenset({"runs_pkey", "runs_run_id_key"})
 
 
 @dataclass(frozen=True)
@@ -109,7 +111,7 @@ def _encode(row: dict[str, Any], *, run_id: str | None = None) -> dict[str, Any]
     for name in _JSON_COLUMNS:
         value = encoded.get(name)
         if value is not None:
-            if value == {} and type(value) is dict:
+            if type(value) is dict and not value:
                 encoded[name] = "{}"  # most runs have no metadata, kwargs or usage yet
                 continue
             try:
@@ -242,8 +244,9 @@ class _SQLiteDriver:
     checkpoint copies the log into the database and syncs it, several milliseconds that
     would stall the event loop. The engine's connections (the checkpointer's, aiosqlite's)
     keep SQLite's automatic checkpoints on their own threads, and every
-    ``_CHECKPOINT_EVERY`` statements it runs directly (most of them writes) the driver asks
-    for a passive checkpoint there too, so the log stays short when nothing else writes.
+    ``_CHECKPOINT_EVERY`` statements it runs directly (most of them writes) the driver runs
+    a checkpoint on a short-lived thread of its own, so the log stays short when nothing
+    else writes.
     """
 
     def __init__(self, engine: AsyncEngine | None, *, read_only_file: Path | None = None) -> None:
@@ -254,7 +257,7 @@ class _SQLiteDriver:
         self._direct: sqlite3.Connection | None = None
         self._direct_lock = threading.Lock()
         self._direct_statements = 0  # since the last checkpoint request
-        self._checkpointing: asyncio.Task[None] | None = None
+        self._checkpoint_thread: threading.Thread | None = None
         if engine is None:
             if read_only_file is None:
                 raise ValueError("a SQLite driver needs an engine or a read-only file")
@@ -338,19 +341,21 @@ class _SQLiteDriver:
 
     def _count_direct_statement(self) -> None:
         self._direct_statements += 1
-        if self._direct_statements < _CHECKPOINT_EVERY:
+        if self._direct_statements < _CHECKPOINT_EVERY or self._path is None:
             return
-        if self._checkpointing is None or self._checkpointing.done():
+        running = self._checkpoint_thread
+        if running is None or not running.is_alive():
             self._direct_statements = 0
-            self._checkpointing = asyncio.get_running_loop().create_task(self._checkpoint_wal())
-
-    async def _checkpoint_wal(self) -> None:
-        """A passive WAL checkpoint on aiosqlite's thread (never waits for other writers)."""
-        try:
-            raw = await self._connection()
-            await raw.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        except Exception as exc:  # the next request or another connection will do it
-            logger.debug("Passive WAL checkpoint failed: %s", exc)
+            # a plain thread with its own connection: bound to no event loop (the store may
+            # be used from several) and holding none of the engine's pooled connections
+            thread = threading.Thread(
+                target=_checkpoint_wal,
+                args=(self._path,),
+                name="langgraph-runstore WAL checkpoint",
+                daemon=True,
+            )
+            self._checkpoint_thread = thread
+            thread.start()
 
     async def execute(self, statement: Statement, params: dict[str, Any]) -> int:
         try:
@@ -377,9 +382,9 @@ class _SQLiteDriver:
         return [dict(zip(names, row, strict=True)) for row in rows]
 
     async def aclose(self) -> None:
-        checkpointing, self._checkpointing = self._checkpointing, None
-        if checkpointing is not None and checkpointing.get_loop() is asyncio.get_running_loop():
-            await asyncio.gather(checkpointing, return_exceptions=True)
+        checkpoint, self._checkpoint_thread = self._checkpoint_thread, None
+        if checkpoint is not None and checkpoint.is_alive():
+            await asyncio.to_thread(checkpoint.join, _CHECKPOINT_JOIN_TIMEOUT)
         with self._direct_lock:
             if self._direct is not None:
                 self._direct.close()
@@ -392,8 +397,40 @@ class _SQLiteDriver:
 
 
 _BUSY = object()
-# direct statements between passive WAL checkpoint requests: a run-store write adds about
-# five pages to the log, so this asks about as often as SQLite's 1000-page autocheckpoint
+# how long a checkpoint waits for a writer or reader in its way, and aclose() for it to end
+_CHECKPOINT_BUSY_TIMEOUT = 0.1
+_CHECKPOINT_JOIN_TIMEOUT = 5.0
+
+
+def _checkpoint_wal(path: str) -> None:
+    """Checkpoint the WAL of the file at ``path`` on its own short-lived connection.
+
+    RESTART rather than PASSIVE: a passive checkpoint that overlaps the next writes leaves
+    the log growing (SQLite starts a log over only when a writer finds it fully copied), so
+    this one holds off writers for the few milliseconds the copy takes, waiting at most
+    ``_CHECKPOINT_BUSY_TIMEOUT`` for a writer or reader in the way. ``mode=rw``: a file
+    deleted meanwhile is not created again.
+    """
+    try:
+        conn = sqlite3.connect(
+            f"{Path(path).absolute().as_uri()}?mode=rw",
+            uri=True,
+            timeout=_CHECKPOINT_BUSY_TIMEOUT,
+            isolation_level=None,
+        )
+    except sqlite3.Error as exc:
+        logger.debug("Could not open %s for a WAL checkpoint: %s", path, exc)
+        return
+    try:
+        conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
+    except sqlite3.Error as exc:  # the next request, or another connection, will do it
+        logger.debug("WAL checkpoint of %s failed: %s", path, exc)
+    finally:
+        conn.close()
+
+
+# direct statements between WAL checkpoints: a run-store write adds about five pages to
+# the log, so this checkpoints about as often as SQLite's 1000-page autocheckpoint would
 _CHECKPOINT_EVERY = 200
 # seconds between direct attempts on a busy file: about 4 ms in all, then aiosqlite waits
 _DIRECT_RETRY_PAUSES = (0.0, 0.0001, 0.0002, 0.0005, 0.001, 0.002)
@@ -401,7 +438,11 @@ _DIRECT_RETRY_PAUSES = (0.0, 0.0001, 0.0002, 0.0005, 0.001, 0.002)
 
 def _is_memory_database(engine: AsyncEngine) -> bool:
     database = engine.url.database or ""
-    return database in ("", ":memory:") or "mode=memory" in str(engine.url.query)
+    return (
+        database in ("", ":memory:")
+        or database.startswith("file::memory:")
+        or "mode=memory" in str(engine.url.query)
+    )
 
 
 class _PostgresDriver:
@@ -456,7 +497,10 @@ class _PostgresDriver:
             try:
                 status = await pg.execute(statement.postgresql, *statement.args(params))
             except self._unique_violation as exc:
-                if exc.constraint_name != _ONE_RUNNING_INDEX:
+                if (
+                    exc.constraint_name != _ONE_RUNNING_INDEX
+                    and exc.constraint_name not in _RUN_ID_KEYS
+                ):
                     raise
                 raise _conflict(exc, params) from exc
         return _rowcount(status)
@@ -466,7 +510,10 @@ class _PostgresDriver:
             try:
                 records = await pg.fetch(statement.postgresql, *statement.args(params))
             except self._unique_violation as exc:
-                if exc.constraint_name != _ONE_RUNNING_INDEX:
+                if (
+                    exc.constraint_name != _ONE_RUNNING_INDEX
+                    and exc.constraint_name not in _RUN_ID_KEYS
+                ):
                     raise
                 raise _conflict(exc, params) from exc
         return [dict(record) for record in records]
@@ -478,8 +525,17 @@ class _PostgresDriver:
 
 
 def _conflict(exc: Exception, params: dict[str, Any]) -> Exception:
-    """ConflictError for the one-running-run-per-thread index; other errors unchanged."""
+    """ConflictError for the one-running-run-per-thread index, InvalidInputError for a
+    run_id that already names a run; other errors unchanged."""
     message = str(exc)
+    constraint = getattr(exc, "constraint_name", None)
+    if constraint in _RUN_ID_KEYS or "runs.run_id" in message:
+        run_id = params.get("run_id")
+        return InvalidInputError(
+            f"run_id {run_id!r} already names a run: a run_id names exactly one run",
+            run_id=run_id,
+            thread_id=params.get("thread_id"),
+        )
     if isinstance(exc, sqlite3.IntegrityError) and "runs.thread_id" not in message:
         return exc
     return ConflictError(
@@ -769,7 +825,9 @@ class SQLRunStore(_WorkerQueries, RunStore):
         if self.dialect == "postgresql":
             full = {name: row.get(name, _PG_ROW_DEFAULTS.get(name)) for name in ROW_FIELDS}
             found = await self._driver.fetch(
-                _PG_ADMIT, {"thread_id": thread_id, "row": json.dumps(full)}
+                # run_id is not a parameter; it names the run in a refusal
+                _PG_ADMIT,
+                {"thread_id": thread_id, "row": json.dumps(full), "run_id": run_id},
             )
             return bool(found and found[0]["admitted"])
         # one INSERT ... SELECT takes SQLite's write lock before it reads: atomic on its own

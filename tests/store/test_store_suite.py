@@ -200,6 +200,17 @@ async def test_insert_if_thread_idle_admits_one_active_run(store: RunStore) -> N
     assert await store.insert_if_thread_idle("e", thread_id="t1", created_at=T2) is True
 
 
+async def test_admitting_a_run_id_that_already_names_a_run_is_refused(store: RunStore) -> None:
+    await store.put("r1", thread_id="t1", status="success", user_id="alice", ended_at=T1)
+    with pytest.raises(InvalidInputError, match="'r1' already names a run") as info:
+        await store.insert_if_thread_idle("r1", thread_id="t2", status="running")
+    assert info.value.run_id == "r1"
+    row = await store.get("r1")
+    assert row is not None
+    assert (row["thread_id"], row["status"], row["user_id"]) == ("t1", "success", "alice")
+    assert await store.list_by_thread("t2") == []
+
+
 async def test_racing_admissions_on_one_thread_admit_exactly_one(store: RunStore) -> None:
     results = await asyncio.gather(
         *(store.insert_if_thread_idle(f"r{i}", thread_id="t1") for i in range(12))
