@@ -134,6 +134,22 @@ def is_transient_error(exc: BaseException) -> bool:
     return False
 
 
+async def _until_done(task: asyncio.Task[Any]) -> None:
+    """Wait for ``task`` to end, whatever its outcome; cancelling the waiter leaves the task
+    running (a lighter ``asyncio.wait([task])``)."""
+    waiter = asyncio.get_running_loop().create_future()
+
+    def wake(_: asyncio.Task[Any]) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    task.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        task.remove_done_callback(wake)
+
+
 def _check_completion_fields(run_id: str, fields: dict[str, Any]) -> None:
     if COMPLETION_FIELDS.issuperset(fields):
         return
@@ -1055,7 +1071,7 @@ class RunManager:
         record = self._runs.get(run_id)
         if record is not None:
             if record.task is not None and not record.task.done():
-                await asyncio.wait([record.task])  # the run survives if the joiner is cancelled
+                await _until_done(record.task)
             if record.is_final or self.store is None:
                 return record
         while True:

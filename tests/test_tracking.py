@@ -291,6 +291,22 @@ async def test_an_exception_in_a_node_ends_the_run_as_error(env: Env, way: Way) 
     assert row is not None and row["error"] == "ValueError: the tool broke"
 
 
+async def test_a_cancelled_join_leaves_the_run_running(env: Env) -> None:
+    started = asyncio.Event()
+    graph = slow_graph(started, seconds=0.3).compile(checkpointer=env.checkpointer)
+    run = await env.manager.start(graph, hi(), thread_id="t1")
+    await started.wait()
+    joiner = asyncio.create_task(env.manager.join(run.run_id))
+    await asyncio.sleep(0.01)
+    joiner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await joiner
+    assert run.status is RunStatus.running  # the joiner went, the run did not
+    finished = await env.manager.join(run.run_id)
+    assert finished.status is RunStatus.success
+    assert finished.output["messages"][-1].content == "late"
+
+
 async def test_timeout_ends_the_run_as_timeout(env: Env) -> None:
     graph = slow_graph(seconds=30).compile(checkpointer=env.checkpointer)
     began = time.monotonic()
