@@ -240,11 +240,33 @@ class WorkerServices:
         expired_before = utc_in(-self.grace_seconds)
         recovered = []
         for row in await self.store.list_expired(expired_before=expired_before):
-            if (
-                row["owner_worker_id"] == self.manager.worker_id
-                and row["run_id"] in self.manager._runs
-            ):
+            record = self.manager._runs.get(row["run_id"])
+            ours = row["owner_worker_id"] == self.manager.worker_id and record is not None
+            if ours and record is not None and not record.is_final:
                 continue  # our own live run: the heartbeat renews it
+            if ours and record is not None and record.run_id not in self.manager._fenced:
+                # ours and ended here, but its final write was lost (say, with a cut
+                # connection): write what really happened rather than an orphan's error.
+                # A fenced run is left to the recovery policy below, like any orphan.
+                try:
+                    await self.manager._put_record(record)
+                except Exception:
+                    logger.warning(
+                        "Worker %s could not re-write the end of run %s",
+                        self.manager.worker_id,
+                        row["run_id"],
+                        exc_info=True,
+                    )
+                else:
+                    logger.warning(
+                        "Worker %s re-wrote the lost end of run %s (%s)",
+                        self.manager.worker_id,
+                        row["run_id"],
+                        record.status.value,
+                    )
+                    recovered.append(row["run_id"])
+                    self.wake()
+                continue
             requeue = bool(row.get("shared_queue")) and (
                 (row["status"] == RunStatus.pending.value and int(row.get("attempt") or 0) <= 1)
                 or (

@@ -58,6 +58,30 @@ async def test_recovery_requeues_up_to_max_attempts_then_errors(store: RunStore)
     assert row is not None and row["status"] == "error" and row["stop_reason"] == "orphan_recovered"
 
 
+async def test_a_final_write_lost_by_this_worker_is_written_again(store: RunStore) -> None:
+    """A run that ended here but whose final write never reached the database (a cut
+    connection) is not left 'running' behind an expired lease, blocking its thread: the
+    sweep writes its real outcome."""
+    graph = sleeper(0)
+    async with RunManager(store=store, lease_seconds=5, grace_seconds=0) as manager:
+        run = await manager.wait(graph, {"messages": [("user", "hi")]}, thread_id="t1")
+        assert run.status is RunStatus.success and run.owner_worker_id == manager.worker_id
+        # what the database holds when the completion was lost: still running, lease gone
+        await store.put(
+            run.run_id,
+            thread_id="t1",
+            status="running",
+            owner_worker_id=manager.worker_id,
+            lease_expires_at=utc_in(-60),
+            ended_at=None,
+        )
+        assert manager._workers is not None
+        assert await manager._workers.sweep() == [run.run_id]
+    row = await store.get(run.run_id)
+    assert row is not None and row["status"] == "success" and row["stop_reason"] is None
+    assert row["ended_at"] == run.ended_at
+
+
 async def test_a_live_lease_of_another_worker_is_never_recovered(store: RunStore) -> None:
     await store.put(
         "live",
