@@ -26,6 +26,7 @@ import click
 from langgraph_runstore.db.engine import (
     create_engine,
     default_url,
+    is_memory_sqlite,
     normalize_url,
     sqlite_file,
     sqlite_path,
@@ -176,10 +177,9 @@ async def open_store(
     shown = parsed.render_as_string(hide_password=True)
     engine_kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
-        database = sqlite_path(parsed)
-        if database in ("", ":memory:") or "mode=memory" in str(parsed.query):
+        if is_memory_sqlite(parsed):
             raise CliError("an in-memory SQLite database holds no runs: pass --db with a file")
-        path = _check_sqlite_file(database, for_migrate=for_migrate)
+        path = _check_sqlite_file(sqlite_path(parsed), for_migrate=for_migrate)
         shown = str(path)
     else:
         engine_kwargs["connect_args"] = {"timeout": PG_CONNECT_TIMEOUT}

@@ -29,7 +29,7 @@ from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 from langgraph.errors import GraphInterrupt
 
 from langgraph_runstore.errors import ConflictError, RunAlreadyInvokedError
-from langgraph_runstore.schemas import TOKEN_FIELDS, RunRecord, RunStatus, TokenUsage
+from langgraph_runstore.schemas import TOKEN_FIELDS, RunRecord, RunStatus
 
 if TYPE_CHECKING:
     from langgraph_runstore.manager import RunManager
@@ -56,14 +56,13 @@ def message_text(message: Any) -> str:
     return ""
 
 
-def usage_from_message(message: Any) -> TokenUsage | None:
-    """Token usage from ``AIMessage.usage_metadata``, or None when the message has none."""
-    counts = _usage_counts(message)
-    return None if counts is None else TokenUsage(*counts)
+#: Token counts in TOKEN_FIELDS order: input, output, total, cache_read, cache_creation,
+#: reasoning (plain ints: no object per LLM call).
+Counts = tuple[int, int, int, int, int, int]
 
 
-def _usage_counts(message: Any) -> tuple[int, int, int, int, int, int] | None:
-    """``usage_from_message`` as counts in TOKEN_FIELDS order (no object per LLM call)."""
+def _usage_counts(message: Any) -> Counts | None:
+    """Counts from ``AIMessage.usage_metadata``, or None when the message has none."""
     usage = getattr(message, "usage_metadata", None)
     if not usage:
         return None
@@ -81,8 +80,8 @@ def _usage_counts(message: Any) -> tuple[int, int, int, int, int, int] | None:
     )
 
 
-def usage_from_llm_output(llm_output: Mapping[str, Any] | None) -> TokenUsage | None:
-    """Token usage from ``llm_output["token_usage"]`` (OpenAI or Anthropic key names)."""
+def _llm_output_counts(llm_output: Mapping[str, Any] | None) -> Counts | None:
+    """Counts from ``llm_output["token_usage"]`` (OpenAI or Anthropic key names)."""
     raw = (llm_output or {}).get("token_usage") or (llm_output or {}).get("usage")
     if not isinstance(raw, Mapping) or not raw:
         return None
@@ -90,15 +89,13 @@ def usage_from_llm_output(llm_output: Mapping[str, Any] | None) -> TokenUsage | 
     output_tokens = int(raw.get("completion_tokens") or raw.get("output_tokens") or 0)
     prompt_details = raw.get("prompt_tokens_details") or {}
     completion_details = raw.get("completion_tokens_details") or {}
-    return TokenUsage(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        total_tokens=int(raw.get("total_tokens") or input_tokens + output_tokens),
-        cache_read_tokens=int(
-            prompt_details.get("cached_tokens") or raw.get("cache_read_input_tokens") or 0
-        ),
-        cache_creation_tokens=int(raw.get("cache_creation_input_tokens") or 0),
-        reasoning_tokens=int(completion_details.get("reasoning_tokens") or 0),
+    return (
+        input_tokens,
+        output_tokens,
+        int(raw.get("total_tokens") or input_tokens + output_tokens),
+        int(prompt_details.get("cached_tokens") or raw.get("cache_read_input_tokens") or 0),
+        int(raw.get("cache_creation_input_tokens") or 0),
+        int(completion_details.get("reasoning_tokens") or 0),
     )
 
 
@@ -210,9 +207,7 @@ class _Tally:
                     elif getattr(generation, "text", ""):
                         self.last_ai_message = generation.text
             if usage is None:
-                fallback = usage_from_llm_output(response.llm_output)
-                if fallback is not None:
-                    usage = [getattr(fallback, name) for name in TOKEN_FIELDS]
+                usage = _llm_output_counts(response.llm_output)
             model = _model_name(message, response.llm_output, started)
             counters = self.by_model.get(model)
             if counters is None:

@@ -53,6 +53,26 @@ def _metadata_paths(prefix: tuple[str, ...], value: Any) -> list[tuple[tuple[str
     return [(prefix, value)]
 
 
+# the same in both dialects: the rows of one read after the checkpoint rows (blobs the
+# checkpoints reference, blobs their delta chains extend, the checkpoints' pending writes)
+_READ_BLOBS_AND_WRITES = (
+    "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, "
+    f"b.blob, b.chain, NULL, NULL FROM k JOIN {BLOBS} AS b ON b.thread_id = k.t "
+    "AND b.checkpoint_ns = k.n AND b.channel = k.ch AND b.version = k.v "
+    "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, "
+    f"b.blob, b.chain, NULL, NULL FROM q JOIN {BLOBS} AS b ON b.thread_id = q.t "
+    "AND b.checkpoint_ns = q.n AND b.channel = q.ch AND b.version = q.v "
+    "UNION ALL SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.type, "
+    f"w.value, w.channel, w.task_path, w.idx FROM c JOIN {WRITES} AS w "
+    "ON w.thread_id = c.thread_id AND w.checkpoint_ns = c.checkpoint_ns "
+    "AND w.checkpoint_id = c.checkpoint_id"
+)
+_CHECKPOINT_SELECT = (
+    "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, "
+    f"metadata, channel_versions FROM {CHECKPOINTS} "
+)
+
+
 class SqliteSQL:
     """Statements for SQLite (``?`` parameters, JSON1 functions)."""
 
@@ -73,34 +93,19 @@ class SqliteSQL:
             "AND h.channel = k.ch AND h.version = k.v, json_each(h.chain) AS e "
             "WHERE h.chain IS NOT NULL) "
             "SELECT 0, thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, "
-            "checkpoint, metadata, channel_versions, NULL FROM c "
-            "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, "
-            f"b.blob, b.chain, NULL, NULL FROM k JOIN {BLOBS} AS b ON b.thread_id = k.t "
-            "AND b.checkpoint_ns = k.n AND b.channel = k.ch AND b.version = k.v "
-            "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, "
-            f"b.blob, b.chain, NULL, NULL FROM q JOIN {BLOBS} AS b ON b.thread_id = q.t "
-            "AND b.checkpoint_ns = q.n AND b.channel = q.ch AND b.version = q.v "
-            "UNION ALL SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.type, "
-            f"w.value, w.channel, w.task_path, w.idx FROM c JOIN {WRITES} AS w "
-            "ON w.thread_id = c.thread_id AND w.checkpoint_ns = c.checkpoint_ns "
-            "AND w.checkpoint_id = c.checkpoint_id"
+            "checkpoint, metadata, channel_versions, NULL FROM c " + _READ_BLOBS_AND_WRITES
         )
-
-    _CP_SELECT = (
-        "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, "
-        f"metadata, channel_versions FROM {CHECKPOINTS} "
-    )
 
     @classmethod
     def get_by_id(cls) -> str:
         return cls.read(
-            cls._CP_SELECT + "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
+            _CHECKPOINT_SELECT + "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
         )
 
     @classmethod
     def get_latest(cls) -> str:
         return cls.read(
-            cls._CP_SELECT
+            _CHECKPOINT_SELECT
             + "WHERE thread_id = ? AND checkpoint_ns = ? ORDER BY checkpoint_id DESC LIMIT 1"
         )
 
@@ -136,7 +141,7 @@ class SqliteSQL:
         if before_id is not None:
             where.append("checkpoint_id < ?")
             params.append(before_id)
-        sql = cls._CP_SELECT
+        sql = _CHECKPOINT_SELECT
         if where:
             sql += "WHERE " + " AND ".join(where) + " "
         sql += "ORDER BY checkpoint_id DESC"
@@ -255,34 +260,20 @@ class PostgresSQL:
             "WHERE h.chain IS NOT NULL) "
             "SELECT 0::int AS kind, thread_id, checkpoint_ns, checkpoint_id, "
             "parent_checkpoint_id, type, checkpoint, metadata::text, channel_versions::text, "
-            "NULL::int FROM c "
-            "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, "
-            f"b.blob, b.chain, NULL, NULL FROM k JOIN {BLOBS} AS b ON b.thread_id = k.t "
-            "AND b.checkpoint_ns = k.n AND b.channel = k.ch AND b.version = k.v "
-            "UNION ALL SELECT 1, b.thread_id, b.checkpoint_ns, b.channel, b.version, b.type, "
-            f"b.blob, b.chain, NULL, NULL FROM q JOIN {BLOBS} AS b ON b.thread_id = q.t "
-            "AND b.checkpoint_ns = q.n AND b.channel = q.ch AND b.version = q.v "
-            "UNION ALL SELECT 2, w.thread_id, w.checkpoint_ns, w.checkpoint_id, w.task_id, w.type, "
-            f"w.value, w.channel, w.task_path, w.idx FROM c JOIN {WRITES} AS w "
-            "ON w.thread_id = c.thread_id AND w.checkpoint_ns = c.checkpoint_ns "
-            "AND w.checkpoint_id = c.checkpoint_id"
+            "NULL::int FROM c " + _READ_BLOBS_AND_WRITES
         )
-
-    _CP_SELECT = (
-        "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, "
-        f"metadata, channel_versions FROM {CHECKPOINTS} "
-    )
 
     @classmethod
     def get_by_id(cls) -> str:
         return cls.read(
-            cls._CP_SELECT + "WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3"
+            _CHECKPOINT_SELECT
+            + "WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3"
         )
 
     @classmethod
     def get_latest(cls) -> str:
         return cls.read(
-            cls._CP_SELECT
+            _CHECKPOINT_SELECT
             + "WHERE thread_id = $1 AND checkpoint_ns = $2 ORDER BY checkpoint_id DESC LIMIT 1"
         )
 
@@ -321,7 +312,7 @@ class PostgresSQL:
                 where.append(f"metadata @> {arg(dumps_json(rest))}::text::jsonb")
         if before_id is not None:
             where.append(f"checkpoint_id < {arg(before_id)}")
-        sql = cls._CP_SELECT
+        sql = _CHECKPOINT_SELECT
         if where:
             sql += "WHERE " + " AND ".join(where) + " "
         sql += "ORDER BY checkpoint_id DESC"

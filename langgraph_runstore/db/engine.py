@@ -129,7 +129,8 @@ def sqlite_path(url: URL) -> str:
 _SQLITE_URI_OPTIONS = frozenset({"mode", "cache", "immutable", "nolock", "psow", "vfs", "modeof"})
 
 
-def _is_memory_sqlite(url: URL) -> bool:
+def is_memory_sqlite(url: URL) -> bool:
+    """Whether a SQLite URL names an in-memory database (every form SQLite accepts)."""
     database = url.database or ""
     return (
         database in ("", ":memory:")
@@ -153,7 +154,7 @@ def create_engine(
 
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
-        if _is_memory_sqlite(parsed):
+        if is_memory_sqlite(parsed):
             # every pooled connection to ":memory:" would be a separate empty database
             engine_kwargs.setdefault("poolclass", StaticPool)
         engine = create_async_engine(parsed, **engine_kwargs)

@@ -35,6 +35,7 @@ from langgraph_runstore.db.engine import (
     DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
     create_engine,
     install_sqlite_pragmas,
+    is_memory_sqlite,
 )
 from langgraph_runstore.db.migrations import setup as migrate
 from langgraph_runstore.errors import (
@@ -266,7 +267,7 @@ class _SQLiteDriver:
             return
         # the direct path opens the file by name, so it sits out URLs with query options
         # (uri=true, mode=ro, ...) that only the engine knows how to apply
-        plain_file = not _is_memory_database(engine) and not engine.url.query
+        plain_file = not is_memory_sqlite(engine.url) and not engine.url.query
         self._path = engine.url.database if plain_file else None
 
     async def _connection(self) -> Any:
@@ -365,7 +366,10 @@ class _SQLiteDriver:
             raw = await self._connection()
             cursor = await raw.execute(statement.sqlite, params)
         except sqlite3.IntegrityError as exc:
-            raise _conflict(exc, params) from exc
+            refusal = _refusal(exc, params)
+            if refusal is None:
+                raise
+            raise refusal from exc
         return int(cursor.rowcount)
 
     async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -377,7 +381,10 @@ class _SQLiteDriver:
             cursor = await raw.execute(statement.sqlite, params)
             rows = await cursor.fetchall()
         except sqlite3.IntegrityError as exc:
-            raise _conflict(exc, params) from exc
+            refusal = _refusal(exc, params)
+            if refusal is None:
+                raise
+            raise refusal from exc
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in rows]
 
@@ -436,15 +443,6 @@ _CHECKPOINT_EVERY = 200
 _DIRECT_RETRY_PAUSES = (0.0, 0.0001, 0.0002, 0.0005, 0.001, 0.002)
 
 
-def _is_memory_database(engine: AsyncEngine) -> bool:
-    database = engine.url.database or ""
-    return (
-        database in ("", ":memory:")
-        or database.startswith("file::memory:")
-        or "mode=memory" in str(engine.url.query)
-    )
-
-
 class _PostgresDriver:
     """Each statement on a pooled asyncpg connection, autocommit; no lock across calls.
 
@@ -497,12 +495,10 @@ class _PostgresDriver:
             try:
                 status = await pg.execute(statement.postgresql, *statement.args(params))
             except self._unique_violation as exc:
-                if (
-                    exc.constraint_name != _ONE_RUNNING_INDEX
-                    and exc.constraint_name not in _RUN_ID_KEYS
-                ):
+                refusal = _refusal(exc, params)
+                if refusal is None:
                     raise
-                raise _conflict(exc, params) from exc
+                raise refusal from exc
         return _rowcount(status)
 
     async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -510,12 +506,10 @@ class _PostgresDriver:
             try:
                 records = await pg.fetch(statement.postgresql, *statement.args(params))
             except self._unique_violation as exc:
-                if (
-                    exc.constraint_name != _ONE_RUNNING_INDEX
-                    and exc.constraint_name not in _RUN_ID_KEYS
-                ):
+                refusal = _refusal(exc, params)
+                if refusal is None:
                     raise
-                raise _conflict(exc, params) from exc
+                raise refusal from exc
         return [dict(record) for record in records]
 
     async def aclose(self) -> None:
@@ -524,26 +518,27 @@ class _PostgresDriver:
             await conn.close()
 
 
-def _conflict(exc: Exception, params: dict[str, Any]) -> Exception:
-    """ConflictError for the one-running-run-per-thread index, InvalidInputError for a
-    run_id that already names a run; other errors unchanged."""
+def _refusal(exc: Exception, params: dict[str, Any]) -> Exception | None:
+    """What a unique violation on the runs table means: InvalidInputError for a run_id that
+    already names a run, ConflictError for a second running run on a thread (the partial
+    index); None for any other constraint."""
     message = str(exc)
-    constraint = getattr(exc, "constraint_name", None)
-    if constraint in _RUN_ID_KEYS or "runs.run_id" in message:
-        run_id = params.get("run_id")
+    constraint = getattr(exc, "constraint_name", None)  # asyncpg names it; sqlite3 says it
+    run_id, thread_id = params.get("run_id"), params.get("thread_id")
+    if constraint in _RUN_ID_KEYS or "UNIQUE constraint failed: runs.run_id" in message:
         return InvalidInputError(
             f"run_id {run_id!r} already names a run: a run_id names exactly one run",
             run_id=run_id,
-            thread_id=params.get("thread_id"),
+            thread_id=thread_id,
         )
-    if isinstance(exc, sqlite3.IntegrityError) and "runs.thread_id" not in message:
-        return exc
-    return ConflictError(
-        f"thread {params.get('thread_id')!r} already has a running run; "
-        f"run {params.get('run_id')!r} cannot start too ({message})",
-        run_id=params.get("run_id"),
-        thread_id=params.get("thread_id"),
-    )
+    if constraint == _ONE_RUNNING_INDEX or "UNIQUE constraint failed: runs.thread_id" in message:
+        return ConflictError(
+            f"thread {thread_id!r} already has a running run; "
+            f"run {run_id!r} cannot start too ({message})",
+            run_id=run_id,
+            thread_id=thread_id,
+        )
+    return None
 
 
 def _rowcount(status: str) -> int:
