@@ -245,7 +245,9 @@ COMPLETION_FIELDS = frozenset(
         *TOKEN_FIELDS,
         "token_usage_by_model",
         "llm_call_count",
+        "calls_without_usage",
         "message_count",
+        "interrupts",
         "last_ai_message",
         "first_human_message",
         "error",
@@ -259,8 +261,18 @@ COMPLETION_FIELDS = frozenset(
 
 #: Row fields whose column defaults to 0 (False): a sparse row may leave them out.
 _ZERO_DEFAULT_FIELDS = frozenset(
-    {*TOKEN_FIELDS, "llm_call_count", "message_count", "attempt", "shared_queue"}
+    {
+        *TOKEN_FIELDS,
+        "llm_call_count",
+        "calls_without_usage",
+        "message_count",
+        "attempt",
+        "shared_queue",
+    }
 )
+
+#: Row fields stored as JSON text.
+JSON_FIELDS = ("metadata", "kwargs", "token_usage_by_model", "interrupts")
 
 
 @dataclass(eq=False)
@@ -295,7 +307,10 @@ class RunRecord:
     reasoning_tokens: int = 0
     token_usage_by_model: dict[str, dict[str, int]] = field(default_factory=dict)
     llm_call_count: int = 0
+    calls_without_usage: int = 0
     message_count: int = 0
+    #: what a paused run waits for: ``{"id", "value", "ns"}`` per interrupt (interrupts.py)
+    interrupts: list[dict[str, Any]] = field(default_factory=list)
     last_ai_message: str | None = None
     first_human_message: str | None = None
     owner_worker_id: str | None = None
@@ -336,6 +351,12 @@ class RunRecord:
         return self.status in FINAL_STATUSES
 
     @property
+    def paused(self) -> bool:
+        """True for a run that ended waiting on an interrupt (``success`` with
+        ``stop_reason="interrupt"``): its thread resumes with ``Command(resume=...)``."""
+        return self.status is RunStatus.success and self.stop_reason == "interrupt"
+
+    @property
     def duration_seconds(self) -> float | None:
         """Seconds from start to end (or to now while running); None before it starts."""
         if not self.started_at:
@@ -356,6 +377,7 @@ class RunRecord:
                 for name in ROW_FIELDS
                 if (value := getattr(self, name)) is not None
                 and (value or name not in _ZERO_DEFAULT_FIELDS)
+                and (value or name != "interrupts")
             }
         else:
             row = {name: getattr(self, name) for name in ROW_FIELDS}
@@ -373,8 +395,15 @@ class RunRecord:
         values["metadata"] = dict(values.get("metadata") or {})
         values["kwargs"] = dict(values.get("kwargs") or {})
         values["token_usage_by_model"] = dict(values.get("token_usage_by_model") or {})
+        values["interrupts"] = list(values.get("interrupts") or [])
         values["multitask_strategy"] = values.get("multitask_strategy") or "reject"
-        for name in (*TOKEN_FIELDS, "llm_call_count", "message_count", "attempt"):
+        for name in (
+            *TOKEN_FIELDS,
+            "llm_call_count",
+            "calls_without_usage",
+            "message_count",
+            "attempt",
+        ):
             values[name] = int(values.get(name) or 0)
         values["shared_queue"] = bool(values.get("shared_queue"))
         values["created_at"] = values.get("created_at") or ""

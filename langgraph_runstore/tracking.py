@@ -3,9 +3,10 @@
 It marks the run ``running`` when the graph's root chain starts and ends it when the root
 chain ends (``success``, or ``success`` with ``stop_reason="interrupt"`` when the graph paused
 on an interrupt), fails (``error``, ``"Type: message"``) or is cancelled (``interrupted``).
-On the way it counts tokens per model, LLM calls and messages. Counting happens in memory;
-the store sees one write when the run starts, one when it ends, and a progress write at most
-every ``flush_interval`` seconds in between.
+On the way it counts tokens per model, LLM calls and messages (``tally.py``), and keeps the
+interrupts a paused run waits for. Counting happens in memory; the store sees one write when
+the run starts, one when it ends, and in between a progress write at most every
+``flush_interval`` seconds, never more than ``flush_interval`` after the counts changed.
 
 ``RunTracker`` is the async handler for ``ainvoke``/``astream``; ``SyncRunTracker`` serves
 ``invoke``/``stream`` in scripts without an event loop, doing its store writes on the
@@ -17,98 +18,27 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.callbacks import AsyncCallbackHandler
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langchain_core.outputs import ChatGeneration, LLMResult
+from langchain_core.messages import BaseMessage
+from langchain_core.outputs import LLMResult
 from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 from langgraph.errors import GraphInterrupt
 
 from langgraph_runstore.errors import ConflictError, RunAlreadyInvokedError
-from langgraph_runstore.schemas import TOKEN_FIELDS, RunRecord, RunStatus
+from langgraph_runstore.interrupts import INTERRUPT_CHANNEL, interrupt_entry, namespace_parts
+from langgraph_runstore.messages import first_human_text, message_count, message_text
+from langgraph_runstore.query import UNKNOWN_MODEL
+from langgraph_runstore.schemas import RunRecord, RunStatus
+from langgraph_runstore.tally import SPENT_TALLY, Tally
 
 if TYPE_CHECKING:
     from langgraph_runstore.manager import RunManager
 
 logger = logging.getLogger(__name__)
-
-#: Model name recorded for LLM calls that report none.
-UNKNOWN_MODEL = "unknown"
-
-
-def message_text(message: Any) -> str:
-    """The text of a message's content: a string, or the text parts of content blocks."""
-    content = getattr(message, "content", message)
-    if isinstance(content, str):
-        return content
-    if isinstance(content, Sequence):
-        parts = []
-        for block in content:
-            if isinstance(block, str):
-                parts.append(block)
-            elif isinstance(block, Mapping) and block.get("type") == "text":
-                parts.append(str(block.get("text", "")))
-        return "".join(parts)
-    return ""
-
-
-#: Token counts in TOKEN_FIELDS order: input, output, total, cache_read, cache_creation,
-#: reasoning (plain ints: no object per LLM call).
-Counts = tuple[int, int, int, int, int, int]
-
-
-def _usage_counts(message: Any) -> Counts | None:
-    """Counts from ``AIMessage.usage_metadata``, or None when the message has none."""
-    usage = getattr(message, "usage_metadata", None)
-    if not usage:
-        return None
-    input_details = usage.get("input_token_details") or {}
-    output_details = usage.get("output_token_details") or {}
-    input_tokens = int(usage.get("input_tokens") or 0)
-    output_tokens = int(usage.get("output_tokens") or 0)
-    return (
-        input_tokens,
-        output_tokens,
-        int(usage.get("total_tokens") or input_tokens + output_tokens),
-        int(input_details.get("cache_read") or 0),
-        int(input_details.get("cache_creation") or 0),
-        int(output_details.get("reasoning") or 0),
-    )
-
-
-def _llm_output_counts(llm_output: Mapping[str, Any] | None) -> Counts | None:
-    """Counts from ``llm_output["token_usage"]`` (OpenAI or Anthropic key names)."""
-    raw = (llm_output or {}).get("token_usage") or (llm_output or {}).get("usage")
-    if not isinstance(raw, Mapping) or not raw:
-        return None
-    input_tokens = int(raw.get("prompt_tokens") or raw.get("input_tokens") or 0)
-    output_tokens = int(raw.get("completion_tokens") or raw.get("output_tokens") or 0)
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    completion_details = raw.get("completion_tokens_details") or {}
-    return (
-        input_tokens,
-        output_tokens,
-        int(raw.get("total_tokens") or input_tokens + output_tokens),
-        int(prompt_details.get("cached_tokens") or raw.get("cache_read_input_tokens") or 0),
-        int(raw.get("cache_creation_input_tokens") or 0),
-        int(completion_details.get("reasoning_tokens") or 0),
-    )
-
-
-def _model_name(message: Any, llm_output: Mapping[str, Any] | None, started: str | None) -> str:
-    metadata = getattr(message, "response_metadata", None) or {}
-    name = (
-        metadata.get("model_name")
-        or metadata.get("model")
-        or (llm_output or {}).get("model_name")
-        or (llm_output or {}).get("model")
-        or started
-    )
-    return str(name) if name else UNKNOWN_MODEL
 
 
 def error_text(error: BaseException) -> str:
@@ -116,140 +46,6 @@ def error_text(error: BaseException) -> str:
     message = str(error)
     name = type(error).__name__
     return f"{name}: {message}" if message else name
-
-
-def _first_human_text(value: Any) -> str | None:
-    messages = value.get("messages") if isinstance(value, Mapping) else None
-    if not isinstance(messages, Sequence) or isinstance(messages, str):
-        return None
-    for message in messages:
-        if isinstance(message, HumanMessage):
-            text = message_text(message)
-        elif isinstance(message, tuple) and len(message) == 2 and message[0] in ("user", "human"):
-            text = str(message[1])
-        elif isinstance(message, Mapping) and message.get("role") in ("user", "human"):
-            text = message_text(message)
-        else:
-            continue
-        if text:
-            return text
-    return None
-
-
-def _message_count(value: Any) -> int | None:
-    messages = value.get("messages") if isinstance(value, Mapping) else None
-    if isinstance(messages, Sequence) and not isinstance(messages, str):
-        return len(messages)
-    return None
-
-
-#: The value ``_Tally.llm_calls`` holds for a call whose end has been counted.
-_COUNTED = object()
-
-
-class _Tally:
-    """What one run used: tokens per model, LLM calls, messages. Thread-safe.
-
-    Kept small on purpose (one dict of calls, one list of six counters per model): a
-    manager holds finished runs for a while, and every object they keep alive is work for
-    the garbage collector.
-    """
-
-    __slots__ = (
-        "by_model",
-        "dirty",
-        "first_human_message",
-        "last_ai_message",
-        "llm_calls",
-        "lock",
-        "message_count",
-    )
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        #: model name -> [input, output, total, cache_read, cache_creation, reasoning]
-        self.by_model: dict[str, list[int]] = {}
-        #: LLM callback run id -> the model name its start reported, or _COUNTED once ended
-        self.llm_calls: dict[uuid.UUID, Any] = {}
-        self.last_ai_message: str | None = None
-        self.first_human_message: str | None = None
-        self.message_count = 0
-        self.dirty = False
-
-    def llm_started(self, run_id: uuid.UUID, metadata: Mapping[str, Any] | None) -> None:
-        with self.lock:
-            if self.llm_calls.get(run_id) is not _COUNTED:
-                self.llm_calls[run_id] = metadata.get("ls_model_name") if metadata else None
-
-    def llm_ended(self, run_id: uuid.UUID, response: LLMResult) -> None:
-        with self.lock:
-            started = self.llm_calls.get(run_id)
-            if started is _COUNTED:
-                return  # one LLM call is counted once, however often its end is reported
-            self.llm_calls[run_id] = _COUNTED
-            usage: Sequence[int] | None = None
-            message: BaseMessage | None = None
-            for generations in response.generations:
-                for generation in generations:
-                    if isinstance(generation, ChatGeneration):
-                        message = generation.message
-                        found = _usage_counts(message)
-                        if found is not None:
-                            usage = (
-                                found
-                                if usage is None
-                                else [a + b for a, b in zip(usage, found, strict=True)]
-                            )
-                    if message is not None and isinstance(message, AIMessage):
-                        text = message_text(message)
-                        if text:
-                            self.last_ai_message = text
-                    elif getattr(generation, "text", ""):
-                        self.last_ai_message = generation.text
-            if usage is None:
-                usage = _llm_output_counts(response.llm_output)
-            model = _model_name(message, response.llm_output, started)
-            counters = self.by_model.get(model)
-            if counters is None:
-                counters = self.by_model[model] = [0, 0, 0, 0, 0, 0]
-            if usage is not None:
-                for index, value in enumerate(usage):
-                    counters[index] += value
-            self.dirty = True
-
-    def fields(self) -> dict[str, Any]:
-        """The counters as ``update_run_completion`` fields."""
-        with self.lock:
-            totals = [0, 0, 0, 0, 0, 0]
-            by_model: dict[str, dict[str, int]] = {}
-            for model in sorted(self.by_model):
-                counters = self.by_model[model]
-                by_model[model] = dict(zip(TOKEN_FIELDS, counters, strict=True))
-                for index, value in enumerate(counters):
-                    totals[index] += value
-            fields: dict[str, Any] = dict(zip(TOKEN_FIELDS, totals, strict=True))
-            fields["token_usage_by_model"] = by_model
-            fields["llm_call_count"] = len(self.llm_calls)
-            fields["last_ai_message"] = self.last_ai_message
-            fields["first_human_message"] = self.first_human_message
-            fields["message_count"] = self.message_count
-            self.dirty = False
-            return fields
-
-
-class _SpentTally(_Tally):
-    """Stands in for a finished run's tally: late LLM events are ignored, nothing is kept."""
-
-    __slots__ = ()
-
-    def llm_started(self, run_id: uuid.UUID, metadata: Mapping[str, Any] | None) -> None:
-        return
-
-    def llm_ended(self, run_id: uuid.UUID, response: LLMResult) -> None:
-        return
-
-
-_SPENT = _SpentTally()
 
 
 class _TrackerCore:
@@ -263,11 +59,18 @@ class _TrackerCore:
         self.manager = manager
         self.record = record
         self.flush_interval = flush_interval
-        self.tally = _Tally()
+        self.tally = Tally()
         self.root_run_id: uuid.UUID | None = None
         self.interrupted = False
         self.finished = False
-        self._last_flush = time.monotonic()
+        # filled from the models the run used unless the caller named one
+        self._fill_model_name = record.model_name is None
+        #: interrupt id -> stored entry (interrupts.py), in the order the graph raised them
+        self._interrupts: dict[str, dict[str, Any]] = {}
+        #: node-level chain run id -> its checkpoint namespace, to place an interrupt
+        self._chain_ns: dict[uuid.UUID, str] = {}
+        # a progress write is pending (at most one: the throttle's trailing write)
+        self._flush_armed = False
 
     @property
     def invoked(self) -> bool:
@@ -275,11 +78,15 @@ class _TrackerCore:
         return self.root_run_id is not None
 
     def _is_root_start(
-        self, run_id: uuid.UUID, parent_run_id: uuid.UUID | None, inputs: Any
+        self,
+        run_id: uuid.UUID,
+        parent_run_id: uuid.UUID | None,
+        inputs: Any,
+        metadata: Mapping[str, Any] | None,
     ) -> bool:
         if self.root_run_id is None:
             self.root_run_id = run_id
-            self.tally.first_human_message = _first_human_text(inputs)
+            self.tally.first_human_message = first_human_text(inputs)
             return True
         if parent_run_id is None:
             self.raise_error = True
@@ -290,23 +97,67 @@ class _TrackerCore:
                 run_id=self.record.run_id,
                 thread_id=self.record.thread_id,
             )
+        if metadata is not None and not self.finished:
+            ns = metadata.get("langgraph_checkpoint_ns")
+            if ns:
+                self._chain_ns[run_id] = ns
         return False
+
+    def _note_interrupts(self, interrupts: Any, ns: Any = ()) -> None:
+        if not isinstance(interrupts, (list, tuple)):
+            return
+        parts = namespace_parts(ns)
+        for interrupt in interrupts:
+            entry = interrupt_entry(interrupt, parts)
+            key = entry["id"] or f"#{len(self._interrupts)}"
+            known = self._interrupts.get(key)
+            if known is None:
+                self._interrupts[key] = entry
+            elif not known["ns"]:
+                known["ns"] = entry["ns"]
+
+    def _chain_error(self, error: BaseException, run_id: uuid.UUID) -> None:
+        """A node's chain failed: remember where an interrupt it raised comes from."""
+        ns = self._chain_ns.pop(run_id, None)
+        if ns is not None and isinstance(error, GraphInterrupt) and error.args:
+            self._note_interrupts(error.args[0], ns)
+
+    def _interrupt_event(self, event: GraphInterruptEvent) -> None:
+        self.interrupted = True
+        self._note_interrupts(event.interrupts, event.checkpoint_ns)
+
+    def _fields(self) -> dict[str, Any]:
+        fields = self.tally.fields()
+        if self._fill_model_name:
+            model = self.tally.main_model()
+            if model is not None:
+                fields["model_name"] = model
+        return fields
+
+    def _paused_fields(self) -> dict[str, Any]:
+        fields = self._fields()
+        fields["stop_reason"] = "interrupt"
+        fields["interrupts"] = list(self._interrupts.values())
+        return fields
 
     def _root_end(self, outputs: Any) -> tuple[RunStatus, dict[str, Any]]:
         self.record.output = outputs
-        count = _message_count(outputs)
+        count = message_count(outputs)
         if count is not None:
             self.tally.message_count = count
-        fields = self.tally.fields()
-        if self.interrupted or (isinstance(outputs, Mapping) and "__interrupt__" in outputs):
-            fields["stop_reason"] = "interrupt"
-        return RunStatus.success, fields
+        if isinstance(outputs, Mapping) and INTERRUPT_CHANNEL in outputs:
+            self.interrupted = True
+            self._note_interrupts(outputs[INTERRUPT_CHANNEL])
+        if self.interrupted:
+            return RunStatus.success, self._paused_fields()
+        return RunStatus.success, self._fields()
 
     def _root_error(self, error: BaseException) -> tuple[RunStatus, dict[str, Any]]:
-        fields = self.tally.fields()
         if isinstance(error, GraphInterrupt):
-            fields["stop_reason"] = "interrupt"
-            return RunStatus.success, fields
+            if error.args:
+                self._note_interrupts(error.args[0])
+            return RunStatus.success, self._paused_fields()
+        fields = self._fields()
         if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
             if self.record.abort_action == "timeout":
                 fields["stop_reason"] = "timeout"
@@ -317,14 +168,27 @@ class _TrackerCore:
         fields["error"] = error_text(error)
         return RunStatus.error, fields
 
-    def _should_flush(self) -> bool:
-        if not self.tally.dirty or self.finished:
-            return False
-        now = time.monotonic()
-        if now - self._last_flush < self.flush_interval:
-            return False
-        self._last_flush = now
-        return True
+    def _abandoned(self) -> tuple[RunStatus, dict[str, Any]]:
+        fields = self._fields()
+        fields["stop_reason"] = "not_invoked" if not self.invoked else "abandoned"
+        return RunStatus.interrupted, fields
+
+    def _arm_flush(self) -> bool:
+        """True when a progress write should be scheduled ``flush_interval`` from now: the
+        counts changed and none is pending. The throttle is trailing, so a running row is
+        never more than ``flush_interval`` behind, and a short run writes no progress."""
+        with self.tally.lock:
+            if self._flush_armed or self.finished or not self.tally.dirty:
+                return False
+            self._flush_armed = True
+            return True
+
+    def _flush_fields(self) -> dict[str, Any] | None:
+        with self.tally.lock:
+            self._flush_armed = False
+        if self.finished:
+            return None
+        return self._fields()
 
     def config(self, *, thread_id: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The RunnableConfig that runs a graph under this record's run.
@@ -346,6 +210,10 @@ class _TrackerCore:
         except ValueError:
             config.pop("run_id", None)
         return config
+
+    def _spend(self) -> None:
+        self.tally = SPENT_TALLY  # the record holds the numbers now
+        self._chain_ns = {}
 
 
 def _as_list(callbacks: Any) -> list[Any]:
@@ -374,6 +242,8 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
     ) -> None:
         _TrackerCore.__init__(self, manager, record, flush_interval=flush_interval)
         self._flush_task: asyncio.Task[Any] | None = None
+        self._flush_timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._captured_task = False
 
     async def on_chain_start(
@@ -383,10 +253,12 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         *,
         run_id: uuid.UUID,
         parent_run_id: uuid.UUID | None = None,
+        metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if not self._is_root_start(run_id, parent_run_id, inputs):
+        if not self._is_root_start(run_id, parent_run_id, inputs, metadata):
             return
+        self._loop = asyncio.get_running_loop()
         if self.record.task is None:
             # lets manager.cancel() stop a graph the user invokes themselves
             self.record.task = asyncio.current_task()
@@ -408,8 +280,11 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         parent_run_id: uuid.UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        if run_id == self.root_run_id and not self.finished:
-            await self._finish(*self._root_end(outputs))
+        if run_id == self.root_run_id:
+            if not self.finished:
+                await self._finish(*self._root_end(outputs))
+        elif self._chain_ns:
+            self._chain_ns.pop(run_id, None)
 
     async def on_chain_error(
         self,
@@ -419,8 +294,11 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         parent_run_id: uuid.UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        if run_id == self.root_run_id and not self.finished:
-            await self._finish(*self._root_error(error))
+        if run_id == self.root_run_id:
+            if not self.finished:
+                await self._finish(*self._root_error(error))
+        else:
+            self._chain_error(error, run_id)
 
     async def on_chat_model_start(
         self,
@@ -452,16 +330,29 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
                 "Tracker could not count LLM call %s of run %s", run_id, self.record.run_id
             )
             return
-        if self._should_flush() and (self._flush_task is None or self._flush_task.done()):
-            # in the background: the graph must not wait for a progress write
-            self._flush_task = asyncio.ensure_future(self._flush())
+        loop = self._loop
+        if loop is not None and self._arm_flush():
+            # a sync chat model inside an async graph reports from a worker thread
+            loop.call_soon_threadsafe(self._start_timer, loop)
 
     async def on_interrupt(self, event: GraphInterruptEvent) -> None:
-        self.interrupted = True
+        self._interrupt_event(event)
+
+    def _start_timer(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self.finished:
+            self._flush_timer = loop.call_later(self.flush_interval, self._start_flush)
+
+    def _start_flush(self) -> None:
+        self._flush_timer = None
+        # in the background: the graph must not wait for a progress write
+        self._flush_task = asyncio.ensure_future(self._flush())
 
     async def _flush(self) -> None:
+        fields = self._flush_fields()
+        if fields is None:
+            return
         try:
-            await self.manager.flush_progress(self.record, **self.tally.fields())
+            await self.manager.flush_progress(self.record, **fields)
         except Exception:
             logger.exception("Tracker could not flush progress of run %s", self.record.run_id)
 
@@ -469,13 +360,16 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         if self.finished or self.record.abort_action == "rollback":
             return  # a rollback is ended by manager.cancel(), after the checkpoints are gone
         self.finished = True
+        if self._flush_timer is not None:
+            self._flush_timer.cancel()
+            self._flush_timer = None
         if self._flush_task is not None and not self._flush_task.done():
             await asyncio.gather(self._flush_task, return_exceptions=True)
         try:
             await self.manager.finish(self.record, status, **fields)
         except Exception:
             logger.exception("Tracker could not record the end of run %s", self.record.run_id)
-        self.tally = _SPENT  # the record holds the numbers now
+        self._spend()
         if self._captured_task:
             self.record.task = None  # the user's task goes on; it is no longer this run's
 
@@ -484,19 +378,15 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         an exception before the graph started); with no error it ends ``interrupted``."""
         if self.finished or self.record.is_final:
             return
-        if error is not None:
-            await self._finish(*self._root_error(error))
-        else:
-            fields = self.tally.fields()
-            fields["stop_reason"] = "not_invoked" if not self.invoked else "abandoned"
-            await self._finish(RunStatus.interrupted, fields)
+        await self._finish(*(self._root_error(error) if error is not None else self._abandoned()))
 
 
 class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
     """The synchronous flavour of RunTracker, for ``graph.invoke``/``graph.stream``.
 
     Its store writes run on the manager's background loop; ``run_inline`` keeps
-    langchain-core from sending every callback through a thread pool.
+    langchain-core from sending every callback through a thread pool. The throttle's
+    progress write fires from a timer thread, serialised with the final write.
     """
 
     run_inline = True
@@ -505,6 +395,8 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         self, manager: RunManager, record: RunRecord, *, flush_interval: float = 5.0
     ) -> None:
         _TrackerCore.__init__(self, manager, record, flush_interval=flush_interval)
+        self._write_lock = threading.Lock()
+        self._flush_timer: threading.Timer | None = None
 
     def on_chain_start(
         self,
@@ -513,9 +405,10 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         *,
         run_id: uuid.UUID,
         parent_run_id: uuid.UUID | None = None,
+        metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if self._is_root_start(run_id, parent_run_id, inputs):
+        if self._is_root_start(run_id, parent_run_id, inputs, metadata):
             self._call(self.manager.mark_running, self.record)
 
     def on_chain_end(
@@ -526,8 +419,11 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         parent_run_id: uuid.UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        if run_id == self.root_run_id and not self.finished:
-            self._finish(*self._root_end(outputs))
+        if run_id == self.root_run_id:
+            if not self.finished:
+                self._finish(*self._root_end(outputs))
+        elif self._chain_ns:
+            self._chain_ns.pop(run_id, None)
 
     def on_chain_error(
         self,
@@ -537,8 +433,11 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         parent_run_id: uuid.UUID | None = None,
         **kwargs: Any,
     ) -> None:
-        if run_id == self.root_run_id and not self.finished:
-            self._finish(*self._root_error(error))
+        if run_id == self.root_run_id:
+            if not self.finished:
+                self._finish(*self._root_error(error))
+        else:
+            self._chain_error(error, run_id)
 
     def on_chat_model_start(
         self,
@@ -564,11 +463,20 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
 
     def on_llm_end(self, response: LLMResult, *, run_id: uuid.UUID, **kwargs: Any) -> None:
         self.tally.llm_ended(run_id, response)
-        if self._should_flush():
-            self._call(self.manager.flush_progress, self.record, **self.tally.fields())
+        if self._arm_flush():
+            timer = threading.Timer(self.flush_interval, self._timed_flush)
+            timer.daemon = True
+            self._flush_timer = timer
+            timer.start()
 
     def on_interrupt(self, event: GraphInterruptEvent) -> None:
-        self.interrupted = True
+        self._interrupt_event(event)
+
+    def _timed_flush(self) -> None:
+        with self._write_lock:
+            fields = self._flush_fields()
+            if fields is not None:
+                self._call(self.manager.flush_progress, self.record, **fields)
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> None:
         try:
@@ -580,19 +488,18 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         if self.finished or self.record.abort_action == "rollback":
             return  # a rollback is ended by manager.cancel(), after the checkpoints are gone
         self.finished = True
-        self._call(self.manager.finish, self.record, status, **fields)
-        self.tally = _SPENT  # the record holds the numbers now
+        timer, self._flush_timer = self._flush_timer, None
+        if timer is not None:
+            timer.cancel()
+        with self._write_lock:  # after a progress write in flight, never before it
+            self._call(self.manager.finish, self.record, status, **fields)
+        self._spend()
 
     def close(self, error: BaseException | None = None) -> None:
         """End the run if the graph's callbacks did not (see ``RunTracker.aclose``)."""
         if self.finished or self.record.is_final:
             return
-        if error is not None:
-            self._finish(*self._root_error(error))
-        else:
-            fields = self.tally.fields()
-            fields["stop_reason"] = "not_invoked" if not self.invoked else "abandoned"
-            self._finish(RunStatus.interrupted, fields)
+        self._finish(*(self._root_error(error) if error is not None else self._abandoned()))
 
 
 __all__ = ["UNKNOWN_MODEL", "RunTracker", "SyncRunTracker", "error_text", "message_text"]

@@ -177,6 +177,12 @@ _LEANER_INDEXES = (
     "WHERE user_id IS NOT NULL",
 )
 
+# What real providers report: LLM calls that gave no usage, and what a paused run waits for.
+_CALL_FIDELITY = (
+    "ALTER TABLE runs ADD COLUMN calls_without_usage INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN interrupts TEXT",
+)
+
 MIGRATIONS: list[Migration] = [
     Migration(
         version=1,
@@ -220,6 +226,12 @@ MIGRATIONS: list[Migration] = [
         description="one-statement reject admission on PostgreSQL; partial by-user index",
         sqlite=_LEANER_INDEXES,  # one INSERT ... WHERE NOT EXISTS is already atomic on SQLite
         postgresql=(_PG_ADMIT, *_LEANER_INDEXES),
+    ),
+    Migration(
+        version=6,
+        description="runs: calls_without_usage and interrupts",
+        sqlite=_CALL_FIDELITY,
+        postgresql=_CALL_FIDELITY,
     ),
 ]
 

@@ -18,6 +18,7 @@ from langgraph_runstore.query import FINAL_STATUS_VALUES, PruneResult, RunPage, 
 from langgraph_runstore.schemas import (
     ACTIVE_STATUSES,
     COMPLETION_FIELDS,
+    JSON_FIELDS,
     ROW_FIELDS,
     RunStatus,
     ensure_json,
@@ -26,7 +27,6 @@ from langgraph_runstore.schemas import (
 )
 
 _PUT_FIELDS = frozenset(ROW_FIELDS) - {"run_id", "thread_id"}
-_JSON_FIELDS = ("metadata", "kwargs", "token_usage_by_model")
 _TIMESTAMP_FIELDS = (
     "created_at",
     "updated_at",
@@ -252,7 +252,7 @@ def prepare_row(
     row["status"] = None if status is None else RunStatus.parse(status, run_id=run_id).value
     if "on_disconnect" in row and row["on_disconnect"] is not None:
         row["on_disconnect"] = str(getattr(row["on_disconnect"], "value", row["on_disconnect"]))
-    for name in _JSON_FIELDS if check_json else ():
+    for name in JSON_FIELDS if check_json else ():
         if row.get(name) is not None:
             ensure_json(row[name], name=name, run_id=run_id)
     for name in _TIMESTAMP_FIELDS:
@@ -279,6 +279,8 @@ def prepare_completion(
     by_model = fields.get("token_usage_by_model")
     if check_json and by_model is not None and not _is_usage_shaped(by_model):
         ensure_json(by_model, name="token_usage_by_model", run_id=run_id)
+    if check_json and fields.get("interrupts") is not None:
+        ensure_json(fields["interrupts"], name="interrupts", run_id=run_id)
     for name in ("started_at", "ended_at"):
         if name in fields:
             fields[name] = normalize_timestamp(fields[name], name=name)

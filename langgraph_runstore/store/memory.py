@@ -23,7 +23,13 @@ from langgraph_runstore.query import (
     top_rows,
     window_arguments,
 )
-from langgraph_runstore.schemas import ROW_FIELDS, RunStatus, normalize_timestamp, now_iso
+from langgraph_runstore.schemas import (
+    JSON_FIELDS,
+    ROW_FIELDS,
+    RunStatus,
+    normalize_timestamp,
+    now_iso,
+)
 from langgraph_runstore.store.base import (
     ACTIVE_STATUS_VALUES,
     RunStore,
@@ -46,14 +52,12 @@ _DEFAULTS.update(
         "cache_creation_tokens": 0,
         "reasoning_tokens": 0,
         "llm_call_count": 0,
+        "calls_without_usage": 0,
         "message_count": 0,
         "attempt": 0,
         "shared_queue": False,
     }
 )
-
-
-_NESTED = ("metadata", "kwargs", "token_usage_by_model")
 
 
 def _clone(value: Any) -> Any:
@@ -72,7 +76,7 @@ def _clone(value: Any) -> Any:
 def _copy_row(row: dict[str, Any]) -> dict[str, Any]:
     """A copy that shares nothing mutable with ``row`` (only the JSON fields nest)."""
     copied = dict(row)
-    for name in _NESTED:
+    for name in JSON_FIELDS:
         value = copied.get(name)
         if value:
             copied[name] = _clone(value)

@@ -55,7 +55,13 @@ from langgraph_runstore.query import (
     prune_cutoff,
     window_arguments,
 )
-from langgraph_runstore.schemas import ROW_FIELDS, RunStatus, normalize_timestamp, now_iso
+from langgraph_runstore.schemas import (
+    JSON_FIELDS,
+    ROW_FIELDS,
+    RunStatus,
+    normalize_timestamp,
+    now_iso,
+)
 from langgraph_runstore.store.base import (
     ACTIVE_STATUS_VALUES,
     RunStore,
@@ -73,7 +79,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_JSON_COLUMNS = frozenset({"metadata", "kwargs", "token_usage_by_model"})
 _SELECT_COLUMNS = ", ".join(("seq", *ROW_FIELDS))
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUS_VALUES)
 _PARAM = re.compile(r":([a-z_][a-z0-9_]*)")
@@ -109,7 +114,7 @@ class Statement:
 def _encode(row: dict[str, Any], *, run_id: str | None = None) -> dict[str, Any]:
     """The row with its JSON fields serialised (once: this is also their validation)."""
     encoded = dict(row)
-    for name in _JSON_COLUMNS:
+    for name in JSON_FIELDS:
         value = encoded.get(name)
         if value is not None:
             if type(value) is dict and not value:
@@ -129,7 +134,7 @@ def _encode(row: dict[str, Any], *, run_id: str | None = None) -> dict[str, Any]
 def _decode(row: dict[str, Any]) -> dict[str, Any]:
     if "shared_queue" in row:
         row["shared_queue"] = bool(row["shared_queue"])
-    for name in _JSON_COLUMNS:
+    for name in JSON_FIELDS:
         value = row.get(name)
         if isinstance(value, str):
             row[name] = json.loads(value)
@@ -220,6 +225,7 @@ _PG_ROW_DEFAULTS: dict[str, Any] = {
             "cache_creation_tokens",
             "reasoning_tokens",
             "llm_call_count",
+            "calls_without_usage",
             "message_count",
             "attempt",
             "shared_queue",
