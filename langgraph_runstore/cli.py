@@ -36,8 +36,10 @@ from langgraph_runstore.display import (
     STATUS_COLORS,
     format_duration,
     format_time,
+    interrupt_values,
     record_json,
     shorten,
+    status_label,
 )
 from langgraph_runstore.errors import InvalidInputError, RunNotFoundError, RunStoreError
 from langgraph_runstore.query import USAGE_GROUPINGS, UsageRow, decode_cursor, resolve_time
@@ -281,7 +283,9 @@ def _status_text(status: str) -> Text:
     return Text(status, style=f"bold {STATUS_COLORS.get(status, 'white')}")
 
 
-_RUN_HEADERS = ("RUN ID", "THREAD", "STATUS", "CREATED (UTC)", "DURATION", "TOKENS", "CALLS")
+_RUN_HEADERS = (
+    "RUN ID", "THREAD", "STATUS", "STOP", "CREATED (UTC)", "DURATION", "TOKENS", "CALLS",
+)  # fmt: skip
 
 
 def _print_runs(out: _Out, records: Sequence[RunRecord]) -> None:
@@ -289,7 +293,8 @@ def _print_runs(out: _Out, records: Sequence[RunRecord]) -> None:
         [
             r.run_id,
             shorten(r.thread_id, 24),
-            _status_text(r.status.value),
+            _status_text(status_label(r)),
+            r.stop_reason or "",
             format_time(r.created_at),
             format_duration(r.duration_seconds),
             f"{r.total_tokens:,}",
@@ -304,7 +309,7 @@ def _print_runs(out: _Out, records: Sequence[RunRecord]) -> None:
 
 
 _USAGE_NUMBERS = (
-    "RUNS", "SUCCESS", "ERROR", "TIMEOUT", "INTERRUPTED", "ACTIVE", "ERROR RATE",
+    "RUNS", "SUCCESS", "PAUSED", "ERROR", "TIMEOUT", "INTERRUPTED", "ACTIVE", "ERROR RATE",
     "LLM CALLS", "INPUT", "OUTPUT", "TOTAL TOKENS",
 )  # fmt: skip
 
@@ -317,7 +322,8 @@ def _print_usage(out: _Out, rows: Sequence[UsageRow], by: str) -> None:
             [
                 shorten(row.key, 40) if row.key is not None else "(none)",
                 f"{row.runs:,}",
-                f"{s.get('success', 0):,}",
+                f"{s.get('success', 0) - row.paused:,}",
+                f"{row.paused:,}",
                 f"{s.get('error', 0):,}",
                 f"{s.get('timeout', 0):,}",
                 f"{s.get('interrupted', 0):,}",
@@ -469,7 +475,7 @@ def _show_run(record: RunRecord, checkpoints: list[dict[str, Any]]) -> None:
     data = record_json(record)
     for name, value in data.items():
         if name == "status":
-            fields.add_row(name, _status_text(record.status.value))
+            fields.add_row(name, _status_text(status_label(record)))
             continue
         if name == "duration_seconds":
             fields.add_row("duration", format_duration(record.duration_seconds))
@@ -598,7 +604,7 @@ async def thread_status(store: SQLRunStore, latest: dict[str, Any]) -> ThreadSta
     last = RunRecord.from_row(latest)
     if last.status in (RunStatus.error, RunStatus.timeout):
         return ThreadStatus.error
-    if last.status == RunStatus.success and last.stop_reason == "interrupt":
+    if last.paused:
         return ThreadStatus.interrupted
     return ThreadStatus.idle
 
@@ -612,7 +618,11 @@ async def thread_status(store: SQLRunStore, latest: dict[str, Any]) -> ThreadSta
 def threads_show(
     ctx: click.Context, thread_id: str, limit: int, as_json: bool, db: str | None
 ) -> None:
-    """A thread's status, its runs (newest first) and its totals."""
+    """A thread's status, what it waits on when paused, its runs (newest first), its totals.
+
+    The pending interrupts are those the paused latest run stored (no checkpoint is read,
+    so the command needs no LangGraph); ``RunManager.thread_interrupts`` reads the checkpoint.
+    """
 
     async def go() -> None:
         async with open_store(_db(ctx, db), read_only=True) as store:
@@ -622,11 +632,14 @@ def threads_show(
             status = await thread_status(store, page.runs[0])
             totals = await store.aggregate_usage(by="thread", thread_id=thread_id)
         total = totals[0]
+        latest = RunRecord.from_row(page.runs[0])
+        waiting = latest if status is ThreadStatus.interrupted else None
         if as_json:
             _emit_json(
                 {
                     "thread_id": thread_id,
                     "status": status.value,
+                    "interrupts": waiting.interrupts if waiting else [],
                     "totals": total.as_dict(),
                     "runs": [record_json(r) for r in page],
                     "next_cursor": page.next_cursor,
@@ -645,6 +658,13 @@ def threads_show(
             f"({total.tokens.input_tokens:,} in, {total.tokens.output_tokens:,} out); "
             f"{total.llm_calls:,} LLM call(s); error rate {total.error_rate:.1%}"
         )
+        if waiting is not None:
+            console.print(
+                f"waiting on {len(waiting.interrupts)} interrupt(s) of run {waiting.run_id}:"
+            )
+            for entry in waiting.interrupts:
+                value = interrupt_values([entry])
+                console.print(Text(f"  {entry.get('id') or '(no id)'}: {value}"))
         console.print()
         _print_runs(console, [RunRecord.from_row(r) for r in page])
         if page.next_cursor:

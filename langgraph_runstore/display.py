@@ -8,6 +8,7 @@ a run or a page of runs as a small table. Everything here is escaped and self-co
 from __future__ import annotations
 
 import html
+import json
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,24 @@ STATUS_COLORS: dict[str, str] = {
     RunStatus.error.value: "#dc2626",
     RunStatus.timeout.value: "#ea580c",
     RunStatus.interrupted.value: "#9333ea",
+    "paused": "#ca8a04",
 }
+
+
+def status_label(run: RunRecord) -> str:
+    """The status as tables show it: ``paused`` for a run that ended waiting on an
+    interrupt (stored as ``success`` with stop_reason ``interrupt``), else the status."""
+    return "paused" if run.paused else run.status.value
+
+
+def interrupt_values(interrupts: Iterable[Mapping[str, Any]], width: int = 160) -> str:
+    """What a paused run waits for: its interrupts' values, shortened, ``; ``-separated."""
+    values = []
+    for entry in interrupts:
+        value = entry.get("value")
+        values.append(shorten(value if isinstance(value, str) else json.dumps(value), width))
+    return "; ".join(values)
+
 
 _TIMESTAMP_FIELDS = ("created_at", "updated_at", "started_at", "ended_at")
 
@@ -94,7 +112,7 @@ def run_html(run: RunRecord | Mapping[str, Any]) -> str:
         f"{record.total_tokens:,} total ({record.input_tokens:,} in, {record.output_tokens:,} out)"
     )
     rows: list[tuple[str, str]] = [
-        ("status", _status_badge(record.status.value)),
+        ("status", _status_badge(status_label(record))),
         ("thread", html.escape(record.thread_id)),
         ("created", html.escape(format_time(record.created_at))),
         ("duration", html.escape(format_duration(record.duration_seconds))),
@@ -105,6 +123,7 @@ def run_html(run: RunRecord | Mapping[str, Any]) -> str:
         "model": _models(record),
         "user": record.user_id or "",
         "stop reason": record.stop_reason or "",
+        "waiting on": interrupt_values(record.interrupts),
         "error": shorten(record.error, 160),
         "last AI message": shorten(record.last_ai_message, 160),
     }
@@ -132,7 +151,7 @@ def runs_html(
         cells = [
             f'<code title="{html.escape(record.run_id)}">{html.escape(record.run_id[:8])}</code>',
             html.escape(shorten(record.thread_id, 24)),
-            _status_badge(record.status.value),
+            _status_badge(status_label(record)),
             html.escape(format_time(record.created_at)),
             html.escape(format_duration(record.duration_seconds)),
             f"{record.total_tokens:,}",
@@ -151,7 +170,7 @@ def runs_html(
 
 def runs_dataframe(runs: Iterable[RunRecord | Mapping[str, Any]]) -> pandas.DataFrame:
     """Runs as a pandas DataFrame: one row per run, every persisted field, timestamps as
-    UTC datetimes, plus ``duration_seconds``. Needs pandas (``pip install
+    UTC datetimes, plus ``duration_seconds`` and ``paused``. Needs pandas (``pip install
     'langgraph-runstore[pandas]'``)."""
     try:
         import pandas as pd
@@ -159,8 +178,12 @@ def runs_dataframe(runs: Iterable[RunRecord | Mapping[str, Any]]) -> pandas.Data
         raise ImportError(
             "to_dataframe() needs pandas: pip install 'langgraph-runstore[pandas]'"
         ) from exc
-    columns = [*ROW_FIELDS, "duration_seconds"]
-    frame = pd.DataFrame([record_json(run) for run in runs], columns=columns)
+    columns = [*ROW_FIELDS, "duration_seconds", "paused"]
+    rows = []
+    for run in runs:
+        record = as_record(run)
+        rows.append({**record_json(record), "paused": record.paused})
+    frame = pd.DataFrame(rows, columns=columns)
     for name in _TIMESTAMP_FIELDS:
         frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
     return frame

@@ -27,11 +27,13 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from langgraph_runstore.checkpoint._bridge import LoopThread
 from langgraph_runstore.errors import (
     ConflictError,
+    DatabaseConfigError,
     InvalidInputError,
     InvalidTransitionError,
     RunNotFoundError,
 )
 from langgraph_runstore.execution import RunExecutor
+from langgraph_runstore.interrupts import interrupt_entry, pending_interrupts
 from langgraph_runstore.query import (
     PruneResult,
     RunPage,
@@ -197,6 +199,7 @@ class RunManager:
         poll_interval: float = 0.5,
         max_concurrent_runs: int = 16,
         drain_timeout: float = 10.0,
+        flush_interval: float = 5.0,
     ) -> None:
         if store is not None and not isinstance(store, RunStore):
             raise InvalidInputError(
@@ -207,7 +210,13 @@ class RunManager:
             raise InvalidInputError(
                 f"retain_finished_for must be >= 0 seconds, got {retain_finished_for!r}"
             )
+        if not isinstance(flush_interval, (int, float)) or not flush_interval > 0:
+            raise InvalidInputError(
+                f"flush_interval must be a number of seconds > 0, got {flush_interval!r}"
+            )
         self.store = store
+        #: how far behind its tracker a running run's row may fall (a trailing throttle)
+        self.flush_interval = float(flush_interval)
         self.retry_policy = persistence_retry_policy or PersistenceRetryPolicy()
         self.retain_finished_for = retain_finished_for
         self.worker_id = worker_id or default_worker_id()
@@ -898,6 +907,37 @@ class RunManager:
             return ThreadStatus.interrupted
         return ThreadStatus.idle
 
+    async def thread_interrupts(
+        self, thread_id: str, *, checkpointer: Any = None
+    ) -> list[dict[str, Any]]:
+        """The interrupts the thread waits on, as ``{"id", "value", "ns"}`` dicts, read from
+        its newest checkpoint like the Platform's ``thread.interrupts`` (empty when none).
+
+        The checkpointer is ``checkpointer`` or the store's. Without either, the stored
+        interrupts of the thread's latest run stand in, while that run is paused.
+        """
+        latest = await self.list_by_thread(thread_id, limit=1)
+        stored = latest[0].interrupts if latest and latest[0].paused else []
+        saver = checkpointer
+        if saver is None and self.store is not None:
+            try:
+                saver = self.store.checkpointer  # type: ignore[attr-defined]
+            except (AttributeError, DatabaseConfigError):
+                saver = None
+        if saver is None:
+            return [dict(entry) for entry in stored]
+        config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        checkpoint = await saver.aget_tuple(config)
+        if checkpoint is None:
+            return []
+        where = {entry["id"]: entry["ns"] for entry in stored if entry.get("id")}
+        entries = []
+        for interrupt in pending_interrupts(checkpoint.pending_writes or ()):
+            entry = interrupt_entry(interrupt)
+            entry["ns"] = list(where.get(entry["id"], entry["ns"]))
+            entries.append(entry)
+        return entries
+
     async def cleanup(self, run_id: str, *, delay: float = 0) -> None:
         """Forget the in-memory record of a run now, or after ``delay`` seconds.
 
@@ -964,7 +1004,7 @@ class RunManager:
         self,
         run_id: str,
         *,
-        flush_interval: float = 5.0,
+        flush_interval: float | None = None,
         checkpointer: Any = None,
         graph: Any = None,
     ) -> RunTracker:
@@ -972,7 +1012,8 @@ class RunManager:
 
         Pass it in ``config["callbacks"]`` together with ``run_id`` in ``configurable``
         (``manager.track()`` builds that config for you). ``checkpointer`` or ``graph``
-        lets ``cancel(action="rollback")`` remove the run's checkpoints.
+        lets ``cancel(action="rollback")`` remove the run's checkpoints. ``flush_interval``
+        overrides the manager's for this run.
         """
         record = self._runs.get(run_id)
         if record is None:
@@ -980,7 +1021,7 @@ class RunManager:
                 f"no live run with run_id {run_id!r}: create it with manager.create() first",
                 run_id=run_id,
             )
-        tracker = RunTracker(self, record, flush_interval=flush_interval)
+        tracker = RunTracker(self, record, flush_interval=flush_interval or self.flush_interval)
         self._trackers[run_id] = tracker
         if checkpointer is not None or graph is not None:
             self._rollback_targets[run_id] = (checkpointer, graph)
@@ -1181,7 +1222,7 @@ class RunManager:
             graph.invoke(inputs, run.config)
         """
         record = self.run_sync(lambda: self._admit(thread_id, start_now=True, **create_options))
-        tracker = SyncRunTracker(self, record)
+        tracker = SyncRunTracker(self, record, flush_interval=self.flush_interval)
         self._trackers[record.run_id] = tracker
         if graph is not None:
             self._rollback_targets[record.run_id] = (None, graph)

@@ -99,6 +99,8 @@ class UsageRow:
     by_status: Mapping[str, int] = field(default_factory=dict)
     llm_calls: int = 0
     tokens: TokenUsage = field(default_factory=TokenUsage)
+    #: of the ``success`` runs, those that paused on an interrupt (stop_reason "interrupt")
+    paused: int = 0
 
     @property
     def finished(self) -> int:
@@ -112,11 +114,12 @@ class UsageRow:
         return failed / self.finished if self.finished else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: key, runs, by_status, error_rate, llm_calls and token fields."""
+        """A JSON-ready dict: key, runs, by_status, paused, error_rate, llm_calls, tokens."""
         return {
             "key": self.key,
             "runs": self.runs,
             "by_status": dict(self.by_status),
+            "paused": self.paused,
             "error_rate": round(self.error_rate, 6),
             "llm_calls": self.llm_calls,
             **self.tokens.as_dict(),
@@ -271,6 +274,7 @@ def usage_rows(groups: Mapping[str | None, dict[str, Any]]) -> list[UsageRow]:
             by_status=dict(sorted(acc["by_status"].items())),
             llm_calls=int(acc["llm_calls"]),
             tokens=TokenUsage(*(int(acc[name]) for name in TOKEN_FIELDS)),
+            paused=int(acc["paused"]),
         )
         for key, acc in groups.items()
     ]
@@ -286,7 +290,7 @@ def sort_usage(by: str, rows: list[UsageRow]) -> list[UsageRow]:
 
 def new_group() -> dict[str, Any]:
     """An empty accumulator for ``usage_rows``."""
-    return {"by_status": {}, "llm_calls": 0, **dict.fromkeys(TOKEN_FIELDS, 0)}
+    return {"by_status": {}, "llm_calls": 0, "paused": 0, **dict.fromkeys(TOKEN_FIELDS, 0)}
 
 
 def add_to_group(
@@ -296,12 +300,14 @@ def add_to_group(
     runs: int,
     llm_calls: int,
     tokens: Mapping[str, Any],
+    paused: int = 0,
 ) -> None:
     """Fold one (key, status) aggregate into ``groups``."""
     acc = groups.setdefault(key, new_group())
     name = status or RunStatus.pending.value  # a NULL status reads as pending everywhere
     acc["by_status"][name] = acc["by_status"].get(name, 0) + int(runs)
     acc["llm_calls"] += int(llm_calls or 0)
+    acc["paused"] += int(paused or 0)
     for token in TOKEN_FIELDS:
         acc[token] += int(tokens.get(token) or 0)
 
@@ -334,16 +340,17 @@ def aggregate_rows(
             continue
         status = row.get("status")
         calls = int(row.get("llm_call_count") or 0)
+        paused = int(status == RunStatus.success.value and row.get("stop_reason") == "interrupt")
         if by == "model":
             per_model = row.get("token_usage_by_model") or {}
             if per_model:
                 for model, usage in per_model.items():
-                    add_to_group(groups, model, status, 1, calls, usage or {})
+                    add_to_group(groups, model, status, 1, calls, usage or {}, paused)
             else:
                 key = row.get("model_name") or UNKNOWN_MODEL
-                add_to_group(groups, key, status, 1, calls, row)
+                add_to_group(groups, key, status, 1, calls, row, paused)
             continue
-        add_to_group(groups, _KEY_OF[by](row), status, 1, calls, row)
+        add_to_group(groups, _KEY_OF[by](row), status, 1, calls, row, paused)
     return sort_usage(by, usage_rows(groups))
 
 

@@ -21,6 +21,7 @@ from langgraph_runstore.display import (
     format_duration,
     format_time,
     shorten,
+    status_label,
 )
 from langgraph_runstore.query import TimeBound, UsageRow, resolve_time
 from langgraph_runstore.schemas import RunRecord, RunStatus
@@ -53,10 +54,14 @@ async def gather(store: RunStore, *, since: TimeBound = None, top: int = 10) -> 
     """Read everything the report needs: five indexed or bounded queries."""
     start = resolve_time(since, name="since")
     by_day = await store.aggregate_usage(by="day", since=start)
+    # paused runs (success, stop_reason "interrupt") are counted apart from plain success
     counts: dict[str, int] = {status.value: 0 for status in RunStatus}
+    counts["paused"] = 0
     for row in by_day:
         for status, n in row.by_status.items():
             counts[status] = counts.get(status, 0) + n
+        counts[RunStatus.success.value] -= row.paused
+        counts["paused"] += row.paused
     errors = await store.list_runs(
         status=[RunStatus.error.value, RunStatus.timeout.value], since=start, limit=top
     )
@@ -238,7 +243,7 @@ def _run_table(records: Sequence[RunRecord], *, detail: str) -> str:
             extra = f"<td>{_esc(shorten(r.error, 140))}</td>"
         lines.append(
             f'<tr><td><code title="{_esc(r.run_id)}">{_esc(r.run_id[:13])}</code></td>'
-            f"<td>{_esc(shorten(r.thread_id, 28))}</td><td>{_badge(r.status.value)}</td>"
+            f"<td>{_esc(shorten(r.thread_id, 28))}</td><td>{_badge(status_label(r))}</td>"
             f"<td>{_esc(format_time(r.created_at))}</td>{extra}</tr>"
         )
     return (
@@ -251,7 +256,9 @@ def render(data: ReportData, *, title: str | None = None) -> str:
     """The report page as one HTML string (inline CSS and SVG only)."""
     title = title or "LangGraph runs"
     counts = data.status_counts
-    finished = sum(counts.get(s.value, 0) for s in RunStatus if s.is_final)
+    finished = sum(counts.get(s.value, 0) for s in RunStatus if s.is_final) + counts.get(
+        "paused", 0
+    )
     failed = counts.get("error", 0) + counts.get("timeout", 0)
     tokens = sum(row.tokens.total_tokens for row in data.by_day)
     calls = sum(row.llm_calls for row in data.by_day)

@@ -152,6 +152,8 @@ async def _fill(url: str) -> None:
                     model: {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}
                 },
                 error=f"RuntimeError: failure {i}" if status in ("error", "timeout") else None,
+                # every ninth success paused on an interrupt: its own bar and badge
+                stop_reason="interrupt" if status == "success" and i % 9 == 0 else None,
             )
         await store.put("run-live", thread_id="live", status="running", created_at=ago(0.01))
 
@@ -198,8 +200,8 @@ def test_report_renders_its_charts_in_headless_chromium(
     assert set(charts) == {"status", "tokens-by-day", "tokens-by-model"}
     for chart in charts.values():
         assert chart["width"] > 300 and chart["height"] > 60, chart
-    # one bar per status; every status but pending (none in the data) drawn with a size
-    assert charts["status"]["bars"] == len(RunStatus) and charts["status"]["drawn"] == 5
+    # one bar per status and one for paused; all but pending (none in the data) drawn
+    assert charts["status"]["bars"] == len(RunStatus) + 1 and charts["status"]["drawn"] == 6
     assert charts["tokens-by-day"]["drawn"] == charts["tokens-by-day"]["bars"]
     assert charts["tokens-by-model"]["drawn"] == charts["tokens-by-model"]["bars"]
     assert set(charts["status"]["fills"]) == set(STATUS_COLORS.values())

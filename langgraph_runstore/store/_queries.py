@@ -185,6 +185,10 @@ def _aggregate_sql(dialect: str, by: str, clauses: tuple[str, ...]) -> Statement
             "r.status AS status",
             "COUNT(*) AS runs",
             f"{total('r.llm_call_count')} AS llm_calls",
+            total(
+                "CASE WHEN r.status = 'success' AND r.stop_reason = 'interrupt' THEN 1 ELSE 0 END"
+            )
+            + " AS paused",
             *tokens,
         ]
     )
@@ -272,7 +276,9 @@ async def aggregate_usage(store: SQLRunStore, *, by: str, **filters: Any) -> lis
     statement, params = aggregate_query(store.dialect, by=by, **filters)
     groups: dict[str | None, dict[str, Any]] = {}
     for row in await store._driver.fetch(statement, params):
-        add_to_group(groups, row["key"], row["status"], row["runs"], row["llm_calls"], row)
+        add_to_group(
+            groups, row["key"], row["status"], row["runs"], row["llm_calls"], row, row["paused"]
+        )
     return sort_usage(by, usage_rows(groups))
 
 

@@ -240,12 +240,12 @@ def test_threads_show_prints_status_runs_and_totals(
 
 def test_usage_groups_tokens_runs_and_errors(reads: dict[str, Result]) -> None:
     table = ok(reads["usage"]).out.splitlines()
-    assert table[0].split()[:3] == ["MODEL", "RUNS", "SUCCESS"]
+    assert table[0].split()[:4] == ["MODEL", "RUNS", "SUCCESS", "PAUSED"]
     model_a = next(line.split() for line in table if line.startswith("model-a"))
     # four graph runs, 20 input + 7 output tokens each from model-a
     assert model_a[1] == "4" and model_a[-3:] == ["80", "28", "108"]
     model_c = next(line.split() for line in table if line.startswith("model-c"))
-    assert model_c[3] == "1" and model_c[7] == "100.0%"
+    assert model_c[4] == "1" and model_c[8] == "100.0%"
     days = as_json(reads["usage_day"])
     assert days["by"] == "day"
     keys = [group["key"] for group in days["groups"]]
