@@ -81,6 +81,20 @@ def test_to_dataframe_has_a_row_per_run_and_typed_columns() -> None:
     assert len(record().to_dataframe()) == 1
 
 
+def test_paused_runs_are_marked_apart_from_plain_success() -> None:
+    waiting = [{"id": "i1", "value": {"question": "Send <it>?"}, "ns": ["approve:1"]}]
+    paused = record(run_id="p1", stop_reason="interrupt", interrupts=waiting)
+    page = paused._repr_html_()
+    assert ">paused<" in page and STATUS_COLORS["paused"] in page and ">success<" not in page
+    assert "waiting on" in page and "Send &lt;it&gt;?" in page
+    table = runs_html([paused, record()])
+    assert table.count(">paused<") == 1 and table.count(">success<") == 1
+    pytest.importorskip("pandas")
+    frame = RunPage((paused, record())).to_dataframe()
+    assert list(frame["paused"]) == [True, False] and list(frame["status"]) == ["success"] * 2
+    assert frame["interrupts"].iloc[0] == waiting
+
+
 def test_to_dataframe_without_pandas_says_how_to_get_it(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pandas", None)
     with pytest.raises(ImportError, match=r"pip install 'langgraph-runstore\[pandas\]'"):

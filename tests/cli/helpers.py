@@ -153,6 +153,9 @@ async def _seed(url: str) -> Seeded:
             stop_reason="interrupt",
             created_at=ago(0.5),
             last_ai_message="May I send the e-mail?",
+            interrupts=[
+                {"id": "0f" * 16, "value": {"question": "Send it?"}, "ns": ["approve:7"]},
+            ],
         )
         for i in range(3):
             await put(f"r-old-{i}", thread_id="t-archive", status="success", created_at=ago(60 + i))

@@ -92,6 +92,8 @@ def reads(seeded: Seeded, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         "show_missing": ("runs", "show", "no-such-run", "--db", db),
         "thread": ("threads", "show", "t-graph", "--db", db),
         "thread_json": ("threads", "show", "t-hitl", "--json", "--db", db),
+        "thread_hitl": ("threads", "show", "t-hitl", "--db", db),
+        "list_hitl": ("runs", "list", "--thread", "t-hitl", "--db", db),
         "usage": ("usage", "--db", db),
         "usage_day": ("usage", "--by", "day", "--json", "--db", db),
         "migrate": ("migrate", "--db", db),
@@ -229,6 +231,17 @@ def test_threads_show_prints_status_runs_and_totals(
     assert hitl["status"] == "interrupted"
     assert hitl["totals"]["runs"] == 1
     assert [r["run_id"] for r in hitl["runs"]] == ["r-hitl"]
+    assert hitl["interrupts"] == [
+        {"id": "0f" * 16, "value": {"question": "Send it?"}, "ns": ["approve:7"]}
+    ]
+    assert hitl["runs"][0]["status"] == "success"  # JSON keeps the stored status
+    text = ok(reads["thread_hitl"]).out
+    assert "thread t-hitl: interrupted" in text
+    assert "waiting on 1 interrupt(s) of run r-hitl:" in text
+    assert f'{"0f" * 16}: {{"question": "Send it?"}}' in text
+    listing = ok(reads["list_hitl"]).out.splitlines()
+    assert listing[0].split()[3:5] == ["STATUS", "STOP"]  # "RUN ID" is two words
+    assert listing[1].split()[2:4] == ["paused", "interrupt"]
     if "thread_missing" in reads:
         missing = reads["thread_missing"]
         assert missing.code == 1
