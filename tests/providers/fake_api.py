@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -40,15 +41,6 @@ class Usage:
     reasoning: int = 0  # part of `output`
     service_tier: str | None = None  # OpenAI: flex/priority/default; Anthropic: standard/priority
 
-    @property
-    def cache_write(self) -> int:
-        return self.cache_write_5m + self.cache_write_1h
-
-    @property
-    def prompt(self) -> int:
-        # OpenAI counts cached and cache-written tokens inside its input total
-        return self.input + self.cache_read + self.cache_write
-
 
 @dataclass(frozen=True)
 class Reply:
@@ -65,6 +57,15 @@ def _id(prefix: str) -> str:
     return f"{prefix}{uuid.uuid4().hex[:24]}"
 
 
+def _written(u: Usage) -> int:
+    return u.cache_write_5m + u.cache_write_1h
+
+
+def _prompt(u: Usage) -> int:
+    # OpenAI counts cache reads and cache writes inside its input total; Anthropic does not
+    return u.input + u.cache_read + _written(u)
+
+
 def _pieces(text: str, n: int = 3) -> list[str]:
     """Split into up to ``n`` non-empty pieces, so clients must really concatenate deltas."""
     if not text:
@@ -78,12 +79,12 @@ def _pieces(text: str, n: int = 3) -> list[str]:
 
 def _chat_usage(u: Usage) -> JSON:
     prompt_details: JSON = {"cached_tokens": u.cache_read, "audio_tokens": 0}
-    if u.cache_write:
-        prompt_details["cache_write_tokens"] = u.cache_write
+    if _written(u):
+        prompt_details["cache_write_tokens"] = _written(u)
     return {
-        "prompt_tokens": u.prompt,
+        "prompt_tokens": _prompt(u),
         "completion_tokens": u.output,
-        "total_tokens": u.prompt + u.output,
+        "total_tokens": _prompt(u) + u.output,
         "prompt_tokens_details": prompt_details,
         "completion_tokens_details": {"reasoning_tokens": u.reasoning, "audio_tokens": 0},
     }
@@ -97,7 +98,7 @@ def _chat_envelope(reply: Reply, model: str, cid: str, obj: str) -> JSON:
     return env
 
 
-def _chat_completion(reply: Reply, model: str) -> JSON:
+def _chat_completion(reply: Reply, model: str, request: JSON) -> JSON:
     message: JSON = {
         "role": "assistant",
         "content": reply.text or None,  # the API sends null, not "", when there is no text
@@ -150,15 +151,15 @@ def _chat_events(reply: Reply, model: str, request: JSON) -> list[Event]:
 
 def _responses_usage(u: Usage) -> JSON:
     return {
-        "input_tokens": u.prompt,
+        "input_tokens": _prompt(u),
         # the SDK's InputTokensDetails declares cache_write_tokens as required
         "input_tokens_details": {
             "cached_tokens": u.cache_read,
-            "cache_write_tokens": u.cache_write,
+            "cache_write_tokens": _written(u),
         },
         "output_tokens": u.output,
         "output_tokens_details": {"reasoning_tokens": u.reasoning},
-        "total_tokens": u.prompt + u.output,
+        "total_tokens": _prompt(u) + u.output,
     }
 
 
@@ -169,26 +170,11 @@ def _responses_items(reply: Reply) -> list[JSON]:
         items.append({"id": _id("rs_"), "type": "reasoning", "summary": summary})
     if reply.text:
         part = {"type": "output_text", "text": reply.text, "annotations": [], "logprobs": []}
-        items.append(
-            {
-                "id": _id("msg_"),
-                "type": "message",
-                "role": "assistant",
-                "status": "completed",
-                "content": [part],
-            }
-        )
+        msg = dict(id=_id("msg_"), type="message", role="assistant", status="completed")
+        items.append({**msg, "content": [part]})
     for name, args in reply.tool_calls:
-        items.append(
-            {
-                "id": _id("fc_"),
-                "type": "function_call",
-                "call_id": _id("call_"),
-                "name": name,
-                "arguments": json.dumps(args),
-                "status": "completed",
-            }
-        )
+        call = dict(id=_id("fc_"), type="function_call", call_id=_id("call_"), name=name)
+        items.append({**call, "arguments": json.dumps(args), "status": "completed"})
     return items
 
 
@@ -274,7 +260,7 @@ def _anthropic_usage(u: Usage | None) -> JSON:
         "input_tokens": u.input,
         "output_tokens": u.output,
         "cache_read_input_tokens": u.cache_read,
-        "cache_creation_input_tokens": u.cache_write,
+        "cache_creation_input_tokens": _written(u),
         "cache_creation": {
             "ephemeral_5m_input_tokens": u.cache_write_5m,
             "ephemeral_1h_input_tokens": u.cache_write_1h,
@@ -302,30 +288,32 @@ def _stop_reason(reply: Reply) -> str:
 
 
 def _anthropic_message(reply: Reply, model: str, content: list[JSON], usage: JSON) -> JSON:
-    return {
-        "id": _id("msg_"),
-        "type": "message",
-        "role": "assistant",
-        "model": model,
-        "content": content,
-        "stop_reason": _stop_reason(reply),
-        "stop_sequence": None,
-        "usage": usage,
-    }
+    message = dict(id=_id("msg_"), type="message", role="assistant", model=model, content=content)
+    return {**message, "stop_reason": _stop_reason(reply), "stop_sequence": None, "usage": usage}
 
 
-def _anthropic_events(reply: Reply, model: str) -> list[Event]:
+def _anthropic_body(reply: Reply, model: str, request: JSON) -> JSON:
+    blocks = _anthropic_blocks(reply)
+    return _anthropic_message(reply, model, blocks, _anthropic_usage(reply.usage))
+
+
+def _anthropic_events(reply: Reply, model: str, request: JSON) -> list[Event]:
     u = reply.usage
-    # message_start: input-side counts (with the TTL split) and a placeholder output of 1
+    events: list[Event] = []
+
+    def emit(kind: str, **fields: Any) -> None:
+        events.append((kind, {"type": kind, **fields}))
+
+    # message_start: the input-side counts (with the TTL split) and a placeholder output of 1
     start_usage = _anthropic_usage(u)
     if u is not None:
         start_usage["output_tokens"] = 1
         start_usage.pop("output_tokens_details", None)
     message = _anthropic_message(reply, model, [], start_usage)
-    message["stop_reason"] = None  # documented as null in message_start
-    events: list[Event] = [("message_start", {"type": "message_start", "message": message})]
-    events.append(("ping", {"type": "ping"}))
+    emit("message_start", message={**message, "stop_reason": None})  # null until message_delta
+    emit("ping")
     for i, block in enumerate(_anthropic_blocks(reply)):
+        start: JSON
         if block["type"] == "thinking":
             start = {"type": "thinking", "thinking": "", "signature": ""}
             deltas = [{"type": "thinking_delta", "thinking": p} for p in _pieces(block["thinking"])]
@@ -337,33 +325,26 @@ def _anthropic_events(reply: Reply, model: str) -> list[Event]:
             start = {**block, "input": {}}
             pieces = _pieces(json.dumps(block["input"]))
             deltas = [{"type": "input_json_delta", "partial_json": p} for p in pieces]
-        events.append(
-            (
-                "content_block_start",
-                {"type": "content_block_start", "index": i, "content_block": start},
-            )
-        )
-        events += [
-            ("content_block_delta", {"type": "content_block_delta", "index": i, "delta": d})
-            for d in deltas
-        ]
-        events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
-    # message_delta usage is cumulative. The real API repeats the input-side totals here,
-    # but only the flat cache_creation_input_tokens, not the 5m/1h split (that is only in
-    # message_start) -- mirrored so clients see exactly what production sends.
+        emit("content_block_start", index=i, content_block=start)
+        for delta in deltas:
+            emit("content_block_delta", index=i, delta=delta)
+        emit("content_block_stop", index=i)
+    # message_delta usage is cumulative: the real API repeats the input-side totals here, but
+    # only the flat cache_creation_input_tokens, not the 5m/1h split (message_start alone has
+    # that). Mirrored, so clients see exactly what production sends.
     delta_usage: JSON = {"output_tokens": 0}
     if u is not None:
         delta_usage = {
             "input_tokens": u.input,
-            "cache_creation_input_tokens": u.cache_write,
+            "cache_creation_input_tokens": _written(u),
             "cache_read_input_tokens": u.cache_read,
             "output_tokens": u.output,
         }
         if u.reasoning:
             delta_usage["output_tokens_details"] = {"thinking_tokens": u.reasoning}
     stop = {"stop_reason": _stop_reason(reply), "stop_sequence": None}
-    events.append(("message_delta", {"type": "message_delta", "delta": stop, "usage": delta_usage}))
-    events.append(("message_stop", {"type": "message_stop"}))
+    emit("message_delta", delta=stop, usage=delta_usage)
+    emit("message_stop")
     return events
 
 
@@ -392,6 +373,18 @@ def _error_body(anthropic: bool, status: int, message: str) -> JSON:
 
 # ---------------------------------------------------------------- server
 
+Builder = Callable[[Reply, str, JSON], Any]
+_WHOLE: dict[str, Builder] = {
+    "/v1/chat/completions": _chat_completion,
+    "/v1/responses": lambda r, m, req: _response(r, m, req, _id("resp_"), _responses_items(r)),
+    "/v1/messages": _anthropic_body,
+}
+_STREAMED: dict[str, Builder] = {
+    "/v1/chat/completions": _chat_events,
+    "/v1/responses": _responses_events,
+    "/v1/messages": _anthropic_events,
+}
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a stuck client must not keep pytest alive
@@ -412,42 +405,26 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body: JSON = json.loads(raw) if raw else {}
         api = self.server.api
-        api._record(
-            {"path": path, "body": body, "headers": {k.lower(): v for k, v in self.headers.items()}}
-        )
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        api._record({"path": path, "body": body, "headers": headers})
         is_anthropic = path == "/v1/messages"
-        if path not in ("/v1/chat/completions", "/v1/responses", "/v1/messages"):
-            self._json(404, _error_body(is_anthropic, 404, f"fake API has no route {path}"))
-            return
         model = str(body.get("model", ""))
-        reply = api._pop(model)
-        if reply is None:
-            # x-should-retry: the SDKs would otherwise retry a 500 twice with backoff before
-            # surfacing a mistake in the test's script
-            err = _error_body(is_anthropic, 500, f"no scripted reply for {path} (model {model!r})")
-            self._json(500, err, {"x-should-retry": "false"})
-            return
-        if reply.status != 200:
-            self._json(reply.status, _error_body(is_anthropic, reply.status, "scripted error"))
-            return
-        echoed = reply.model or model
-        streamed = bool(body.get("stream"))
-        if path == "/v1/chat/completions":
-            if streamed:
-                self._sse(_chat_events(reply, echoed, body), reply.fail_after_chunks)
-            else:
-                self._json(200, _chat_completion(reply, echoed))
-        elif path == "/v1/responses":
-            if streamed:
-                self._sse(_responses_events(reply, echoed, body), reply.fail_after_chunks)
-            else:
-                items = _responses_items(reply)
-                self._json(200, _response(reply, echoed, body, _id("resp_"), items))
-        elif streamed:
-            self._sse(_anthropic_events(reply, echoed), reply.fail_after_chunks)
+        reply = api._pop(model) if path in _WHOLE else None
+        if path not in _WHOLE:
+            self._json(404, _error_body(is_anthropic, 404, f"fake API has no route {path}"))
+        elif reply is None:
+            # x-should-retry: the SDKs would otherwise retry a 500 twice, with backoff, before
+            # surfacing the mistake in the test's script
+            msg = f"no scripted reply for {path} (model {model!r})"
+            self._json(500, _error_body(is_anthropic, 500, msg), {"x-should-retry": "false"})
+        elif reply.status != 200:
+            # retry-after-ms: a client configured to retry does so in 10 ms, not 0.5-8 s
+            msg, wait = f"scripted error (HTTP {reply.status})", {"retry-after-ms": "10"}
+            self._json(reply.status, _error_body(is_anthropic, reply.status, msg), wait)
+        elif body.get("stream"):
+            self._sse(_STREAMED[path](reply, reply.model or model, body), reply.fail_after_chunks)
         else:
-            usage = _anthropic_usage(reply.usage)
-            self._json(200, _anthropic_message(reply, echoed, _anthropic_blocks(reply), usage))
+            self._json(200, _WHOLE[path](reply, reply.model or model, body))
 
     def _json(self, status: int, payload: JSON, headers: dict[str, str] | None = None) -> None:
         data = json.dumps(payload).encode()
