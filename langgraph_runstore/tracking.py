@@ -332,8 +332,14 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
             return
         loop = self._loop
         if loop is not None and self._arm_flush():
-            # a sync chat model inside an async graph reports from a worker thread
-            loop.call_soon_threadsafe(self._start_timer, loop)
+            try:
+                running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                self._start_timer(loop)
+            else:  # a sync chat model inside an async graph reports from a worker thread
+                loop.call_soon_threadsafe(self._start_timer, loop)
 
     async def on_interrupt(self, event: GraphInterruptEvent) -> None:
         self._interrupt_event(event)
