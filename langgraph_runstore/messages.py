@@ -4,8 +4,8 @@ a run's input, and the message count of its output.
 Accepted message forms (as ``add_messages`` coerces them): ``BaseMessage``; a ``(role,
 content)`` tuple, or a two-item list (what JSON makes of a tuple, as in ``submit()``); a
 dict with ``role`` (``user``/``human``) or ``type`` (``human``/``user``) and ``content``; a
-bare string, which is a human message. An input is a state dict whose ``messages`` holds a
-list of those or a single one, a list or a single message given as the whole input, or a
+bare string, which is a human message. An input is a state (a dict, or a pydantic model or
+dataclass) whose ``messages`` holds a list of those or a single one, a list or a single message given as the whole input, or a
 ``Command`` (its ``update`` is read; ``Command(resume=...)`` has no human message).
 
 Text is a string content, or the text parts of a list of content blocks: strings, and
@@ -73,6 +73,8 @@ def _input_messages(value: Any) -> Sequence[Any]:
         if "messages" not in value:
             return ()
         value = value["messages"]
+    elif not isinstance(value, (str, Sequence)) and not hasattr(value, "content"):
+        value = getattr(value, "messages", None)  # a pydantic or dataclass state
     if value is None:
         return ()
     if isinstance(value, (str, Mapping)) or hasattr(value, "content"):

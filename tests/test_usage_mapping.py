@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -241,6 +242,12 @@ def test_text_blocks_in_every_shape() -> None:
 HI = "hello there"
 
 
+@dataclass
+class MessagesModel:
+    messages: list[Any]
+
+
+
 @pytest.mark.parametrize(
     "inputs",
     [
@@ -260,6 +267,7 @@ HI = "hello there"
         [HumanMessage(HI)],  # a message list as the whole input
         HI,
         Command(update={"messages": [("user", HI)]}),
+        MessagesModel(messages=[("user", HI)]),
     ],
 )
 def test_first_human_message_of_every_input_form(inputs: Any) -> None:
