@@ -5,8 +5,8 @@ what the graph passed to ``interrupt()``, made JSON-storable, and ``ns`` the che
 namespace of the task that raised it, as a list of ``"node:task_id"`` parts (empty when it
 is not known, as for ``interrupt_before``/``interrupt_after`` pauses, which carry no value).
 
-``pending_interrupts()`` reads the interrupts still waiting for an answer from a thread's
-newest checkpoint: those written by a task that produced nothing else, as LangGraph itself
+``read_pending()`` reads the interrupts still waiting for an answer from a thread's newest
+checkpoint: those written by a task that produced nothing else, as LangGraph itself
 decides which interrupts a resume must answer.
 """
 
@@ -44,29 +44,52 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
         except Exception:
             return repr(value)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return jsonable(dataclasses.asdict(value), _depth + 1)
+        # field by field: asdict() deep-copies, and refuses values that do not copy
+        return {
+            field.name: jsonable(getattr(value, field.name, None), _depth + 1)
+            for field in dataclasses.fields(value)
+        }
     return repr(value)
 
 
 def interrupt_entry(interrupt: Any, ns: Sequence[str] = ()) -> dict[str, Any]:
     """One stored interrupt from a LangGraph ``Interrupt`` (or a dict of the same fields)."""
     if isinstance(interrupt, Mapping):
-        interrupt_id, value = interrupt.get("id"), interrupt.get("value")
-        ns = interrupt.get("ns") or ns
+        value = interrupt.get("value")
+        ns = namespace_parts(interrupt.get("ns")) or ns
     else:
-        interrupt_id, value = getattr(interrupt, "id", None), getattr(interrupt, "value", None)
+        value = getattr(interrupt, "value", None)
+    try:
+        stored = jsonable(value)
+    except Exception:  # a value that cannot even be walked is still recorded
+        stored = _safe_repr(value)
     return {
-        "id": None if interrupt_id is None else str(interrupt_id),
-        "value": jsonable(value),
+        "id": interrupt_id_of(interrupt),
+        "value": stored,
         "ns": [str(part) for part in ns],
     }
+
+
+def interrupt_id_of(interrupt: Any) -> str | None:
+    """The id of a LangGraph ``Interrupt`` (or of a dict with an ``id``), as text."""
+    found = (
+        interrupt.get("id") if isinstance(interrupt, Mapping) else getattr(interrupt, "id", None)
+    )
+    return None if found is None else str(found)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
 
 
 def namespace_parts(checkpoint_ns: Any) -> list[str]:
     """``"a:1|b:2"`` (LangGraph's ``langgraph_checkpoint_ns``) or a tuple of parts as a list."""
     if isinstance(checkpoint_ns, str):
         return checkpoint_ns.split("|") if checkpoint_ns else []
-    if isinstance(checkpoint_ns, Iterable):
+    if isinstance(checkpoint_ns, Iterable) and not isinstance(checkpoint_ns, Mapping):
         return [str(part) for part in checkpoint_ns]
     return []
 
@@ -91,10 +114,30 @@ def pending_interrupts(pending_writes: Iterable[Sequence[Any]]) -> list[Any]:
     ]
 
 
+async def read_pending(
+    checkpointer: Any, thread_id: str, *, known: Iterable[Mapping[str, Any]] = ()
+) -> list[dict[str, Any]]:
+    """The interrupts ``thread_id`` waits on, from its newest root checkpoint; ``known``
+    entries (a run's stored interrupts) supply the namespace a checkpoint does not keep."""
+    config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+    checkpoint = await checkpointer.aget_tuple(config)
+    if checkpoint is None:
+        return []
+    where = {entry["id"]: entry.get("ns") or [] for entry in known if entry.get("id")}
+    entries = []
+    for interrupt in pending_interrupts(checkpoint.pending_writes or ()):
+        entry = interrupt_entry(interrupt)
+        entry["ns"] = list(where.get(entry["id"], entry["ns"]))
+        entries.append(entry)
+    return entries
+
+
 __all__ = [
     "INTERRUPT_CHANNEL",
     "interrupt_entry",
+    "interrupt_id_of",
     "jsonable",
     "namespace_parts",
     "pending_interrupts",
+    "read_pending",
 ]

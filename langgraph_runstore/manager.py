@@ -33,7 +33,7 @@ from langgraph_runstore.errors import (
     RunNotFoundError,
 )
 from langgraph_runstore.execution import RunExecutor
-from langgraph_runstore.interrupts import interrupt_entry, pending_interrupts
+from langgraph_runstore.interrupts import read_pending
 from langgraph_runstore.query import (
     PruneResult,
     RunPage,
@@ -165,6 +165,14 @@ def _check_completion_fields(run_id: str, fields: dict[str, Any]) -> None:
     # token_usage_by_model's JSON is checked by the store, which encodes it anyway
 
 
+def _check_flush_interval(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidInputError(f"flush_interval must be a number of seconds > 0, got {value!r}")
+    if value == float("inf"):
+        raise InvalidInputError("flush_interval must be finite, got inf")
+    return float(value)
+
+
 def default_worker_id() -> str:
     """host:pid:random, unique per RunManager even within one process."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -210,13 +218,9 @@ class RunManager:
             raise InvalidInputError(
                 f"retain_finished_for must be >= 0 seconds, got {retain_finished_for!r}"
             )
-        if not isinstance(flush_interval, (int, float)) or not flush_interval > 0:
-            raise InvalidInputError(
-                f"flush_interval must be a number of seconds > 0, got {flush_interval!r}"
-            )
         self.store = store
         #: how far behind its tracker a running run's row may fall (a trailing throttle)
-        self.flush_interval = float(flush_interval)
+        self.flush_interval = _check_flush_interval(flush_interval)
         self.retry_policy = persistence_retry_policy or PersistenceRetryPolicy()
         self.retain_finished_for = retain_finished_for
         self.worker_id = worker_id or default_worker_id()
@@ -861,7 +865,7 @@ class RunManager:
 
     def _tally(self, run_id: str) -> dict[str, Any]:
         tracker = self._trackers.get(run_id)
-        return tracker.tally.fields() if tracker is not None else {}
+        return tracker.current_fields() if tracker is not None else {}
 
     async def list_by_thread(
         self, thread_id: str, *, user_id: str | None = None, limit: int = 100
@@ -926,17 +930,7 @@ class RunManager:
                 saver = None
         if saver is None:
             return [dict(entry) for entry in stored]
-        config = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
-        checkpoint = await saver.aget_tuple(config)
-        if checkpoint is None:
-            return []
-        where = {entry["id"]: entry["ns"] for entry in stored if entry.get("id")}
-        entries = []
-        for interrupt in pending_interrupts(checkpoint.pending_writes or ()):
-            entry = interrupt_entry(interrupt)
-            entry["ns"] = list(where.get(entry["id"], entry["ns"]))
-            entries.append(entry)
-        return entries
+        return await read_pending(saver, thread_id, known=stored)
 
     async def cleanup(self, run_id: str, *, delay: float = 0) -> None:
         """Forget the in-memory record of a run now, or after ``delay`` seconds.
@@ -1021,7 +1015,10 @@ class RunManager:
                 f"no live run with run_id {run_id!r}: create it with manager.create() first",
                 run_id=run_id,
             )
-        tracker = RunTracker(self, record, flush_interval=flush_interval or self.flush_interval)
+        interval = (
+            self.flush_interval if flush_interval is None else _check_flush_interval(flush_interval)
+        )
+        tracker = RunTracker(self, record, flush_interval=interval)
         self._trackers[run_id] = tracker
         if checkpointer is not None or graph is not None:
             self._rollback_targets[run_id] = (checkpointer, graph)

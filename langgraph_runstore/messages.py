@@ -5,8 +5,9 @@ Accepted message forms (as ``add_messages`` coerces them): ``BaseMessage``; a ``
 content)`` tuple, or a two-item list (what JSON makes of a tuple, as in ``submit()``); a
 dict with ``role`` (``user``/``human``) or ``type`` (``human``/``user``) and ``content``; a
 bare string, which is a human message. An input is a state (a dict, or a pydantic model or
-dataclass) whose ``messages`` holds a list of those or a single one, a list or a single message given as the whole input, or a
-``Command`` (its ``update`` is read; ``Command(resume=...)`` has no human message).
+dataclass) whose ``messages`` holds a list of those or a single one; a list or a single
+message given as the whole input; or a ``Command`` (its ``update`` is read;
+``Command(resume=...)`` has no human message).
 
 Text is a string content, or the text parts of a list of content blocks: strings, and
 blocks of type ``text``, ``output_text`` or ``input_text`` whose ``text`` (or ``content``)
@@ -59,7 +60,8 @@ def _human_text(message: Any) -> str | None:
         return None
     if isinstance(message, Mapping):
         kind = message.get("role", message.get("type"))
-        return content_text(message.get("content")) if kind in _HUMAN_ROLES else None
+        human = isinstance(kind, str) and kind in _HUMAN_ROLES
+        return content_text(message.get("content")) if human else None
     if getattr(message, "type", None) == "human":  # HumanMessage and its chunk
         return content_text(getattr(message, "content", None))
     return None
@@ -71,7 +73,8 @@ def _input_messages(value: Any) -> Sequence[Any]:
         value = update
     if isinstance(value, Mapping):
         if "messages" not in value:
-            return ()
+            # one message dict given as the whole input
+            return (value,) if "content" in value and ("role" in value or "type" in value) else ()
         value = value["messages"]
     elif not isinstance(value, (str, Sequence)) and not hasattr(value, "content"):
         value = getattr(value, "messages", None)  # a pydantic or dataclass state
@@ -79,7 +82,12 @@ def _input_messages(value: Any) -> Sequence[Any]:
         return ()
     if isinstance(value, (str, Mapping)) or hasattr(value, "content"):
         return (value,)  # one message given on its own
-    if isinstance(value, tuple) and len(value) == 2 and value[0] in _ROLES:
+    if (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and isinstance(value[0], str)
+        and (value[0] in _ROLES)
+    ):
         return (value,)  # one (role, content) pair, not a tuple of two messages
     if isinstance(value, Sequence):
         return value

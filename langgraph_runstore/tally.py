@@ -85,7 +85,8 @@ class Tally:
         self.lock = threading.Lock()
         #: model name -> [input, output, total, cache_read, cache_creation, reasoning]
         self.by_model: dict[str, list[int]] = {}
-        #: LLM callback run id -> the metadata its start carried, or _COUNTED once counted
+        #: LLM callback run id -> the metadata its start carried (a reference, not a copy),
+        #: or _COUNTED once counted
         self.llm_calls: dict[uuid.UUID, Any] = {}
         #: calls that ended without usage -> their model (a later end may still report it)
         self.no_usage: dict[uuid.UUID, str] = {}
@@ -102,10 +103,16 @@ class Tally:
     def llm_ended(self, run_id: uuid.UUID, response: LLMResult) -> None:
         """Count one call's end. A call's usage is counted once, however often its end is
         reported; an end without usage leaves room for a later end of it that has some."""
+        unreported = self._count_end(run_id, response)
+        if unreported is not None:
+            _warn_no_usage(*unreported)  # outside the lock: logging may block
+
+    def _count_end(self, run_id: uuid.UUID, response: LLMResult) -> tuple[str, Any] | None:
+        """llm_ended under the lock; returns (model, provider) for a first end without usage."""
         with self.lock:
             started = self.llm_calls.get(run_id)
             if started is _COUNTED:
-                return
+                return None
             message: Any = None
             for generations in response.generations:
                 for generation in generations:
@@ -124,16 +131,17 @@ class Tally:
                 counters = self.by_model[model] = [0, 0, 0, 0, 0, 0]
             self.dirty = True
             if usage is None:
-                if run_id not in self.no_usage:
-                    self.no_usage[run_id] = model
-                    self.llm_calls.setdefault(run_id, started)
-                    provider = started.get("ls_provider") if isinstance(started, Mapping) else None
-                    _warn_no_usage(model, provider)
-                return
+                if run_id in self.no_usage:
+                    return None
+                self.no_usage[run_id] = model
+                self.llm_calls.setdefault(run_id, started)
+                provider = started.get("ls_provider") if isinstance(started, Mapping) else None
+                return model, provider
             self.no_usage.pop(run_id, None)
             self.llm_calls[run_id] = _COUNTED
             for index, value in enumerate(usage):
                 counters[index] += value
+            return None
 
     def main_model(self) -> str | None:
         """The run's model: the one it used, else the one with the most tokens (ties: the

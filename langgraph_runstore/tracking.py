@@ -29,7 +29,12 @@ from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 from langgraph.errors import GraphInterrupt
 
 from langgraph_runstore.errors import ConflictError, RunAlreadyInvokedError
-from langgraph_runstore.interrupts import INTERRUPT_CHANNEL, interrupt_entry, namespace_parts
+from langgraph_runstore.interrupts import (
+    INTERRUPT_CHANNEL,
+    interrupt_entry,
+    interrupt_id_of,
+    namespace_parts,
+)
 from langgraph_runstore.messages import first_human_text, message_count, message_text
 from langgraph_runstore.query import UNKNOWN_MODEL
 from langgraph_runstore.schemas import RunRecord, RunStatus
@@ -86,7 +91,10 @@ class _TrackerCore:
     ) -> bool:
         if self.root_run_id is None:
             self.root_run_id = run_id
-            self.tally.first_human_message = first_human_text(inputs)
+            try:
+                self.tally.first_human_message = first_human_text(inputs)
+            except Exception:  # an input form nobody foresaw must not stop the run's record
+                logger.exception("Tracker could not read the input of run %s", self.record.run_id)
             return True
         if parent_run_id is None:
             self.raise_error = True
@@ -99,7 +107,8 @@ class _TrackerCore:
             )
         if metadata is not None and not self.finished:
             ns = metadata.get("langgraph_checkpoint_ns")
-            if ns:
+            # a runnable inside a task shares the task's namespace: the task's chain suffices
+            if ns and (parent_run_id is None or self._chain_ns.get(parent_run_id) != ns):
                 self._chain_ns[run_id] = ns
         return False
 
@@ -108,13 +117,12 @@ class _TrackerCore:
             return
         parts = namespace_parts(ns)
         for interrupt in interrupts:
-            entry = interrupt_entry(interrupt, parts)
-            key = entry["id"] or f"#{len(self._interrupts)}"
+            key = interrupt_id_of(interrupt) or f"#{len(self._interrupts)}"
             known = self._interrupts.get(key)
             if known is None:
-                self._interrupts[key] = entry
+                self._interrupts[key] = interrupt_entry(interrupt, parts)
             elif not known["ns"]:
-                known["ns"] = entry["ns"]
+                known["ns"] = parts
 
     def _chain_error(self, error: BaseException, run_id: uuid.UUID) -> None:
         """A node's chain failed: remember where an interrupt it raised comes from."""
@@ -126,7 +134,8 @@ class _TrackerCore:
         self.interrupted = True
         self._note_interrupts(event.interrupts, event.checkpoint_ns)
 
-    def _fields(self) -> dict[str, Any]:
+    def current_fields(self) -> dict[str, Any]:
+        """The run's numbers so far as completion fields, with the model name filled in."""
         fields = self.tally.fields()
         if self._fill_model_name:
             model = self.tally.main_model()
@@ -135,7 +144,7 @@ class _TrackerCore:
         return fields
 
     def _paused_fields(self) -> dict[str, Any]:
-        fields = self._fields()
+        fields = self.current_fields()
         fields["stop_reason"] = "interrupt"
         fields["interrupts"] = list(self._interrupts.values())
         return fields
@@ -150,14 +159,14 @@ class _TrackerCore:
             self._note_interrupts(outputs[INTERRUPT_CHANNEL])
         if self.interrupted:
             return RunStatus.success, self._paused_fields()
-        return RunStatus.success, self._fields()
+        return RunStatus.success, self.current_fields()
 
     def _root_error(self, error: BaseException) -> tuple[RunStatus, dict[str, Any]]:
         if isinstance(error, GraphInterrupt):
             if error.args:
                 self._note_interrupts(error.args[0])
             return RunStatus.success, self._paused_fields()
-        fields = self._fields()
+        fields = self.current_fields()
         if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
             if self.record.abort_action == "timeout":
                 fields["stop_reason"] = "timeout"
@@ -169,7 +178,7 @@ class _TrackerCore:
         return RunStatus.error, fields
 
     def _abandoned(self) -> tuple[RunStatus, dict[str, Any]]:
-        fields = self._fields()
+        fields = self.current_fields()
         fields["stop_reason"] = "not_invoked" if not self.invoked else "abandoned"
         return RunStatus.interrupted, fields
 
@@ -188,7 +197,7 @@ class _TrackerCore:
             self._flush_armed = False
         if self.finished:
             return None
-        return self._fields()
+        return self.current_fields()
 
     def config(self, *, thread_id: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """The RunnableConfig that runs a graph under this record's run.
@@ -338,8 +347,13 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
                 running = None
             if running is loop:
                 self._start_timer(loop)
-            else:  # a sync chat model inside an async graph reports from a worker thread
+            elif not loop.is_closed():
+                # a sync chat model inside an async graph reports from a worker thread
                 loop.call_soon_threadsafe(self._start_timer, loop)
+            else:
+                # a sync invoke drove this async handler: langchain-core ran each callback
+                # in a loop of its own, now closed, so the write goes out now, unthrottled
+                await self._flush()
 
     async def on_interrupt(self, event: GraphInterruptEvent) -> None:
         self._interrupt_event(event)
@@ -369,8 +383,15 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         if self._flush_timer is not None:
             self._flush_timer.cancel()
             self._flush_timer = None
-        if self._flush_task is not None and not self._flush_task.done():
-            await asyncio.gather(self._flush_task, return_exceptions=True)
+        cancelled: asyncio.CancelledError | None = None
+        flush = self._flush_task
+        if flush is not None and not flush.done():
+            try:  # the final write goes after a progress write in flight, never before it
+                await asyncio.shield(flush)
+            except asyncio.CancelledError as exc:
+                cancelled = exc  # cancelled while waiting: the final write still goes out
+            except Exception:
+                pass  # logged by _flush
         try:
             await self.manager.finish(self.record, status, **fields)
         except Exception:
@@ -378,6 +399,8 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         self._spend()
         if self._captured_task:
             self.record.task = None  # the user's task goes on; it is no longer this run's
+        if cancelled is not None:
+            raise cancelled
 
     async def aclose(self, error: BaseException | None = None) -> None:
         """End the run if the graph's own callbacks did not (a stream abandoned midway,
@@ -468,7 +491,13 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         self.tally.llm_started(run_id, metadata)
 
     def on_llm_end(self, response: LLMResult, *, run_id: uuid.UUID, **kwargs: Any) -> None:
-        self.tally.llm_ended(run_id, response)
+        try:
+            self.tally.llm_ended(run_id, response)
+        except Exception:
+            logger.exception(
+                "Tracker could not count LLM call %s of run %s", run_id, self.record.run_id
+            )
+            return
         if self._arm_flush():
             timer = threading.Timer(self.flush_interval, self._timed_flush)
             timer.daemon = True

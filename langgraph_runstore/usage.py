@@ -18,8 +18,8 @@ One rule for every integration, in this order (the first that yields counts wins
 2. The provider's raw usage in ``response_metadata`` (``usage``, ``token_usage``,
    ``usage_metadata``), then ``llm_output["token_usage"]`` / ``llm_output["usage"]``, read by
    :func:`provider_counts`: OpenAI Chat Completions and Responses, Anthropic Messages (whose
-   ``input_tokens`` excludes the cache, which is added back), Gemini, Bedrock Converse and
-   Ollama key names.
+   ``input_tokens`` excludes the cache, which is added back), Gemini (whose candidates leave
+   the thoughts out: they are added to the output), Bedrock Converse and Ollama key names.
 
 ``input_tokens`` always includes cached input, as langchain-core defines it. A count that is
 not a non-negative whole number (None, negative, NaN, a non-numeric string) is dropped;
@@ -49,8 +49,10 @@ def count(value: Any) -> int | None:
         return None
     if isinstance(value, float):
         return int(value) if math.isfinite(value) and value >= 0 and value.is_integer() else None
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
+    if isinstance(value, str):
+        digits = value.strip()
+        # isdigit() alone admits "²" and other digits int() refuses
+        return int(digits) if digits.isascii() and digits.isdigit() else None
     return None
 
 
@@ -149,6 +151,19 @@ def provider_counts(raw: Any) -> Counts | None:
         "promptTokenCount",
         "prompt_eval_count",
     )
+    output_tokens = _first(
+        raw,
+        "completion_tokens",
+        "output_tokens",
+        "outputTokens",
+        "candidates_token_count",
+        "candidatesTokenCount",
+        "eval_count",
+    )
+    if output_tokens is not None and (
+        "candidates_token_count" in raw or "candidatesTokenCount" in raw
+    ):
+        output_tokens += reasoning  # Gemini counts thoughts apart from the candidates
     anthropic_shape = "total_tokens" not in raw and (
         "cache_read_input_tokens" in raw or "cache_creation_input_tokens" in raw
     )
@@ -156,15 +171,7 @@ def provider_counts(raw: Any) -> Counts | None:
         input_tokens += cache_read + cache_creation  # Anthropic counts the cache apart
     return _counted(
         input_tokens,
-        _first(
-            raw,
-            "completion_tokens",
-            "output_tokens",
-            "outputTokens",
-            "candidates_token_count",
-            "candidatesTokenCount",
-            "eval_count",
-        ),
+        output_tokens,
         _first(raw, "total_tokens", "totalTokens", "total_token_count", "totalTokenCount"),
         cache_read,
         cache_creation,

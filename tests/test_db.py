@@ -249,3 +249,36 @@ async def test_at_most_one_running_run_per_thread_is_enforced_by_the_database(db
         await store.put("c", thread_id="t2", status="running")  # another thread is fine
         row = await store.get("b")
         assert row is not None and row["status"] == "pending"
+
+
+@pytest.mark.postgres
+def test_an_older_process_still_admits_runs_after_migration_6(pg_url: str) -> None:
+    """A process of schema 5 sends reject admissions without calls_without_usage: the
+    admission function fills in the NOT NULL columns' defaults instead of refusing them."""
+    import json
+
+    import psycopg
+
+    asyncio.run(_migrate(pg_url))
+    row = {
+        "run_id": "r-old",
+        "thread_id": "t-old",
+        "status": "running",
+        "created_at": "2026-01-01T00:00:00.000000+00:00",
+        "updated_at": "2026-01-01T00:00:00.000000+00:00",
+    }
+    raw = pg_url.replace("postgresql+asyncpg://", "postgresql://")
+    with psycopg.connect(raw, autocommit=True) as conn:
+        admitted = conn.execute(
+            "SELECT runstore_admit(%s, %s::jsonb)", ("t-old", json.dumps(row))
+        ).fetchone()
+        stored = conn.execute(
+            "SELECT calls_without_usage, llm_call_count, total_tokens, interrupts FROM runs"
+        ).fetchall()
+    assert admitted == (True,)
+    assert stored == [(0, 0, 0, None)]
+
+
+async def _migrate(url: str) -> None:
+    async with SQLRunStore.from_url(url):
+        pass

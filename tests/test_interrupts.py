@@ -6,6 +6,7 @@ Real graphs on every store backend, with our checkpointer and the stock savers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import operator
 import threading
 import time
@@ -18,7 +19,14 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
 
-from langgraph_runstore import MemoryRunStore, RunManager, RunStore, SQLRunStore, ThreadStatus
+from langgraph_runstore import (
+    MemoryRunStore,
+    RunManager,
+    RunRecord,
+    RunStore,
+    SQLRunStore,
+    ThreadStatus,
+)
 from tests.graphs import State, listed_model, reply, single_node_graph
 
 pytestmark = pytest.mark.anyio
@@ -216,3 +224,90 @@ def test_sync_tracking_writes_progress_too(tmp_path: Path) -> None:
             release.set()
             worker.join(10)
         assert run.status.value == "success" and run.total_tokens == 7
+
+
+def test_an_async_tracker_driven_by_a_sync_invoke_still_writes_progress(tmp_path: Path) -> None:
+    """``graph.invoke(inputs, run.config)`` inside ``manager.track()``: langchain-core runs
+    each async callback in a loop of its own that it closes at once."""
+    model = listed_model(reply("one", input_tokens=3, output_tokens=2))
+    called, release = threading.Event(), threading.Event()
+
+    def work(state: State) -> dict[str, Any]:
+        answer = model.invoke(state["messages"])
+        called.set()
+        release.wait(10)
+        return {"messages": [answer]}
+
+    async def main() -> None:
+        async with SQLRunStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'mixed.db'}") as store:
+            manager = RunManager(store=store, flush_interval=0.05)
+            graph = single_node_graph(work).compile()
+            async with manager.track(thread_id="t-mixed") as run:
+                invoked = asyncio.create_task(
+                    asyncio.to_thread(graph.invoke, {"messages": "hi"}, run.config)
+                )
+                await asyncio.to_thread(called.wait, 10)
+                seen = time.monotonic()
+                row = await store.get(run.run_id)
+                while row is not None and row["total_tokens"] == 0 and time.monotonic() - seen < 3:
+                    await asyncio.sleep(0.02)
+                    row = await store.get(run.run_id)
+                release.set()
+                await invoked
+            assert row is not None and row["status"] == "running" and row["total_tokens"] == 5
+            final = await store.get(run.run_id)
+            assert final is not None and final["status"] == "success"
+            await manager.aclose()
+
+    asyncio.run(main())
+
+
+class _HeldProgress(MemoryRunStore):
+    """A store whose progress writes wait until the test lets them through."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.progress_started = asyncio.Event()
+        self.let_progress_through = asyncio.Event()
+
+    async def update_run_completion(self, run_id: str, *, status: Any, **fields: Any) -> bool:
+        if str(status) == "running":
+            self.progress_started.set()
+            await self.let_progress_through.wait()
+        return await super().update_run_completion(run_id, status=status, **fields)
+
+
+async def test_cancelled_while_waiting_on_a_progress_write_the_final_write_still_lands() -> None:
+    store = _HeldProgress()
+    manager = RunManager(store=store, flush_interval=0.01)
+    model = listed_model(reply("done", input_tokens=4, output_tokens=4))
+
+    async def work(state: State) -> dict[str, Any]:
+        answer = await model.ainvoke(state["messages"])
+        await store.progress_started.wait()  # the progress write is in flight, held
+        return {"messages": [answer]}
+
+    graph = single_node_graph(work).compile()
+
+    runs: list[RunRecord] = []
+
+    async def invoke() -> None:
+        async with manager.track(thread_id="t-held") as run:
+            runs.append(run)
+            await graph.ainvoke({"messages": "hi"}, run.config)
+
+    task = asyncio.create_task(invoke())
+    await store.progress_started.wait()
+    for _ in range(20):  # until the root end waits on the held progress write
+        await asyncio.sleep(0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    store.let_progress_through.set()
+    for _ in range(20):
+        await asyncio.sleep(0)
+    row = await store.get(runs[0].run_id)
+    # the graph had ended when the cancel came: its success is what the store holds
+    assert row is not None and row["status"] == "success", row
+    assert row["total_tokens"] == 8
+    await manager.aclose()

@@ -120,7 +120,8 @@ def test_provider_usage_dicts() -> None:
         "cached_content_token_count": 40,
         "thoughts_token_count": 30,
     }
-    assert provider_counts(gemini) == (90, 10, 130, 40, 0, 30)
+    # Gemini's candidates leave the 30 thoughts out: 10 + 30 = 40 output, as total says
+    assert provider_counts(gemini) == (90, 40, 130, 40, 0, 30)
     bedrock = {"inputTokens": 12, "outputTokens": 3, "totalTokens": 15, "cacheReadInputTokens": 2}
     assert provider_counts(bedrock) == (12, 3, 15, 2, 0, 0)
     assert provider_counts({"prompt_eval_count": 26, "eval_count": 298}) == (26, 298, 324, 0, 0, 0)
@@ -146,7 +147,8 @@ def test_n_choices_repeat_the_request_usage_once() -> None:
 @pytest.mark.parametrize(
     ("value", "expected"),
     [(5, 5), (0, 0), (-3, None), (None, None), ("12", 12), (" 7 ", 7), ("x", None),
-     (3.0, 3), (2.5, None), (float("nan"), None), (float("inf"), None), (True, None)],
+     (3.0, 3), (2.5, None), (float("nan"), None), (float("inf"), None), (True, None),
+     ("²", None), ("①", None), ("١٢", None)],
 )  # fmt: skip
 def test_count_rules(value: Any, expected: int | None) -> None:
     assert count(value) == expected
@@ -247,7 +249,6 @@ class MessagesModel:
     messages: list[Any]
 
 
-
 @pytest.mark.parametrize(
     "inputs",
     [
@@ -268,6 +269,8 @@ class MessagesModel:
         HI,
         Command(update={"messages": [("user", HI)]}),
         MessagesModel(messages=[("user", HI)]),
+        {"role": "user", "content": HI},  # one message dict as the whole input
+        {"messages": (HumanMessage(HI), HumanMessage("second"))},  # a tuple of two messages
     ],
 )
 def test_first_human_message_of_every_input_form(inputs: Any) -> None:
@@ -276,7 +279,48 @@ def test_first_human_message_of_every_input_form(inputs: Any) -> None:
 
 @pytest.mark.parametrize(
     "inputs",
-    [Command(resume="yes"), {"messages": []}, {"other": 1}, None, 42, {"messages": [("ai", "x")]}],
+    [
+        Command(resume="yes"),
+        {"messages": []},
+        {"other": 1},
+        None,
+        42,
+        {"messages": [("ai", "x")]},
+        {"messages": (HumanMessage("a"), {"x": 1})[1:]},
+        {"messages": [({"unhashable": 1}, "x")]},
+        {"messages": [{"role": ["user"], "content": "x"}]},
+    ],
 )
 def test_inputs_without_a_human_message(inputs: Any) -> None:
     assert first_human_text(inputs) is None
+
+
+# -- interrupt values -------------------------------------------------------------------------
+
+
+def test_interrupt_values_that_do_not_copy_or_print_are_still_recorded() -> None:
+    import threading
+    from dataclasses import field
+
+    from langgraph.types import Interrupt
+
+    from langgraph_runstore.interrupts import interrupt_entry
+
+    @dataclass
+    class Ask:
+        question: str
+        lock: Any = field(default_factory=threading.Lock)
+
+    entry = interrupt_entry(Interrupt(value=Ask("ok?"), id="i1"), ["node:1"])
+    assert entry["id"] == "i1" and entry["ns"] == ["node:1"]
+    assert entry["value"]["question"] == "ok?" and isinstance(entry["value"]["lock"], str)
+
+    class Hostile:
+        def __repr__(self) -> str:
+            raise RuntimeError("no repr")
+
+    assert (
+        interrupt_entry(Interrupt(value=Hostile(), id="i2"))["value"] == "<unrepresentable Hostile>"
+    )
+    # a stored dict: its ns as LangGraph writes it, "a:1|b:2"
+    assert interrupt_entry({"id": "i3", "value": 1, "ns": "a:1|b:2"})["ns"] == ["a:1", "b:2"]

@@ -183,6 +183,17 @@ _CALL_FIDELITY = (
     "ALTER TABLE runs ADD COLUMN interrupts TEXT",
 )
 
+# jsonb_populate_record leaves a key the row lacks NULL, not the column's default: a process
+# of an older version, which knows no calls_without_usage, would have every reject admission
+# refused by its NOT NULL. The defaults of the NOT NULL columns go under the row it sends.
+_PG_ADMIT_WITH_DEFAULTS = _PG_ADMIT.replace(
+    "p_row || jsonb_build_object(",
+    '\'{"calls_without_usage": 0, "input_tokens": 0, "output_tokens": 0, '
+    '"total_tokens": 0, "cache_read_tokens": 0, "cache_creation_tokens": 0, '
+    '"reasoning_tokens": 0, "llm_call_count": 0, "message_count": 0, '
+    '"attempt": 0, "shared_queue": 0}\'::jsonb || p_row || jsonb_build_object(',
+)
+
 MIGRATIONS: list[Migration] = [
     Migration(
         version=1,
@@ -231,7 +242,7 @@ MIGRATIONS: list[Migration] = [
         version=6,
         description="runs: calls_without_usage and interrupts",
         sqlite=_CALL_FIDELITY,
-        postgresql=_CALL_FIDELITY,
+        postgresql=(*_CALL_FIDELITY, _PG_ADMIT_WITH_DEFAULTS),
     ),
 ]
 
