@@ -182,6 +182,17 @@ class _TrackerCore:
         fields["stop_reason"] = "not_invoked" if not self.invoked else "abandoned"
         return RunStatus.interrupted, fields
 
+    def _counted(self, run_id: uuid.UUID, response: LLMResult) -> bool:
+        """Count an LLM call's end; False (logged) when its response could not be read."""
+        try:
+            self.tally.llm_ended(run_id, response)
+        except Exception:
+            logger.exception(
+                "Tracker could not count LLM call %s of run %s", run_id, self.record.run_id
+            )
+            return False
+        return True
+
     def _arm_flush(self) -> bool:
         """True when a progress write should be scheduled ``flush_interval`` from now: the
         counts changed and none is pending. The throttle is trailing, so a running row is
@@ -332,15 +343,8 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         self.tally.llm_started(run_id, metadata)
 
     async def on_llm_end(self, response: LLMResult, *, run_id: uuid.UUID, **kwargs: Any) -> None:
-        try:
-            self.tally.llm_ended(run_id, response)
-        except Exception:
-            logger.exception(
-                "Tracker could not count LLM call %s of run %s", run_id, self.record.run_id
-            )
-            return
         loop = self._loop
-        if loop is not None and self._arm_flush():
+        if self._counted(run_id, response) and loop is not None and self._arm_flush():
             try:
                 running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
             except RuntimeError:
@@ -491,14 +495,7 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         self.tally.llm_started(run_id, metadata)
 
     def on_llm_end(self, response: LLMResult, *, run_id: uuid.UUID, **kwargs: Any) -> None:
-        try:
-            self.tally.llm_ended(run_id, response)
-        except Exception:
-            logger.exception(
-                "Tracker could not count LLM call %s of run %s", run_id, self.record.run_id
-            )
-            return
-        if self._arm_flush():
+        if self._counted(run_id, response) and self._arm_flush():
             timer = threading.Timer(self.flush_interval, self._timed_flush)
             timer.daemon = True
             self._flush_timer = timer

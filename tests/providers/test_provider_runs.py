@@ -24,6 +24,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.types import Send
 
 from langgraph_runstore import RunManager, RunRecord, RunStatus, SQLRunStore
+from langgraph_runstore.schemas import TOKEN_FIELDS
 from tests.graphs import State
 from tests.providers.fake_api import FakeProviderAPI, Reply, Usage
 
@@ -31,14 +32,7 @@ pytestmark = pytest.mark.anyio
 
 QUESTION = "What is the weather in Paris?"
 ANSWER = "It is sunny in Paris."
-TOKEN_NAMES = (
-    "input_tokens",
-    "output_tokens",
-    "total_tokens",
-    "cache_read_tokens",
-    "cache_creation_tokens",
-    "reasoning_tokens",
-)
+TOKEN_NAMES = TOKEN_FIELDS  # input, output, total, cache_read, cache_creation, reasoning
 
 
 @tool
