@@ -86,22 +86,36 @@ def usage_metadata_counts(usage: Any) -> Counts | None:
     """Counts from a langchain-core ``UsageMetadata`` dict; None when it has none."""
     if not isinstance(usage, Mapping) or not usage:
         return None
-    inputs = _details(usage, "input_token_details")
-    outputs = _details(usage, "output_token_details")
-    cache_read = _sum(
-        v for k, v in inputs.items() if k == "cache_read" or k.endswith("_cache_read")
-    )
-    ttl_split = _sum(v for k, v in inputs.items() if k.startswith("ephemeral_"))
-    cache_creation = ttl_split or _sum(
-        v for k, v in inputs.items() if k == "cache_creation" or k.endswith("_cache_creation")
-    )
-    reasoning = _sum(v for k, v in outputs.items() if k == "reasoning" or k.endswith("_reasoning"))
+    # one pass per details dict, plain ints taken as they are: this runs for every LLM call
+    cache_read = cache_creation = ttl_split = reasoning = 0
+    inputs = usage.get("input_token_details")
+    if isinstance(inputs, Mapping):
+        for key, value in inputs.items():
+            if type(value) is not int or value < 0:
+                value = count(value)
+                if value is None:
+                    continue
+            if key.endswith("cache_read"):  # cache_read, flex_cache_read, ...
+                cache_read += value
+            elif key.endswith("cache_creation"):
+                cache_creation += value
+            elif key.startswith("ephemeral_"):  # the TTL split of the cache writes
+                ttl_split += value
+    outputs = usage.get("output_token_details")
+    if isinstance(outputs, Mapping):
+        for key, value in outputs.items():
+            if key.endswith("reasoning"):
+                if type(value) is not int or value < 0:
+                    value = count(value)
+                    if value is None:
+                        continue
+                reasoning += value
     return _counted(
         count(usage.get("input_tokens")),
         count(usage.get("output_tokens")),
         count(usage.get("total_tokens")),
         cache_read,
-        cache_creation,
+        ttl_split or cache_creation,
         reasoning,
     )
 
