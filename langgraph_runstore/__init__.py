@@ -23,7 +23,7 @@ _EXPORTS = {
     "InvalidTransitionError": "errors",
     "MemoryRunStore": "store.memory",
     "MultitaskStrategy": "schemas",
-    "PersistenceRetryPolicy": "manager",
+    "PersistenceRetryPolicy": "lifecycle",
     "PruneResult": "query",
     "RecoveryPolicy": "workers",
     "RunAlreadyInvokedError": "errors",
@@ -105,7 +105,8 @@ if TYPE_CHECKING:
         SchemaVersionError,
         UnsupportedStrategyError,
     )
-    from langgraph_runstore.manager import PersistenceRetryPolicy, RunManager
+    from langgraph_runstore.lifecycle import PersistenceRetryPolicy
+    from langgraph_runstore.manager import RunManager
     from langgraph_runstore.query import PruneResult, RunPage, UsageRow
     from langgraph_runstore.schemas import (
         CancelAction,

@@ -1,9 +1,8 @@
-"""RunManager: the run lifecycle, and the only writer of run status and timestamps.
+"""RunManager: the public facade over the run lifecycle (``lifecycle``), admission,
+execution (``execution``), tracking (``tracking``), workers (``workers``) and the read side.
 
-It keeps live records of the runs this process executes in memory and mirrors every change
-to a RunStore. Store writes are retried on transient lock or serialisation errors
-(``PersistenceRetryPolicy``); a row that went missing is re-created from the in-memory record;
-a permanent failure is logged with the run id and never crashes the caller.
+Status changes and their persistence belong to ``RunLifecycle``; the manager composes the
+parts and keeps the contract's methods in one place.
 """
 
 from __future__ import annotations
@@ -12,17 +11,11 @@ import asyncio
 import logging
 import os
 import socket
-import sqlite3
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, TypeVar
-
-from sqlalchemy.exc import DBAPIError
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from langgraph_runstore.checkpoint._bridge import LoopThread
 from langgraph_runstore.errors import (
@@ -34,6 +27,11 @@ from langgraph_runstore.errors import (
 )
 from langgraph_runstore.execution import RunExecutor
 from langgraph_runstore.interrupts import read_pending
+from langgraph_runstore.lifecycle import (
+    PersistenceRetryPolicy,
+    RunLifecycle,
+    check_completion_fields,
+)
 from langgraph_runstore.query import (
     PruneResult,
     RunPage,
@@ -52,14 +50,12 @@ from langgraph_runstore.query import (
 )
 from langgraph_runstore.schemas import (
     ACTIVE_STATUSES,
-    COMPLETION_FIELDS,
     CancelAction,
     DisconnectMode,
     MultitaskStrategy,
     RunRecord,
     RunStatus,
     ThreadStatus,
-    check_transition,
     ensure_json,
     normalize_timestamp,
     now_iso,
@@ -75,65 +71,10 @@ T = TypeVar("T")
 #: Default message for runs that startup recovery finds without a live owner.
 ORPHAN_ERROR = "The worker that owned this run stopped before the run reached a final status."
 
-_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
-# class 08: connection exceptions; 57P01-57P03: the server is shutting down or restarting
-_CONNECTION_SQLSTATE_PREFIXES = ("08", "57P0")
-# asyncpg's errors for a connection that closed under us (matched by name: asyncpg is optional)
-_LOST_CONNECTION_ERRORS = frozenset({"ConnectionDoesNotExistError", "InterfaceError"})
-
 
 def _now_iso() -> str:
     """Current UTC time as stored on records (tests patch this to force equal timestamps)."""
     return now_iso()
-
-
-@dataclass(frozen=True)
-class PersistenceRetryPolicy:
-    """How store writes are retried on transient errors (locks, serialisation failures).
-
-    Attempt ``n`` waits ``initial_delay * multiplier ** (n - 1)`` seconds, capped at
-    ``max_delay``. Permanent errors are never retried.
-    """
-
-    max_attempts: int = 5
-    initial_delay: float = 0.05
-    max_delay: float = 2.0
-    multiplier: float = 2.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise InvalidInputError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
-        for name in ("initial_delay", "max_delay"):
-            if getattr(self, name) < 0:
-                raise InvalidInputError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.multiplier < 1:
-            raise InvalidInputError(f"multiplier must be >= 1, got {self.multiplier!r}")
-
-
-def is_transient_error(exc: BaseException) -> bool:
-    """True for errors worth retrying: a locked SQLite file, SQLSTATE 40001/40P01, a lost
-    connection. Walks SQLAlchemy's ``orig`` and the ``__cause__`` chain."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, DBAPIError) and current.connection_invalidated:
-            return True
-        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if isinstance(sqlstate, str) and (
-            sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith(_CONNECTION_SQLSTATE_PREFIXES)
-        ):
-            return True
-        if type(current).__name__ in _LOST_CONNECTION_ERRORS:
-            return True
-        if isinstance(current, sqlite3.OperationalError):
-            message = str(current).lower()
-            if "locked" in message or "busy" in message:
-                return True
-        if isinstance(current, (ConnectionError, TimeoutError)):
-            return True
-        current = getattr(current, "orig", None) or current.__cause__
-    return False
 
 
 async def _until_done(task: asyncio.Task[Any]) -> None:
@@ -150,19 +91,6 @@ async def _until_done(task: asyncio.Task[Any]) -> None:
         await waiter
     finally:
         task.remove_done_callback(wake)
-
-
-def _check_completion_fields(run_id: str, fields: dict[str, Any]) -> None:
-    if COMPLETION_FIELDS.issuperset(fields):
-        return
-    unknown = set(fields) - COMPLETION_FIELDS
-    if unknown:
-        raise InvalidInputError(
-            f"unknown completion field(s) {sorted(unknown)} for run {run_id!r}: "
-            f"expected some of {sorted(COMPLETION_FIELDS)}",
-            run_id=run_id,
-        )
-    # token_usage_by_model's JSON is checked by the store, which encodes it anyway
 
 
 def _check_flush_interval(value: Any) -> float:
@@ -218,17 +146,20 @@ class RunManager:
             raise InvalidInputError(
                 f"retain_finished_for must be >= 0 seconds, got {retain_finished_for!r}"
             )
-        self.store = store
         #: how far behind its tracker a running run's row may fall (a trailing throttle)
         self.flush_interval = _check_flush_interval(flush_interval)
         self.retry_policy = persistence_retry_policy or PersistenceRetryPolicy()
         self.retain_finished_for = retain_finished_for
         self.worker_id = worker_id or default_worker_id()
-        self._runs: dict[str, RunRecord] = {}
-        # the records above that have not ended: what a worker heartbeats and drains
-        self._live: dict[str, RunRecord] = {}
-        self._by_thread: dict[str, dict[str, RunRecord]] = {}
-        self._evictions: deque[tuple[float, str]] = deque()
+        # the clock is looked up at each call, so that patching _now_iso reaches it
+        self.lifecycle = RunLifecycle(
+            store,
+            retry_policy=self.retry_policy,
+            retain_finished_for=retain_finished_for,
+            clock=lambda: _now_iso(),
+            log=logger,
+            on_final=self._release,
+        )
         self._trackers: dict[str, RunTracker | SyncRunTracker] = {}
         self._rollback_targets: dict[str, tuple[Any, Any]] = {}
         self._executor = RunExecutor(self)
@@ -244,175 +175,26 @@ class RunManager:
         self.max_concurrent_runs = max_concurrent_runs
         self.drain_timeout = drain_timeout
         self._workers: WorkerServices | None = None
-        self._fenced: set[str] = set()
 
-    # -- persistence ----------------------------------------------------------------------
+    @property
+    def store(self) -> RunStore | None:
+        """The RunStore every change is mirrored to (None: memory only)."""
+        return self.lifecycle.store
 
-    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        # the first attempt runs bare: building a tenacity controller per store write would
-        # cost more than the write itself, and nearly every write succeeds first time
-        policy = self.retry_policy
-        try:
-            return await call()
-        except Exception as exc:
-            if policy.max_attempts == 1 or not is_transient_error(exc):
-                raise
-            logger.debug("Transient store error, retrying: %s", exc)
-        await asyncio.sleep(min(policy.initial_delay, policy.max_delay))
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts - 1),
-            # continues the series: initial_delay * multiplier, * multiplier ** 2, ...
-            wait=wait_exponential(
-                multiplier=policy.initial_delay * policy.multiplier,
-                max=policy.max_delay,
-                exp_base=policy.multiplier,
-            ),
-            retry=retry_if_exception(is_transient_error),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await call()
-        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+    @store.setter
+    def store(self, store: RunStore | None) -> None:
+        self.lifecycle.store = store
 
-    async def _put_record(self, record: RunRecord) -> None:
-        assert self.store is not None
-        row = record.to_row()
-        del row["run_id"], row["thread_id"]
-        store = self.store
-        await self._retrying(lambda: store.put(record.run_id, thread_id=record.thread_id, **row))
+    @property
+    def _runs(self) -> dict[str, RunRecord]:
+        # deer-flow's name for the held records, which its run-manager tests (the reference
+        # contract) clear to simulate a restart: the same dict the lifecycle holds
+        return self.lifecycle.records
 
-    def _may_write(self, record: RunRecord) -> bool:
-        if record.run_id in self._fenced:
-            logger.warning("Not writing run %s: this worker lost its lease on it", record.run_id)
-            return False
-        return True
-
-    async def _persist_new(self, record: RunRecord) -> None:
-        if self.store is None:
-            return
-        try:
-            await self._put_record(record)
-        except Exception:
-            logger.exception(
-                "Could not persist new run %s (thread %s); later updates will re-create it",
-                record.run_id,
-                record.thread_id,
-            )
-
-    async def _persist_status(
-        self, record: RunRecord, status: RunStatus, error: str | None
-    ) -> bool:
-        """Write a status change; True once the store holds it."""
-        store = self.store
-        if store is None or not self._may_write(record):
-            return store is None
-        run_id = record.run_id
-        try:
-            matched = await self._retrying(
-                lambda: store.update_status(run_id, status.value, error=error)
-            )
-            if not matched:
-                logger.warning(
-                    "Status update for run %s affected no rows; re-creating the row", run_id
-                )
-                await self._put_record(record)
-            return True
-        except Exception:
-            logger.exception("Gave up persisting status %r for run %s", status.value, run_id)
-            return False
-
-    async def _persist_completion(
-        self, record: RunRecord, status: RunStatus, fields: dict[str, Any]
-    ) -> bool:
-        """Write final counters and status; re-create a missing row once, then warn."""
-        store = self.store
-        if store is None or not self._may_write(record):
-            return store is None
-        run_id = record.run_id
-
-        def update() -> Awaitable[bool]:
-            return store.update_run_completion(run_id, status=status.value, **fields)
-
-        try:
-            if await self._retrying(update):
-                return True
-            logger.warning(
-                "Completion update for run %s affected no rows; re-creating the row", run_id
-            )
-            await self._put_record(record)
-            if await self._retrying(update):
-                return True
-            logger.warning(
-                "Completion update for run %s affected no rows after row recreation", run_id
-            )
-            return False
-        except Exception:
-            logger.exception("Gave up persisting completion (%s) for run %s", status.value, run_id)
-            return False
-
-    # -- records --------------------------------------------------------------------------
-
-    def _evict_expired(self) -> None:
-        now = asyncio.get_running_loop().time()
-        while self._evictions and self._evictions[0][0] <= now:
-            _, run_id = self._evictions.popleft()
-            record = self._runs.get(run_id)
-            if (
-                record is not None
-                and record.is_final
-                and (record.task is None or record.task.done())
-            ):
-                self._forget_record(run_id)
-
-    def _schedule_eviction(self, record: RunRecord) -> None:
-        deadline = asyncio.get_running_loop().time() + self.retain_finished_for
-        self._evictions.append((deadline, record.run_id))
-        self._evict_expired()
-
-    async def _lookup(self, run_id: str) -> RunRecord:
-        """The live record, or a store-only snapshot; RunNotFoundError when neither exists."""
-        record = self._runs.get(run_id)
-        if record is not None:
-            return record
-        if self.store is not None:
-            row = await self._retrying(lambda: self.store.get(run_id))  # type: ignore[union-attr]
-            if row is not None:
-                return RunRecord.from_row(row)
-        raise RunNotFoundError(f"no run with run_id {run_id!r}", run_id=run_id)
-
-    def _hold(self, record: RunRecord) -> None:
-        self._runs[record.run_id] = record
-        self._live[record.run_id] = record
-        self._by_thread.setdefault(record.thread_id, {})[record.run_id] = record
-
-    def _forget_record(self, run_id: str) -> None:
-        record = self._runs.pop(run_id, None)
-        self._live.pop(run_id, None)
-        if record is not None:
-            same_thread = self._by_thread.get(record.thread_id)
-            if same_thread is not None:
-                same_thread.pop(run_id, None)
-                if not same_thread:
-                    del self._by_thread[record.thread_id]
-
-    def _thread_records(self, thread_id: str) -> list[RunRecord]:
-        """The records this manager holds for one thread, in creation order."""
-        held = self._by_thread.get(thread_id, {})
-        return [r for r in held.values() if self._runs.get(r.run_id) is r]
-
-    def _apply_status(self, record: RunRecord, status: RunStatus, error: str | None) -> None:
-        if status.is_final:
-            self._live.pop(record.run_id, None)
-        now = _now_iso()
-        record.status = status
-        record.updated_at = now
-        if status == RunStatus.running and record.started_at is None:
-            record.started_at = now
-        if status.is_final and record.ended_at is None:
-            record.ended_at = now
-        if error is not None:
-            record.error = error
+    def _release(self, record: RunRecord) -> None:
+        """A live run ended: its tracker and rollback target are no longer needed."""
+        self._trackers.pop(record.run_id, None)
+        self._rollback_targets.pop(record.run_id, None)
 
     async def create(
         self,
@@ -439,8 +221,8 @@ class RunManager:
             user_id=user_id,
             run_id=run_id,
         )
-        self._hold(record)
-        await self._persist_new(record)
+        self.lifecycle.hold(record)
+        await self.lifecycle.persist_new(record)
         return record
 
     def _new_record(
@@ -463,7 +245,7 @@ class RunManager:
             run_id = str(uuid.uuid4())
         elif not isinstance(run_id, str) or not run_id:
             raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
-        elif run_id in self._runs:
+        elif run_id in self.lifecycle.records:
             raise InvalidInputError(
                 f"run_id {run_id!r} already names a run: a run_id names exactly one run",
                 run_id=run_id,
@@ -472,7 +254,7 @@ class RunManager:
         ensure_json(metadata or {}, name="metadata", run_id=run_id)
         ensure_json(kwargs or {}, name="kwargs", run_id=run_id)
         now = _now_iso()
-        self._evict_expired()
+        self.lifecycle.evict_expired()
         return RunRecord(
             run_id=run_id,
             thread_id=thread_id,
@@ -560,7 +342,7 @@ class RunManager:
                 row = record.to_row(sparse=True)
                 del row["run_id"], row["thread_id"]
                 store = self.store
-                admitted = await self._retrying(
+                admitted = await self.lifecycle.retrying(
                     lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
                 )
                 if not admitted:
@@ -569,19 +351,19 @@ class RunManager:
                         "(multitask_strategy='reject')",
                         thread_id=thread_id,
                     )
-                self._hold(record)
+                self.lifecycle.hold(record)
                 return record
-            self._hold(record)
+            self.lifecycle.hold(record)
             return record
         if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
             for active in await self._active_runs(thread_id):
                 await self.cancel(active.run_id, action=strategy.value)
-        self._hold(record)
-        await self._persist_new(record)
+        self.lifecycle.hold(record)
+        await self.lifecycle.persist_new(record)
         return record
 
     def _reject_if_busy_locally(self, thread_id: str) -> None:
-        for other in self._thread_records(thread_id):
+        for other in self.lifecycle.thread_records(thread_id):
             if other.status in ACTIVE_STATUSES:
                 raise ConflictError(
                     f"thread {thread_id!r} already has {other.status.value} run "
@@ -592,7 +374,9 @@ class RunManager:
 
     async def _active_runs(self, thread_id: str) -> list[RunRecord]:
         active = {
-            r.run_id: r for r in self._thread_records(thread_id) if r.status in ACTIVE_STATUSES
+            r.run_id: r
+            for r in self.lifecycle.thread_records(thread_id)
+            if r.status in ACTIVE_STATUSES
         }
         if self.store is not None:
             try:
@@ -603,7 +387,7 @@ class RunManager:
                 )
                 rows = []
             for row in rows:
-                if row["run_id"] not in active and row["run_id"] not in self._runs:
+                if row["run_id"] not in active and row["run_id"] not in self.lifecycle.records:
                     active[row["run_id"]] = RunRecord.from_row(row)
         return list(active.values())
 
@@ -613,7 +397,7 @@ class RunManager:
         Returns None when the run does not exist, belongs to another ``user_id``, or the store
         cannot be read (the failure is logged).
         """
-        record = self._runs.get(run_id)
+        record = self.lifecycle.records.get(run_id)
         if record is not None:
             return record if user_id is None or record.user_id == user_id else None
         if self.store is None:
@@ -638,61 +422,17 @@ class RunManager:
         and InvalidTransitionError for a change the lifecycle forbids.
         """
         parsed = RunStatus.parse(status, run_id=run_id)
-        record = await self._lookup(run_id)
-        await self._transition(record, parsed, error)
+        record = await self.lifecycle.lookup(run_id)
+        await self.lifecycle.transition(record, parsed, error)
         return record
-
-    async def _transition(self, record: RunRecord, status: RunStatus, error: str | None) -> None:
-        if not check_transition(record.status, status, run_id=record.run_id):
-            return
-        self._apply_status(record, status, error)
-        await self._persist_status(record, status, error)
-        if status.is_final and not record.store_only:
-            self._schedule_eviction(record)
 
     async def mark_running(self, record: RunRecord) -> None:
         """Start a pending live run (the tracker calls this when the graph starts)."""
-        if record.status is RunStatus.pending:
-            await self._transition(record, RunStatus.running, None)
-
-    async def update_run_completion(
-        self, run_id: str, *, status: RunStatus | str, **fields: Any
-    ) -> RunRecord:
-        """Record a run's final numbers (tokens, LLM calls, messages) with its status.
-
-        Setting the status the run already has is allowed, so counters can follow a
-        ``set_status``; field names are those of ``schemas.COMPLETION_FIELDS``.
-        """
-        parsed = RunStatus.parse(status, run_id=run_id)
-        _check_completion_fields(run_id, fields)
-        record = await self._lookup(run_id)
-        await self._complete(record, parsed, fields)
-        return record
-
-    async def _complete(self, record: RunRecord, status: RunStatus, fields: dict[str, Any]) -> None:
-        check_transition(record.status, status, run_id=record.run_id)
-        for name, value in fields.items():
-            setattr(record, name, value)
-        self._apply_status(record, status, None)
-        persisted = dict(fields)
-        if status.is_final:
-            persisted.setdefault("ended_at", record.ended_at)
-        if record.started_at is not None:
-            persisted.setdefault("started_at", record.started_at)
-        await self._persist_completion(record, status, persisted)
-        if status.is_final and not record.store_only:
-            self._trackers.pop(record.run_id, None)
-            self._rollback_targets.pop(record.run_id, None)
-            self._schedule_eviction(record)
+        await self.lifecycle.mark_running(record)
 
     async def flush_progress(self, record: RunRecord, **fields: Any) -> None:
-        """Write a running run's counters so far (the tracker calls this every few seconds)."""
-        if record.status is not RunStatus.running:
-            return
-        _check_completion_fields(record.run_id, fields)
-        for name, value in fields.items():
-            setattr(record, name, value)
-        await self._persist_completion(record, RunStatus.running, fields)
+        """Write a running run's counters so far (the tracker's progress write)."""
+        await self.lifecycle.flush_progress(record, **fields)
 
     async def finish(
         self,
@@ -704,15 +444,23 @@ class RunManager:
         **fields: Any,
     ) -> bool:
         """End a live run in one store write; False if it had already ended (left as is)."""
-        if record.is_final:
-            return False
-        if error is not None:
-            fields["error"] = error
-        if stop_reason is not None:
-            fields["stop_reason"] = stop_reason
-        _check_completion_fields(record.run_id, fields)
-        await self._complete(record, status, fields)
-        return True
+        return await self.lifecycle.finish(
+            record, status, error=error, stop_reason=stop_reason, **fields
+        )
+
+    async def update_run_completion(
+        self, run_id: str, *, status: RunStatus | str, **fields: Any
+    ) -> RunRecord:
+        """Record a run's final numbers (tokens, LLM calls, messages) with its status.
+
+        Setting the status the run already has is allowed, so counters can follow a
+        ``set_status``; field names are those of ``schemas.COMPLETION_FIELDS``.
+        """
+        parsed = RunStatus.parse(status, run_id=run_id)
+        check_completion_fields(run_id, fields)
+        record = await self.lifecycle.lookup(run_id)
+        await self.lifecycle.complete(record, parsed, fields)
+        return record
 
     async def cancel(
         self, run_id: str, *, action: CancelAction | str = CancelAction.interrupt
@@ -725,7 +473,7 @@ class RunManager:
         ``rolled_back``). Raises RunNotFoundError for an unknown run_id.
         """
         parsed_action = CancelAction.parse(action)
-        record = await self._lookup(run_id)
+        record = await self.lifecycle.lookup(run_id)
         if record.is_final:
             return False
         if record.store_only and self.store is not None:
@@ -763,7 +511,7 @@ class RunManager:
         store = self.store
         assert store is not None
         try:
-            owner = await self._retrying(
+            owner = await self.lifecycle.retrying(
                 lambda: store.request_cancel(record.run_id, action=action.value)
             )
         except NotImplementedError:
@@ -789,7 +537,7 @@ class RunManager:
         self, record: RunRecord, graph: Any, graph_input: Any, *, config: Any, timeout: Any
     ) -> None:
         """Execute a run this worker claimed from the shared queue."""
-        self._hold(record)
+        self.lifecycle.hold(record)
         tracker = self.tracker(record.run_id)
         record.config = tracker.config(thread_id=record.thread_id, extra=config or None)
         self._executor.launch(
@@ -842,7 +590,7 @@ class RunManager:
         row = record.to_row()
         del row["run_id"], row["thread_id"]
         if strategy == MultitaskStrategy.reject:
-            admitted = await self._retrying(
+            admitted = await self.lifecycle.retrying(
                 lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
             )
             if not admitted:
@@ -855,7 +603,7 @@ class RunManager:
             if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
                 for active in await self._active_runs(thread_id):
                     await self.cancel(active.run_id, action=strategy.value)
-            await self._put_record(record)
+            await self.lifecycle.put_record(record)
         notify = getattr(store, "notify_queue", None)
         if notify is not None:
             await notify(assistant_id)
@@ -884,7 +632,7 @@ class RunManager:
                 rows = []
             for row in rows:
                 by_id[row["run_id"]] = RunRecord.from_row(row)
-        for record in self._thread_records(thread_id):
+        for record in self.lifecycle.thread_records(thread_id):
             if user_id is None or record.user_id == user_id:
                 by_id[record.run_id] = record
         runs = sorted(by_id.values(), key=lambda r: r.created_at, reverse=True)
@@ -892,7 +640,7 @@ class RunManager:
 
     async def has_inflight(self, thread_id: str) -> bool:
         """True while the thread has a pending or running run (here or in the store)."""
-        if any(r.status in ACTIVE_STATUSES for r in self._thread_records(thread_id)):
+        if any(r.status in ACTIVE_STATUSES for r in self.lifecycle.thread_records(thread_id)):
             return True
         return bool(await self._active_runs(thread_id))
 
@@ -938,9 +686,9 @@ class RunManager:
         The store row stays: it is the run's durable history (see ``prune`` for that).
         """
         if delay <= 0:
-            self._forget_record(run_id)
+            self.lifecycle.forget(run_id)
             return
-        asyncio.get_running_loop().call_later(delay, self._forget_record, run_id)
+        asyncio.get_running_loop().call_later(delay, self.lifecycle.forget, run_id)
 
     async def reconcile_orphaned_inflight_runs(
         self, *, error: str = ORPHAN_ERROR, before: str | datetime | None = None
@@ -955,11 +703,11 @@ class RunManager:
             return []
         cutoff = normalize_timestamp(before, name="before")
         store = self.store
-        rows = await self._retrying(lambda: store.list_inflight(before=cutoff))
+        rows = await self.lifecycle.retrying(lambda: store.list_inflight(before=cutoff))
         now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
         recovered: list[RunRecord] = []
         for row in rows:
-            live = self._runs.get(row["run_id"])
+            live = self.lifecycle.records.get(row["run_id"])
             if live is not None and not live.is_final:
                 continue
             lease = row.get("lease_expires_at")
@@ -973,8 +721,8 @@ class RunManager:
                 return store.update_status(run_id, RunStatus.error.value, error=error)
 
             try:
-                self._apply_status(record, RunStatus.error, error)
-                await self._retrying(mark_error)
+                self.lifecycle.apply_status(record, RunStatus.error, error)
+                await self.lifecycle.retrying(mark_error)
             except InvalidTransitionError:
                 continue  # another worker finished it meanwhile
             except Exception:
@@ -1009,7 +757,7 @@ class RunManager:
         lets ``cancel(action="rollback")`` remove the run's checkpoints. ``flush_interval``
         overrides the manager's for this run.
         """
-        record = self._runs.get(run_id)
+        record = self.lifecycle.records.get(run_id)
         if record is None:
             raise RunNotFoundError(
                 f"no live run with run_id {run_id!r}: create it with manager.create() first",
@@ -1106,14 +854,14 @@ class RunManager:
     async def join(self, run_id: str, *, poll_interval: float = 0.2) -> RunRecord:
         """Wait until the run has ended and return its record (``output`` holds the final
         state when this process ran it). Runs of other processes are polled in the store."""
-        record = self._runs.get(run_id)
+        record = self.lifecycle.records.get(run_id)
         if record is not None:
             if record.task is not None and not record.task.done():
                 await _until_done(record.task)
             if record.is_final or self.store is None:
                 return record
         while True:
-            found = await self._lookup(run_id)
+            found = await self.lifecycle.lookup(run_id)
             if found.is_final:
                 return found
             await asyncio.sleep(poll_interval)
@@ -1260,7 +1008,7 @@ class RunManager:
         if self._workers is not None:
             workers, self._workers = self._workers, None
             await workers.stop(drain_timeout=self.drain_timeout)
-        for record in list(self._runs.values()):
+        for record in list(self.lifecycle.records.values()):
             if record.task is not None and not record.is_final:
                 await self.cancel(record.run_id)
         if self._loop_thread is not None:
@@ -1309,7 +1057,10 @@ class RunManager:
 
     def _memory_rows(self) -> list[dict[str, Any]]:
         # records are kept in creation order, which stands in for the store's seq
-        return [{**record.to_row(), "seq": seq} for seq, record in enumerate(self._runs.values())]
+        return [
+            {**record.to_row(), "seq": seq}
+            for seq, record in enumerate(self.lifecycle.records.values())
+        ]
 
     async def list_runs(
         self,
@@ -1340,7 +1091,7 @@ class RunManager:
             page = page_rows(self._memory_rows(), **args)
         else:
             store = self.store
-            page = await self._retrying(
+            page = await self.lifecycle.retrying(
                 lambda: store.list_runs(
                     thread_id=thread_id,
                     status=args["statuses"] or None,
@@ -1351,7 +1102,9 @@ class RunManager:
                     cursor=cursor,
                 )
             )
-        records = tuple(self._runs.get(row["run_id"]) or RunRecord.from_row(row) for row in page)
+        records = tuple(
+            self.lifecycle.records.get(row["run_id"]) or RunRecord.from_row(row) for row in page
+        )
         return RunPage(records, page.next_cursor)
 
     async def aggregate_usage(
@@ -1374,7 +1127,7 @@ class RunManager:
                 **window_arguments(since, until),
             )
         store = self.store
-        return await self._retrying(
+        return await self.lifecycle.retrying(
             lambda: store.aggregate_usage(
                 by=by, since=since, until=until, thread_id=thread_id, user_id=user_id
             )
@@ -1398,10 +1151,12 @@ class RunManager:
             )
         else:
             store = self.store
-            rows = await self._retrying(
+            rows = await self.lifecycle.retrying(
                 lambda: store.top_runs(by=by, since=since, until=until, limit=limit)
             )
-        return [self._runs.get(row["run_id"]) or RunRecord.from_row(row) for row in rows]
+        return [
+            self.lifecycle.records.get(row["run_id"]) or RunRecord.from_row(row) for row in rows
+        ]
 
     async def prune_runs(
         self,
@@ -1417,7 +1172,7 @@ class RunManager:
         cutoff = prune_cutoff(older_than)
         doomed = [
             run_id
-            for run_id, record in self._runs.items()
+            for run_id, record in self.lifecycle.records.items()
             if record.is_final
             and record.created_at < cutoff
             and (record.task is None or record.task.done())
@@ -1436,7 +1191,7 @@ class RunManager:
                 on_progress(len(doomed))
         if not dry_run:
             for run_id in doomed:  # gone from the store: forget the in-memory records too
-                self._forget_record(run_id)
+                self.lifecycle.forget(run_id)
         return result
 
     async def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
@@ -1444,4 +1199,4 @@ class RunManager:
         if self.store is None:
             return []
         store = self.store
-        return await self._retrying(lambda: store.run_checkpoints(run_id))
+        return await self.lifecycle.retrying(lambda: store.run_checkpoints(run_id))

@@ -168,7 +168,7 @@ class WorkerServices:
     def _local_active(self) -> list[RunRecord]:
         return [
             record
-            for record in list(self.manager._live.values())
+            for record in list(self.manager.lifecycle.live.values())
             if not record.is_final and record.owner_worker_id == self.manager.worker_id
         ]
 
@@ -212,12 +212,12 @@ class WorkerServices:
 
     def fence(self, record: RunRecord, why: str) -> None:
         """Stop writing for a run this worker no longer owns, and stop it locally."""
-        if record.run_id in self.manager._fenced:
+        if record.run_id in self.manager.lifecycle.fenced:
             return
         logger.warning(
             "Worker %s fenced off run %s: %s", self.manager.worker_id, record.run_id, why
         )
-        self.manager._fenced.add(record.run_id)
+        self.manager.lifecycle.fenced.add(record.run_id)
         record.abort_action = "fenced"
         record.abort_event.set()
         if record.task is not None and not record.task.done():
@@ -240,16 +240,16 @@ class WorkerServices:
         expired_before = utc_in(-self.grace_seconds)
         recovered = []
         for row in await self.store.list_expired(expired_before=expired_before):
-            record = self.manager._runs.get(row["run_id"])
+            record = self.manager.lifecycle.records.get(row["run_id"])
             ours = row["owner_worker_id"] == self.manager.worker_id and record is not None
             if ours and record is not None and not record.is_final:
                 continue  # our own live run: the heartbeat renews it
-            if ours and record is not None and record.run_id not in self.manager._fenced:
+            if ours and record is not None and record.run_id not in self.manager.lifecycle.fenced:
                 # ours and ended here, but its final write was lost (say, with a cut
                 # connection): write what really happened rather than an orphan's error.
                 # A fenced run is left to the recovery policy below, like any orphan.
                 try:
-                    await self.manager._put_record(record)
+                    await self.manager.lifecycle.put_record(record)
                 except Exception:
                     logger.warning(
                         "Worker %s could not re-write the end of run %s",
@@ -338,7 +338,7 @@ class WorkerServices:
         def on_notice(channel: str, payload: str) -> None:
             if channel == "runstore_queue":
                 self.wake()
-            elif channel == "runstore_cancel" and payload in self.manager._runs:
+            elif channel == "runstore_cancel" and payload in self.manager.lifecycle.records:
                 task = asyncio.ensure_future(self._deliver_cancel(payload))
                 self._deliveries.add(task)  # keep it referenced until it is done
                 task.add_done_callback(self._deliveries.discard)

@@ -173,7 +173,7 @@ async def test_list_by_thread_keeps_creation_order_for_equal_timestamps(
     monkeypatch.setattr("langgraph_runstore.manager._now_iso", lambda: "2026-05-01T00:00:00+00:00")
     manager = RunManager(store=store)
     made = [await manager.create("t1") for _ in range(4)]
-    manager._runs.clear()  # read them back from the store alone
+    manager.lifecycle.records.clear()  # read them back from the store alone
     listed = await manager.list_by_thread("t1")
     assert [r.run_id for r in listed] == [r.run_id for r in made]
 
@@ -211,8 +211,8 @@ async def test_finished_records_are_evicted_from_memory_but_stay_readable(store:
     done = await manager.create("t1")
     await manager.set_status(done.run_id, RunStatus.success)
     live = await manager.create("t1")
-    assert done.run_id not in manager._runs
-    assert live.run_id in manager._runs
+    assert done.run_id not in manager.lifecycle.records
+    assert live.run_id in manager.lifecycle.records
     fetched = await manager.get(done.run_id)
     assert fetched is not None and fetched.store_only and fetched.status is RunStatus.success
 
@@ -222,7 +222,7 @@ async def test_memory_stays_bounded_over_many_runs() -> None:
     for _ in range(2_000):
         run = await manager.create("t1")
         await manager.set_status(run.run_id, RunStatus.success)
-    assert len(manager._runs) <= 1
+    assert len(manager.lifecycle.records) <= 1
 
 
 async def test_thread_status_follows_the_latest_run(store: RunStore) -> None:

@@ -112,7 +112,7 @@ async def test_a_worker_that_lost_its_lease_stops_writing(store: RunStore) -> No
         await store.put(run.run_id, thread_id="t1", status="running", owner_worker_id="thief")
         assert worker._workers is not None
         await worker._workers.heartbeat()
-        assert run.run_id in worker._fenced
+        assert run.run_id in worker.lifecycle.fenced
         if record.task is not None:
             await asyncio.wait([record.task], timeout=5)
         row = await store.get(run.run_id)

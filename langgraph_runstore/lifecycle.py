@@ -1,0 +1,367 @@
+"""RunLifecycle: the live records of a process's runs, their status transitions, and their
+persistence. It is the only writer of run status and timestamps.
+
+Every change lands on the live record and is mirrored to the RunStore. Store writes are
+retried on transient lock, serialisation and connection errors (``PersistenceRetryPolicy``);
+a row that went missing is re-created from the live record; a permanent failure is logged
+with the run id and never crashes the caller. Records of finished runs stay for
+``retain_finished_for`` seconds, then only the store has them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.exc import DBAPIError
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from langgraph_runstore.errors import InvalidInputError, RunNotFoundError
+from langgraph_runstore.schemas import (
+    COMPLETION_FIELDS,
+    RunRecord,
+    RunStatus,
+    check_transition,
+    now_iso,
+)
+from langgraph_runstore.store.base import RunStore
+
+T = TypeVar("T")
+
+_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
+# class 08: connection exceptions; 57P01-57P03: the server is shutting down or restarting
+_CONNECTION_SQLSTATE_PREFIXES = ("08", "57P0")
+# asyncpg's errors for a connection that closed under us (matched by name: asyncpg is optional)
+_LOST_CONNECTION_ERRORS = frozenset({"ConnectionDoesNotExistError", "InterfaceError"})
+
+
+@dataclass(frozen=True)
+class PersistenceRetryPolicy:
+    """How store writes are retried on transient errors (locks, serialisation failures).
+
+    Attempt ``n`` waits ``initial_delay * multiplier ** (n - 1)`` seconds, capped at
+    ``max_delay``. Permanent errors are never retried.
+    """
+
+    max_attempts: int = 5
+    initial_delay: float = 0.05
+    max_delay: float = 2.0
+    multiplier: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
+            raise InvalidInputError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
+        for name in ("initial_delay", "max_delay"):
+            if getattr(self, name) < 0:
+                raise InvalidInputError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.multiplier < 1:
+            raise InvalidInputError(f"multiplier must be >= 1, got {self.multiplier!r}")
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """True for errors worth retrying: a locked SQLite file, SQLSTATE 40001/40P01, a lost
+    connection. Walks SQLAlchemy's ``orig`` and the ``__cause__`` chain."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(sqlstate, str) and (
+            sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith(_CONNECTION_SQLSTATE_PREFIXES)
+        ):
+            return True
+        if type(current).__name__ in _LOST_CONNECTION_ERRORS:
+            return True
+        if isinstance(current, sqlite3.OperationalError):
+            message = str(current).lower()
+            if "locked" in message or "busy" in message:
+                return True
+        if isinstance(current, (ConnectionError, TimeoutError)):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+    return False
+
+
+def check_completion_fields(run_id: str, fields: dict[str, Any]) -> None:
+    """Raise InvalidInputError naming any field ``update_run_completion`` does not know."""
+    if COMPLETION_FIELDS.issuperset(fields):
+        return
+    unknown = set(fields) - COMPLETION_FIELDS
+    if unknown:
+        raise InvalidInputError(
+            f"unknown completion field(s) {sorted(unknown)} for run {run_id!r}: "
+            f"expected some of {sorted(COMPLETION_FIELDS)}",
+            run_id=run_id,
+        )
+    # token_usage_by_model's JSON is checked by the store, which encodes it anyway
+
+
+class RunLifecycle:
+    """The live records of one RunManager and every status change made to them.
+
+    ``clock`` gives the timestamps records carry; ``log`` is the logger persistence failures
+    go to (the facade's); ``on_final(record)`` runs when a live run reaches a final status.
+    """
+
+    def __init__(
+        self,
+        store: RunStore | None,
+        *,
+        retry_policy: PersistenceRetryPolicy,
+        retain_finished_for: float,
+        clock: Callable[[], str] = now_iso,
+        log: logging.Logger | None = None,
+        on_final: Callable[[RunRecord], None] = lambda record: None,
+    ) -> None:
+        self.store = store
+        self.retry_policy = retry_policy
+        self.retain_finished_for = retain_finished_for
+        self.clock = clock
+        self.log = log or logging.getLogger(__name__)
+        self.on_final = on_final
+        #: every record held, live or finished and not yet evicted
+        self.records: dict[str, RunRecord] = {}
+        #: the held records that have not ended: what a worker heartbeats and drains
+        self.live: dict[str, RunRecord] = {}
+        #: runs this worker lost its lease on: nothing more is written for them
+        self.fenced: set[str] = set()
+        self._by_thread: dict[str, dict[str, RunRecord]] = {}
+        self._evictions: deque[tuple[float, str]] = deque()
+
+    async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        # the first attempt runs bare: building a tenacity controller per store write would
+        # cost more than the write itself, and nearly every write succeeds first time
+        policy = self.retry_policy
+        try:
+            return await call()
+        except Exception as exc:
+            if policy.max_attempts == 1 or not is_transient_error(exc):
+                raise
+            self.log.debug("Transient store error, retrying: %s", exc)
+        await asyncio.sleep(min(policy.initial_delay, policy.max_delay))
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.max_attempts - 1),
+            # continues the series: initial_delay * multiplier, * multiplier ** 2, ...
+            wait=wait_exponential(
+                multiplier=policy.initial_delay * policy.multiplier,
+                max=policy.max_delay,
+                exp_base=policy.multiplier,
+            ),
+            retry=retry_if_exception(is_transient_error),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await call()
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+
+    async def put_record(self, record: RunRecord) -> None:
+        assert self.store is not None
+        row = record.to_row()
+        del row["run_id"], row["thread_id"]
+        store = self.store
+        await self.retrying(lambda: store.put(record.run_id, thread_id=record.thread_id, **row))
+
+    def may_write(self, record: RunRecord) -> bool:
+        if record.run_id in self.fenced:
+            self.log.warning("Not writing run %s: this worker lost its lease on it", record.run_id)
+            return False
+        return True
+
+    async def persist_new(self, record: RunRecord) -> None:
+        if self.store is None:
+            return
+        try:
+            await self.put_record(record)
+        except Exception:
+            self.log.exception(
+                "Could not persist new run %s (thread %s); later updates will re-create it",
+                record.run_id,
+                record.thread_id,
+            )
+
+    async def persist_status(self, record: RunRecord, status: RunStatus, error: str | None) -> bool:
+        """Write a status change; True once the store holds it."""
+        store = self.store
+        if store is None or not self.may_write(record):
+            return store is None
+        run_id = record.run_id
+        try:
+            matched = await self.retrying(
+                lambda: store.update_status(run_id, status.value, error=error)
+            )
+            if not matched:
+                self.log.warning(
+                    "Status update for run %s affected no rows; re-creating the row", run_id
+                )
+                await self.put_record(record)
+            return True
+        except Exception:
+            self.log.exception("Gave up persisting status %r for run %s", status.value, run_id)
+            return False
+
+    async def persist_completion(
+        self, record: RunRecord, status: RunStatus, fields: dict[str, Any]
+    ) -> bool:
+        """Write final counters and status; re-create a missing row once, then warn."""
+        store = self.store
+        if store is None or not self.may_write(record):
+            return store is None
+        run_id = record.run_id
+
+        def update() -> Awaitable[bool]:
+            return store.update_run_completion(run_id, status=status.value, **fields)
+
+        try:
+            if await self.retrying(update):
+                return True
+            self.log.warning(
+                "Completion update for run %s affected no rows; re-creating the row", run_id
+            )
+            await self.put_record(record)
+            if await self.retrying(update):
+                return True
+            self.log.warning(
+                "Completion update for run %s affected no rows after row recreation", run_id
+            )
+            return False
+        except Exception:
+            self.log.exception(
+                "Gave up persisting completion (%s) for run %s", status.value, run_id
+            )
+            return False
+
+    # -- records --------------------------------------------------------------------------
+
+    def evict_expired(self) -> None:
+        now = asyncio.get_running_loop().time()
+        while self._evictions and self._evictions[0][0] <= now:
+            _, run_id = self._evictions.popleft()
+            record = self.records.get(run_id)
+            if (
+                record is not None
+                and record.is_final
+                and (record.task is None or record.task.done())
+            ):
+                self.forget(run_id)
+
+    def schedule_eviction(self, record: RunRecord) -> None:
+        deadline = asyncio.get_running_loop().time() + self.retain_finished_for
+        self._evictions.append((deadline, record.run_id))
+        self.evict_expired()
+
+    async def lookup(self, run_id: str) -> RunRecord:
+        """The live record, or a store-only snapshot; RunNotFoundError when neither exists."""
+        record = self.records.get(run_id)
+        if record is not None:
+            return record
+        if self.store is not None:
+            row = await self.retrying(lambda: self.store.get(run_id))  # type: ignore[union-attr]
+            if row is not None:
+                return RunRecord.from_row(row)
+        raise RunNotFoundError(f"no run with run_id {run_id!r}", run_id=run_id)
+
+    def hold(self, record: RunRecord) -> None:
+        self.records[record.run_id] = record
+        self.live[record.run_id] = record
+        self._by_thread.setdefault(record.thread_id, {})[record.run_id] = record
+
+    def forget(self, run_id: str) -> None:
+        record = self.records.pop(run_id, None)
+        self.live.pop(run_id, None)
+        if record is not None:
+            same_thread = self._by_thread.get(record.thread_id)
+            if same_thread is not None:
+                same_thread.pop(run_id, None)
+                if not same_thread:
+                    del self._by_thread[record.thread_id]
+
+    def thread_records(self, thread_id: str) -> list[RunRecord]:
+        """The records this manager holds for one thread, in creation order."""
+        held = self._by_thread.get(thread_id, {})
+        return [r for r in held.values() if self.records.get(r.run_id) is r]
+
+    def apply_status(self, record: RunRecord, status: RunStatus, error: str | None) -> None:
+        if status.is_final:
+            self.live.pop(record.run_id, None)
+        now = self.clock()
+        record.status = status
+        record.updated_at = now
+        if status == RunStatus.running and record.started_at is None:
+            record.started_at = now
+        if status.is_final and record.ended_at is None:
+            record.ended_at = now
+        if error is not None:
+            record.error = error
+
+    async def transition(self, record: RunRecord, status: RunStatus, error: str | None) -> None:
+        if not check_transition(record.status, status, run_id=record.run_id):
+            return
+        self.apply_status(record, status, error)
+        await self.persist_status(record, status, error)
+        if status.is_final and not record.store_only:
+            self.schedule_eviction(record)
+
+    async def mark_running(self, record: RunRecord) -> None:
+        """Start a pending live run (the tracker calls this when the graph starts)."""
+        if record.status is RunStatus.pending:
+            await self.transition(record, RunStatus.running, None)
+
+    async def complete(self, record: RunRecord, status: RunStatus, fields: dict[str, Any]) -> None:
+        check_transition(record.status, status, run_id=record.run_id)
+        for name, value in fields.items():
+            setattr(record, name, value)
+        self.apply_status(record, status, None)
+        persisted = dict(fields)
+        if status.is_final:
+            persisted.setdefault("ended_at", record.ended_at)
+        if record.started_at is not None:
+            persisted.setdefault("started_at", record.started_at)
+        await self.persist_completion(record, status, persisted)
+        if status.is_final and not record.store_only:
+            self.on_final(record)
+            self.schedule_eviction(record)
+
+    async def flush_progress(self, record: RunRecord, **fields: Any) -> None:
+        """Write a running run's counters so far (the tracker calls this every few seconds)."""
+        if record.status is not RunStatus.running:
+            return
+        check_completion_fields(record.run_id, fields)
+        for name, value in fields.items():
+            setattr(record, name, value)
+        await self.persist_completion(record, RunStatus.running, fields)
+
+    async def finish(
+        self,
+        record: RunRecord,
+        status: RunStatus,
+        *,
+        error: str | None = None,
+        stop_reason: str | None = None,
+        **fields: Any,
+    ) -> bool:
+        """End a live run in one store write; False if it had already ended (left as is)."""
+        if record.is_final:
+            return False
+        if error is not None:
+            fields["error"] = error
+        if stop_reason is not None:
+            fields["stop_reason"] = stop_reason
+        check_completion_fields(record.run_id, fields)
+        await self.complete(record, status, fields)
+        return True
+
+
+__all__ = [
+    "PersistenceRetryPolicy",
+    "RunLifecycle",
+    "check_completion_fields",
+    "is_transient_error",
+]
