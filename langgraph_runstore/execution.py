@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from langgraph_runstore.schemas import RunRecord
 from langgraph_runstore.tracking import RunTracker
-
-if TYPE_CHECKING:
-    from langgraph_runstore.manager import RunManager
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +40,20 @@ class _Execution:
 
 
 class RunExecutor:
-    """Executes graphs for one RunManager."""
+    """Executes graphs for one RunManager.
 
-    def __init__(self, manager: RunManager) -> None:
-        self.manager = manager
+    ``cancel(run_id)`` cancels a run (a stream whose consumer left); ``on_run_ended()`` is
+    told each time a run's task ends, so that a worker looks at the shared queue again.
+    """
+
+    def __init__(
+        self,
+        *,
+        cancel: Callable[[str], Awaitable[bool]],
+        on_run_ended: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._cancel = cancel
+        self._on_run_ended = on_run_ended
         self._tails: dict[str, asyncio.Task[Any]] = {}
         self._executions: dict[str, _Execution] = {}
 
@@ -85,7 +92,7 @@ class RunExecutor:
             record.task = None  # a done task would keep its coroutine and context alive
         if self._tails.get(record.thread_id) is task:
             del self._tails[record.thread_id]
-        self.manager._run_ended()  # a worker looks at the shared queue again
+        self._on_run_ended()
 
     async def _run(
         self,
@@ -163,7 +170,7 @@ class RunExecutor:
             if not finished:
                 execution.consumer_gone = True
                 if record.on_disconnect.value == "cancel" and not record.is_final:
-                    await self.manager.cancel(record.run_id)
+                    await self._cancel(record.run_id)
 
     async def wait_stopped(self, record: RunRecord, timeout: float = ROLLBACK_STOP_TIMEOUT) -> None:
         """Wait until the run's task has ended (used before removing its checkpoints)."""

@@ -162,7 +162,7 @@ class RunManager:
         )
         self._trackers: dict[str, RunTracker | SyncRunTracker] = {}
         self._rollback_targets: dict[str, tuple[Any, Any]] = {}
-        self._executor = RunExecutor(self)
+        self._executor = RunExecutor(cancel=self.cancel, on_run_ended=self._run_ended)
         self._loop_thread: LoopThread | None = None
         # worker mode (several workers on one database): see workers.py
         self.graphs = dict(graphs or {})
@@ -766,7 +766,8 @@ class RunManager:
         interval = (
             self.flush_interval if flush_interval is None else _check_flush_interval(flush_interval)
         )
-        tracker = RunTracker(self, record, flush_interval=interval)
+        # the lifecycle takes the tracker's writes directly: one call less per write
+        tracker = RunTracker(self.lifecycle, record, flush_interval=interval)
         self._trackers[run_id] = tracker
         if checkpointer is not None or graph is not None:
             self._rollback_targets[run_id] = (checkpointer, graph)
@@ -1024,7 +1025,11 @@ class RunManager:
         if self.store is None:
             raise InvalidInputError("a worker needs a store shared with the other workers")
         self._workers = WorkerServices(
-            self,
+            self.lifecycle,
+            worker_id=self.worker_id,
+            cancel=self.cancel,
+            execute=self._adopt,
+            executing=self._executor.active_count,
             graphs=self.graphs,
             lease_seconds=self.lease_seconds or 30.0,
             grace_seconds=self.grace_seconds,

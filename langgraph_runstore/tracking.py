@@ -19,8 +19,8 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import BaseMessage
@@ -40,8 +40,33 @@ from langgraph_runstore.query import UNKNOWN_MODEL
 from langgraph_runstore.schemas import RunRecord, RunStatus
 from langgraph_runstore.tally import SPENT_TALLY, Tally
 
-if TYPE_CHECKING:
-    from langgraph_runstore.manager import RunManager
+T = TypeVar("T")
+
+
+class RunWriter(Protocol):
+    """Where a tracker writes its run: the start, the progress, the end
+    (``RunLifecycle`` is one, and ``RunManager`` passes its own through)."""
+
+    async def mark_running(self, record: RunRecord) -> None: ...
+
+    async def flush_progress(self, record: RunRecord, **fields: Any) -> None: ...
+
+    async def finish(
+        self,
+        record: RunRecord,
+        status: RunStatus,
+        *,
+        error: str | None = None,
+        stop_reason: str | None = None,
+        **fields: Any,
+    ) -> bool: ...
+
+
+class SyncRunWriter(RunWriter, Protocol):
+    """A RunWriter that also runs a coroutine to its end from sync code (its own loop)."""
+
+    def run_sync(self, factory: Callable[[], Awaitable[T]]) -> T: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +85,8 @@ class _TrackerCore:
     # dropped; raise_error is switched on only for the deliberate second-invocation error.
     raise_error = False
 
-    def __init__(self, manager: RunManager, record: RunRecord, *, flush_interval: float) -> None:
-        self.manager = manager
+    def __init__(self, writer: RunWriter, record: RunRecord, *, flush_interval: float) -> None:
+        self.writer = writer
         self.record = record
         self.flush_interval = flush_interval
         self.tally = Tally()
@@ -258,9 +283,9 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
     run_inline = True
 
     def __init__(
-        self, manager: RunManager, record: RunRecord, *, flush_interval: float = 5.0
+        self, writer: RunWriter, record: RunRecord, *, flush_interval: float = 5.0
     ) -> None:
-        _TrackerCore.__init__(self, manager, record, flush_interval=flush_interval)
+        _TrackerCore.__init__(self, writer, record, flush_interval=flush_interval)
         self._flush_task: asyncio.Task[Any] | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -284,7 +309,7 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
             self.record.task = asyncio.current_task()
             self._captured_task = True
         try:
-            await self.manager.mark_running(self.record)
+            await self.writer.mark_running(self.record)
         except ConflictError:
             # another worker runs this thread right now: the graph must not start beside it
             self.raise_error = True
@@ -376,7 +401,7 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         if fields is None:
             return
         try:
-            await self.manager.flush_progress(self.record, **fields)
+            await self.writer.flush_progress(self.record, **fields)
         except Exception:
             logger.exception("Tracker could not flush progress of run %s", self.record.run_id)
 
@@ -397,7 +422,7 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
             except Exception:
                 pass  # logged by _flush
         try:
-            await self.manager.finish(self.record, status, **fields)
+            await self.writer.finish(self.record, status, **fields)
         except Exception:
             logger.exception("Tracker could not record the end of run %s", self.record.run_id)
         self._spend()
@@ -425,9 +450,10 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
     run_inline = True
 
     def __init__(
-        self, manager: RunManager, record: RunRecord, *, flush_interval: float = 5.0
+        self, writer: SyncRunWriter, record: RunRecord, *, flush_interval: float = 5.0
     ) -> None:
-        _TrackerCore.__init__(self, manager, record, flush_interval=flush_interval)
+        _TrackerCore.__init__(self, writer, record, flush_interval=flush_interval)
+        self.sync_writer = writer
         self._write_lock = threading.Lock()
         self._flush_timer: threading.Timer | None = None
 
@@ -442,7 +468,7 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         **kwargs: Any,
     ) -> None:
         if self._is_root_start(run_id, parent_run_id, inputs, metadata):
-            self._call(self.manager.mark_running, self.record)
+            self._call(self.writer.mark_running, self.record)
 
     def on_chain_end(
         self,
@@ -508,11 +534,11 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         with self._write_lock:
             fields = self._flush_fields()
             if fields is not None:
-                self._call(self.manager.flush_progress, self.record, **fields)
+                self._call(self.writer.flush_progress, self.record, **fields)
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> None:
         try:
-            self.manager.run_sync(lambda: method(*args, **kwargs))
+            self.sync_writer.run_sync(lambda: method(*args, **kwargs))
         except Exception:
             logger.exception("Tracker could not write run %s", self.record.run_id)
 
@@ -524,7 +550,7 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         if timer is not None:
             timer.cancel()
         with self._write_lock:  # after a progress write in flight, never before it
-            self._call(self.manager.finish, self.record, status, **fields)
+            self._call(self.writer.finish, self.record, status, **fields)
         self._spend()
 
     def close(self, error: BaseException | None = None) -> None:
@@ -534,4 +560,12 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         self._finish(*(self._root_error(error) if error is not None else self._abandoned()))
 
 
-__all__ = ["UNKNOWN_MODEL", "RunTracker", "SyncRunTracker", "error_text", "message_text"]
+__all__ = [
+    "UNKNOWN_MODEL",
+    "RunTracker",
+    "RunWriter",
+    "SyncRunTracker",
+    "SyncRunWriter",
+    "error_text",
+    "message_text",
+]

@@ -20,18 +20,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from langgraph.types import Command
 
 from langgraph_runstore.errors import InvalidInputError
+from langgraph_runstore.lifecycle import RunLifecycle
 from langgraph_runstore.schemas import RunRecord, RunStatus
 
-if TYPE_CHECKING:
-    from langgraph_runstore.manager import RunManager
+#: Executes a claimed run: (record, graph, input, config=..., timeout=...)
+ExecuteClaimed = Callable[..., None]
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +88,22 @@ def decode_input(kwargs: Mapping[str, Any]) -> Any:
 
 
 class WorkerServices:
-    """The background tasks of one worker: heartbeat, sweep, dispatch and LISTEN."""
+    """The background tasks of one worker: heartbeat, sweep, dispatch and LISTEN.
+
+    They work on the manager's ``lifecycle`` and call back into the manager only through
+    what it hands over: ``cancel(run_id, action=...)``, ``execute(record, graph, input,
+    config=..., timeout=...)`` for a run claimed from the queue, and ``executing()``, how
+    many runs the manager executes now.
+    """
 
     def __init__(
         self,
-        manager: RunManager,
+        lifecycle: RunLifecycle,
         *,
+        worker_id: str,
+        cancel: Callable[..., Awaitable[bool]],
+        execute: ExecuteClaimed,
+        executing: Callable[[], int],
         graphs: Mapping[str, Any],
         lease_seconds: float,
         grace_seconds: float,
@@ -105,7 +116,11 @@ class WorkerServices:
                 "lease_seconds and poll_interval must be > 0 and grace_seconds >= 0, got "
                 f"{lease_seconds!r}, {poll_interval!r}, {grace_seconds!r}"
             )
-        self.manager = manager
+        self.lifecycle = lifecycle
+        self.worker_id = worker_id
+        self._cancel = cancel
+        self._execute = execute
+        self._executing = executing
         self.graphs = dict(graphs)
         self.lease_seconds = lease_seconds
         self.grace_seconds = grace_seconds
@@ -120,7 +135,7 @@ class WorkerServices:
 
     @property
     def store(self) -> Any:
-        return self.manager.store
+        return self.lifecycle.store
 
     def lease_expiry(self) -> str:
         return utc_in(self.lease_seconds)
@@ -138,9 +153,7 @@ class WorkerServices:
             self._spawn(self._listen_loop(listen), "listen")
 
     def _spawn(self, coro: Any, name: str) -> None:
-        self._tasks.append(
-            asyncio.create_task(coro, name=f"runstore {name} {self.manager.worker_id}")
-        )
+        self._tasks.append(asyncio.create_task(coro, name=f"runstore {name} {self.worker_id}"))
 
     def wake(self) -> None:
         """Look at the queue now (a run ended, or a new one was submitted)."""
@@ -155,21 +168,21 @@ class WorkerServices:
         if local and drain_timeout > 0:
             await asyncio.wait(local, timeout=drain_timeout)
         for record in self._local_active():
-            await self.manager.cancel(record.run_id)
+            await self._cancel(record.run_id)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
         try:
-            await self.store.release_leases(worker_id=self.manager.worker_id)
+            await self.store.release_leases(worker_id=self.worker_id)
         except Exception:
-            logger.exception("Worker %s could not release its leases", self.manager.worker_id)
+            logger.exception("Worker %s could not release its leases", self.worker_id)
 
     def _local_active(self) -> list[RunRecord]:
         return [
             record
-            for record in list(self.manager.lifecycle.live.values())
-            if not record.is_final and record.owner_worker_id == self.manager.worker_id
+            for record in list(self.lifecycle.live.values())
+            if not record.is_final and record.owner_worker_id == self.worker_id
         ]
 
     # -- heartbeat and fencing ------------------------------------------------------------
@@ -188,14 +201,12 @@ class WorkerServices:
             return
         try:
             renewed = await self.store.renew_leases(
-                worker_id=self.manager.worker_id,
+                worker_id=self.worker_id,
                 run_ids=sorted(local),
                 lease_expires_at=self.lease_expiry(),
             )
         except Exception:
-            logger.warning(
-                "Worker %s could not renew its leases", self.manager.worker_id, exc_info=True
-            )
+            logger.warning("Worker %s could not renew its leases", self.worker_id, exc_info=True)
             if loop.time() - self._last_confirmed > self.lease_seconds:
                 for record in local.values():
                     self.fence(record, "the database stayed unreachable for a whole lease")
@@ -208,16 +219,14 @@ class WorkerServices:
                 if not record.is_final:
                     self.fence(record, "its lease was taken over by another worker")
             elif row.get("cancel_requested_at"):
-                await self.manager.cancel(run_id, action=row.get("cancel_action") or "interrupt")
+                await self._cancel(run_id, action=row.get("cancel_action") or "interrupt")
 
     def fence(self, record: RunRecord, why: str) -> None:
         """Stop writing for a run this worker no longer owns, and stop it locally."""
-        if record.run_id in self.manager.lifecycle.fenced:
+        if record.run_id in self.lifecycle.fenced:
             return
-        logger.warning(
-            "Worker %s fenced off run %s: %s", self.manager.worker_id, record.run_id, why
-        )
-        self.manager.lifecycle.fenced.add(record.run_id)
+        logger.warning("Worker %s fenced off run %s: %s", self.worker_id, record.run_id, why)
+        self.lifecycle.fenced.add(record.run_id)
         record.abort_action = "fenced"
         record.abort_event.set()
         if record.task is not None and not record.task.done():
@@ -232,7 +241,7 @@ class WorkerServices:
                 await self.sweep()
             except Exception:
                 logger.warning(
-                    "Worker %s could not sweep for orphans", self.manager.worker_id, exc_info=True
+                    "Worker %s could not sweep for orphans", self.worker_id, exc_info=True
                 )
 
     async def sweep(self) -> list[str]:
@@ -240,27 +249,27 @@ class WorkerServices:
         expired_before = utc_in(-self.grace_seconds)
         recovered = []
         for row in await self.store.list_expired(expired_before=expired_before):
-            record = self.manager.lifecycle.records.get(row["run_id"])
-            ours = row["owner_worker_id"] == self.manager.worker_id and record is not None
+            record = self.lifecycle.records.get(row["run_id"])
+            ours = row["owner_worker_id"] == self.worker_id and record is not None
             if ours and record is not None and not record.is_final:
                 continue  # our own live run: the heartbeat renews it
-            if ours and record is not None and record.run_id not in self.manager.lifecycle.fenced:
+            if ours and record is not None and record.run_id not in self.lifecycle.fenced:
                 # ours and ended here, but its final write was lost (say, with a cut
                 # connection): write what really happened rather than an orphan's error.
                 # A fenced run is left to the recovery policy below, like any orphan.
                 try:
-                    await self.manager.lifecycle.put_record(record)
+                    await self.lifecycle.put_record(record)
                 except Exception:
                     logger.warning(
                         "Worker %s could not re-write the end of run %s",
-                        self.manager.worker_id,
+                        self.worker_id,
                         row["run_id"],
                         exc_info=True,
                     )
                 else:
                     logger.warning(
                         "Worker %s re-wrote the lost end of run %s (%s)",
-                        self.manager.worker_id,
+                        self.worker_id,
                         row["run_id"],
                         record.status.value,
                     )
@@ -283,7 +292,7 @@ class WorkerServices:
             if outcome is not None:
                 logger.warning(
                     "Worker %s recovered run %s of worker %s as %s",
-                    self.manager.worker_id,
+                    self.worker_id,
                     row["run_id"],
                     row["owner_worker_id"],
                     outcome,
@@ -299,13 +308,11 @@ class WorkerServices:
         while not self._stopping:
             self._wake.clear()
             claimed = False
-            if self.manager._executor.active_count() < self.max_concurrent_runs:
+            if self._executing() < self.max_concurrent_runs:
                 try:
                     claimed = await self.claim_one()
                 except Exception:
-                    logger.warning(
-                        "Worker %s could not claim a run", self.manager.worker_id, exc_info=True
-                    )
+                    logger.warning("Worker %s could not claim a run", self.worker_id, exc_info=True)
             if claimed:
                 continue
             with contextlib.suppress(asyncio.TimeoutError):
@@ -313,7 +320,7 @@ class WorkerServices:
 
     async def claim_one(self) -> bool:
         row = await self.store.claim_next(
-            worker_id=self.manager.worker_id,
+            worker_id=self.worker_id,
             assistant_ids=sorted(self.graphs),
             lease_expires_at=self.lease_expiry(),
         )
@@ -323,7 +330,7 @@ class WorkerServices:
         record.store_only = False
         graph = self.graphs[str(record.assistant_id)]
         kwargs = record.kwargs
-        self.manager._adopt(
+        self._execute(
             record,
             graph,
             decode_input(kwargs),
@@ -338,7 +345,7 @@ class WorkerServices:
         def on_notice(channel: str, payload: str) -> None:
             if channel == "runstore_queue":
                 self.wake()
-            elif channel == "runstore_cancel" and payload in self.manager.lifecycle.records:
+            elif channel == "runstore_cancel" and payload in self.lifecycle.records:
                 task = asyncio.ensure_future(self._deliver_cancel(payload))
                 self._deliveries.add(task)  # keep it referenced until it is done
                 task.add_done_callback(self._deliveries.discard)
@@ -350,7 +357,7 @@ class WorkerServices:
                 raise
             except Exception:
                 logger.warning(
-                    "Worker %s lost its LISTEN connection", self.manager.worker_id, exc_info=True
+                    "Worker %s lost its LISTEN connection", self.worker_id, exc_info=True
                 )
             await asyncio.sleep(min(1.0, self.lease_seconds / 3))
 
@@ -358,10 +365,10 @@ class WorkerServices:
         try:
             row = await self.store.get(run_id)
             if row and row.get("cancel_requested_at"):
-                await self.manager.cancel(run_id, action=row.get("cancel_action") or "interrupt")
+                await self._cancel(run_id, action=row.get("cancel_action") or "interrupt")
         except Exception:
             logger.exception(
-                "Worker %s could not deliver a cancel to run %s", self.manager.worker_id, run_id
+                "Worker %s could not deliver a cancel to run %s", self.worker_id, run_id
             )
 
 
