@@ -20,34 +20,17 @@ from typing import Any, TypeVar
 from langgraph_runstore.checkpoint._bridge import LoopThread
 from langgraph_runstore.errors import (
     ConflictError,
-    DatabaseConfigError,
     InvalidInputError,
     InvalidTransitionError,
     RunNotFoundError,
 )
 from langgraph_runstore.execution import RunExecutor
-from langgraph_runstore.interrupts import read_pending
 from langgraph_runstore.lifecycle import (
     PersistenceRetryPolicy,
     RunLifecycle,
     check_completion_fields,
 )
-from langgraph_runstore.query import (
-    PruneResult,
-    RunPage,
-    StatusFilter,
-    TimeBound,
-    UsageRow,
-    aggregate_rows,
-    check_grouping,
-    check_limit,
-    check_top_order,
-    list_arguments,
-    page_rows,
-    prune_cutoff,
-    top_rows,
-    window_arguments,
-)
+from langgraph_runstore.queries import RunQueries
 from langgraph_runstore.schemas import (
     ACTIVE_STATUSES,
     CancelAction,
@@ -55,7 +38,6 @@ from langgraph_runstore.schemas import (
     MultitaskStrategy,
     RunRecord,
     RunStatus,
-    ThreadStatus,
     ensure_json,
     normalize_timestamp,
     now_iso,
@@ -106,7 +88,7 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class RunManager:
+class RunManager(RunQueries):
     """Creates runs, moves them through their statuses and persists every change.
 
     ``RunManager()`` keeps runs in memory only; ``RunManager(store=...)`` also writes them
@@ -356,7 +338,7 @@ class RunManager:
             self.lifecycle.hold(record)
             return record
         if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
-            for active in await self._active_runs(thread_id):
+            for active in await self.active_runs(thread_id):
                 await self.cancel(active.run_id, action=strategy.value)
         self.lifecycle.hold(record)
         await self.lifecycle.persist_new(record)
@@ -371,47 +353,6 @@ class RunManager:
                     run_id=other.run_id,
                     thread_id=thread_id,
                 )
-
-    async def _active_runs(self, thread_id: str) -> list[RunRecord]:
-        active = {
-            r.run_id: r
-            for r in self.lifecycle.thread_records(thread_id)
-            if r.status in ACTIVE_STATUSES
-        }
-        if self.store is not None:
-            try:
-                rows = await self.store.list_inflight(thread_id=thread_id)
-            except Exception:
-                logger.exception(
-                    "Could not list active runs of thread %s from the store", thread_id
-                )
-                rows = []
-            for row in rows:
-                if row["run_id"] not in active and row["run_id"] not in self.lifecycle.records:
-                    active[row["run_id"]] = RunRecord.from_row(row)
-        return list(active.values())
-
-    async def get(self, run_id: str, *, user_id: str | None = None) -> RunRecord | None:
-        """The run's record: the live one if this process holds it, else read from the store.
-
-        Returns None when the run does not exist, belongs to another ``user_id``, or the store
-        cannot be read (the failure is logged).
-        """
-        record = self.lifecycle.records.get(run_id)
-        if record is not None:
-            return record if user_id is None or record.user_id == user_id else None
-        if self.store is None:
-            return None
-        try:
-            row = await self.store.get(run_id)
-        except Exception:
-            logger.exception("Could not read run %s from the store", run_id)
-            return None
-        if row is None or (user_id is not None and row.get("user_id") != user_id):
-            return None
-        return RunRecord.from_row(row)
-
-    aget = get
 
     async def set_status(
         self, run_id: str, status: RunStatus | str, *, error: str | None = None
@@ -601,7 +542,7 @@ class RunManager:
                 )
         else:
             if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
-                for active in await self._active_runs(thread_id):
+                for active in await self.active_runs(thread_id):
                     await self.cancel(active.run_id, action=strategy.value)
             await self.lifecycle.put_record(record)
         notify = getattr(store, "notify_queue", None)
@@ -614,71 +555,6 @@ class RunManager:
     def _tally(self, run_id: str) -> dict[str, Any]:
         tracker = self._trackers.get(run_id)
         return tracker.current_fields() if tracker is not None else {}
-
-    async def list_by_thread(
-        self, thread_id: str, *, user_id: str | None = None, limit: int = 100
-    ) -> list[RunRecord]:
-        """Runs of a thread, newest first: live records merged over store rows.
-
-        Runs created at the same instant keep their creation order. A store that cannot be
-        read contributes nothing (the failure is logged).
-        """
-        by_id: dict[str, RunRecord] = {}
-        if self.store is not None:
-            try:
-                rows = await self.store.list_by_thread(thread_id, user_id=user_id, limit=limit)
-            except Exception:
-                logger.exception("Could not list runs of thread %s from the store", thread_id)
-                rows = []
-            for row in rows:
-                by_id[row["run_id"]] = RunRecord.from_row(row)
-        for record in self.lifecycle.thread_records(thread_id):
-            if user_id is None or record.user_id == user_id:
-                by_id[record.run_id] = record
-        runs = sorted(by_id.values(), key=lambda r: r.created_at, reverse=True)
-        return runs[:limit]
-
-    async def has_inflight(self, thread_id: str) -> bool:
-        """True while the thread has a pending or running run (here or in the store)."""
-        if any(r.status in ACTIVE_STATUSES for r in self.lifecycle.thread_records(thread_id)):
-            return True
-        return bool(await self._active_runs(thread_id))
-
-    async def thread_status(self, thread_id: str) -> ThreadStatus:
-        """idle, busy (a run is pending or running), interrupted (the last run paused on
-        an interrupt and waits to be resumed) or error (the last run failed or timed out)."""
-        if await self.has_inflight(thread_id):
-            return ThreadStatus.busy
-        latest = await self.list_by_thread(thread_id, limit=1)
-        if not latest:
-            return ThreadStatus.idle
-        last = latest[0]
-        if last.status in (RunStatus.error, RunStatus.timeout):
-            return ThreadStatus.error
-        if last.status == RunStatus.success and last.stop_reason == "interrupt":
-            return ThreadStatus.interrupted
-        return ThreadStatus.idle
-
-    async def thread_interrupts(
-        self, thread_id: str, *, checkpointer: Any = None
-    ) -> list[dict[str, Any]]:
-        """The interrupts the thread waits on, as ``{"id", "value", "ns"}`` dicts, read from
-        its newest checkpoint like the Platform's ``thread.interrupts`` (empty when none).
-
-        The checkpointer is ``checkpointer`` or the store's. Without either, the stored
-        interrupts of the thread's latest run stand in, while that run is paused.
-        """
-        latest = await self.list_by_thread(thread_id, limit=1)
-        stored = latest[0].interrupts if latest and latest[0].paused else []
-        saver = checkpointer
-        if saver is None and self.store is not None:
-            try:
-                saver = self.store.checkpointer  # type: ignore[attr-defined]
-            except (AttributeError, DatabaseConfigError):
-                saver = None
-        if saver is None:
-            return [dict(entry) for entry in stored]
-        return await read_pending(saver, thread_id, known=stored)
 
     async def cleanup(self, run_id: str, *, delay: float = 0) -> None:
         """Forget the in-memory record of a run now, or after ``delay`` seconds.
@@ -1059,149 +935,3 @@ class RunManager:
         await self.aclose()
 
     # -- reading and retention ----------------------------------------------------------------
-
-    def _memory_rows(self) -> list[dict[str, Any]]:
-        # records are kept in creation order, which stands in for the store's seq
-        return [
-            {**record.to_row(), "seq": seq}
-            for seq, record in enumerate(self.lifecycle.records.values())
-        ]
-
-    async def list_runs(
-        self,
-        *,
-        thread_id: str | None = None,
-        status: StatusFilter = None,
-        user_id: str | None = None,
-        since: TimeBound = None,
-        until: TimeBound = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> RunPage[RunRecord]:
-        """One page of runs, newest first; ``page.next_cursor`` fetches the next one.
-
-        Filters and cursors as in ``RunStore.list_runs``. Runs this process holds come back
-        as their live records; without a store, the page is taken from memory.
-        """
-        args = list_arguments(
-            thread_id=thread_id,
-            status=status,
-            user_id=user_id,
-            since=since,
-            until=until,
-            limit=limit,
-            cursor=cursor,
-        )
-        if self.store is None:
-            page = page_rows(self._memory_rows(), **args)
-        else:
-            store = self.store
-            page = await self.lifecycle.retrying(
-                lambda: store.list_runs(
-                    thread_id=thread_id,
-                    status=args["statuses"] or None,
-                    user_id=user_id,
-                    since=args["since"],
-                    until=args["until"],
-                    limit=limit,
-                    cursor=cursor,
-                )
-            )
-        records = tuple(
-            self.lifecycle.records.get(row["run_id"]) or RunRecord.from_row(row) for row in page
-        )
-        return RunPage(records, page.next_cursor)
-
-    async def aggregate_usage(
-        self,
-        *,
-        by: str = "model",
-        since: TimeBound = None,
-        until: TimeBound = None,
-        thread_id: str | None = None,
-        user_id: str | None = None,
-    ) -> list[UsageRow]:
-        """Token totals, run counts by status, error rate and LLM calls per model, thread,
-        user or UTC day (see ``RunStore.aggregate_usage``)."""
-        if self.store is None:
-            return aggregate_rows(
-                self._memory_rows(),
-                by=check_grouping(by),
-                thread_id=thread_id,
-                user_id=user_id,
-                **window_arguments(since, until),
-            )
-        store = self.store
-        return await self.lifecycle.retrying(
-            lambda: store.aggregate_usage(
-                by=by, since=since, until=until, thread_id=thread_id, user_id=user_id
-            )
-        )
-
-    async def top_runs(
-        self,
-        *,
-        by: str = "duration",
-        since: TimeBound = None,
-        until: TimeBound = None,
-        limit: int = 10,
-    ) -> list[RunRecord]:
-        """The longest finished runs (``by="duration"``) or those with the most tokens."""
-        if self.store is None:
-            rows = top_rows(
-                self._memory_rows(),
-                by=check_top_order(by),
-                limit=check_limit(limit),
-                **window_arguments(since, until),
-            )
-        else:
-            store = self.store
-            rows = await self.lifecycle.retrying(
-                lambda: store.top_runs(by=by, since=since, until=until, limit=limit)
-            )
-        return [
-            self.lifecycle.records.get(row["run_id"]) or RunRecord.from_row(row) for row in rows
-        ]
-
-    async def prune_runs(
-        self,
-        *,
-        older_than: TimeBound,
-        include_checkpoints: bool = True,
-        dry_run: bool = False,
-        on_progress: Callable[[int], None] | None = None,
-    ) -> PruneResult:
-        """Delete finished runs created before ``older_than`` and, unless
-        ``include_checkpoints=False``, the checkpoints they wrote (see
-        ``RunStore.prune_runs``). Pending and running runs are never touched."""
-        cutoff = prune_cutoff(older_than)
-        doomed = [
-            run_id
-            for run_id, record in self.lifecycle.records.items()
-            if record.is_final
-            and record.created_at < cutoff
-            and (record.task is None or record.task.done())
-        ]
-        if self.store is not None:
-            result = await self.store.prune_runs(
-                older_than=cutoff,
-                include_checkpoints=include_checkpoints,
-                dry_run=dry_run,
-                on_progress=on_progress,
-            )
-        else:
-            batches = 1 if doomed and not dry_run else 0
-            result = PruneResult(len(doomed), batches, cutoff=cutoff, dry_run=dry_run)
-            if batches and on_progress is not None:
-                on_progress(len(doomed))
-        if not dry_run:
-            for run_id in doomed:  # gone from the store: forget the in-memory records too
-                self.lifecycle.forget(run_id)
-        return result
-
-    async def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
-        """The checkpoints the run wrote, from the store (empty without one)."""
-        if self.store is None:
-            return []
-        store = self.store
-        return await self.lifecycle.retrying(lambda: store.run_checkpoints(run_id))
