@@ -38,6 +38,7 @@ _EXPORTS = {
     "SQLAlchemySaver": "checkpoint",
     "SQLRunStore": "store.sql",
     "SchemaVersionError": "errors",
+    "SyncRunManager": "sync",
     "SyncRunTracker": "tracking",
     "ThreadStatus": "schemas",
     "TokenUsage": "schemas",
@@ -70,6 +71,7 @@ __all__ = [
     "SQLAlchemySaver",
     "SQLRunStore",
     "SchemaVersionError",
+    "SyncRunManager",
     "SyncRunTracker",
     "ThreadStatus",
     "TokenUsage",
@@ -118,5 +120,6 @@ if TYPE_CHECKING:
         TokenUsage,
     )
     from langgraph_runstore.store import MemoryRunStore, RunStore, SQLRunStore
+    from langgraph_runstore.sync import SyncRunManager
     from langgraph_runstore.tracking import RunTracker, SyncRunTracker
     from langgraph_runstore.workers import RecoveryPolicy

@@ -797,6 +797,13 @@ class RunManager(RunQueries):
 
         return self._loop_thread.run(call)
 
+    def close_sync(self) -> None:
+        """Stop the background loop that sync calls run on (``sync_from_url`` does this on
+        exit); a later sync call starts a fresh one."""
+        if self._loop_thread is not None:
+            self._loop_thread.stop()
+            self._loop_thread = None
+
     @classmethod
     @contextmanager
     def sync_from_url(cls, url: str, **manager_options: Any) -> Iterator[RunManager]:
@@ -825,9 +832,7 @@ class RunManager(RunQueries):
                 await engine.dispose()
 
             manager.run_sync(close)
-            if manager._loop_thread is not None:
-                manager._loop_thread.stop()
-                manager._loop_thread = None
+            manager.close_sync()
 
     @contextmanager
     def track_sync(

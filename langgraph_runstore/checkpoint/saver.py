@@ -6,7 +6,6 @@ import asyncio
 import random
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager
 from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -121,8 +120,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         self._get_latest = backend.sql.get_latest()
 
     @classmethod
-    @asynccontextmanager
-    async def from_url(
+    def from_url(
         cls,
         url: str | URL,
         *,
@@ -130,23 +128,21 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         max_connections: int | None = None,
         list_deltas: bool = True,
         **engine_kwargs: Any,
-    ) -> AsyncIterator[SQLAlchemySaver]:
+    ) -> OpenedSaver:
         """Open an engine for ``url``, set the schema up, yield a saver; dispose on exit.
 
-        Extra keyword arguments go to :func:`langgraph_runstore.db.create_engine`.
+        Use it with ``async with`` in async code, or a plain ``with`` in a script (as with
+        ``SqliteSaver.from_conn_string``). Extra keyword arguments go to
+        :func:`langgraph_runstore.db.create_engine`.
         """
-        engine = create_engine(url, **engine_kwargs)
-        try:
-            saver = cls(
-                engine, serde=serde, max_connections=max_connections, list_deltas=list_deltas
+        return OpenedSaver(
+            lambda: cls(
+                create_engine(url, **engine_kwargs),
+                serde=serde,
+                max_connections=max_connections,
+                list_deltas=list_deltas,
             )
-            try:
-                await saver.setup()
-                yield saver
-            finally:
-                await saver.aclose()
-        finally:
-            await engine.dispose()
+        )
 
     async def setup(self) -> None:
         """Create or migrate the tables (runs and checkpoints); safe to call repeatedly."""
@@ -601,3 +597,58 @@ def _target(config: RunnableConfig) -> tuple[str, str, Any]:
         configurable.get("checkpoint_ns") or "",
         configurable.get("checkpoint_id"),
     )
+
+
+class OpenedSaver:
+    """What ``SQLAlchemySaver.from_url`` returns: a context manager for ``async with`` and
+    for ``with``; on exit the saver closes and its engine is disposed."""
+
+    def __init__(self, make: Callable[[], SQLAlchemySaver]) -> None:
+        self._make = make
+        self._saver: SQLAlchemySaver | None = None
+
+    async def __aenter__(self) -> SQLAlchemySaver:
+        saver = self._saver = self._make()
+        try:
+            await saver.setup()
+        except BaseException:
+            await self._aclose(saver)
+            raise
+        return saver
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        saver, self._saver = self._saver, None
+        if saver is not None:
+            await self._aclose(saver)
+
+    @staticmethod
+    async def _aclose(saver: SQLAlchemySaver) -> None:
+        try:
+            await saver.aclose()
+        finally:
+            await saver.engine.dispose()
+
+    def __enter__(self) -> SQLAlchemySaver:
+        refuse_on_running_loop("from_url")
+        saver = self._saver = self._make()
+        try:
+            # the engine's connections live on the saver's own loop, as its sync calls do
+            saver._bridge.run(saver.setup)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return saver
+
+    def __exit__(self, *exc_info: object) -> None:
+        saver, self._saver = self._saver, None
+        if saver is None:
+            return
+
+        async def close() -> None:
+            await saver._close_on_bridge()
+            await saver.engine.dispose()
+
+        try:
+            saver._bridge.run(close)
+        finally:
+            saver._bridge.stop()

@@ -1,0 +1,252 @@
+"""SyncRunManager: the synchronous twin of RunManager, for code with no event loop of its own
+(scripts, Django, Flask, a notebook cell), as httpx pairs ``Client`` with ``AsyncClient``.
+
+It wraps one RunManager and runs every call to its end on that manager's private loop
+thread, where all store I/O happens. Called on a thread that already runs an event loop (a
+notebook cell), it does the blocking work on a helper thread instead, so the call works and
+nothing deadlocks; the calling loop waits for it, as it would for any blocking call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from langgraph_runstore.manager import RunManager
+from langgraph_runstore.query import PruneResult, RunPage, StatusFilter, TimeBound, UsageRow
+from langgraph_runstore.schemas import CancelAction, RunRecord, RunStatus, ThreadStatus
+from langgraph_runstore.store.base import RunStore
+
+T = TypeVar("T")
+
+
+def _on_a_loop_thread() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
+def _off_the_loop(work: Callable[[], T]) -> T:
+    """``work()`` here, or on a helper thread when this thread runs an event loop (the
+    manager's sync path refuses such a thread, which it would block)."""
+    if not _on_a_loop_thread():
+        return work()
+    with concurrent.futures.ThreadPoolExecutor(1, "langgraph-runstore sync") as pool:
+        return pool.submit(work).result()
+
+
+class SyncRunManager:
+    """RunManager's API as plain methods: ``get``, ``list_by_thread``, ``list_runs``,
+    ``thread_status``, ``thread_interrupts``, ``aggregate_usage``, ``top_runs``, ``cancel``,
+    ``create``, ``submit``, ``join``, ``invoke``, ``stream`` and ``track``.
+
+    ::
+
+        with SyncRunManager.from_url("sqlite:///agent.db") as manager:
+            graph = builder.compile(checkpointer=manager.store.checkpointer)
+            run = manager.invoke(graph, inputs, thread_id="t1")
+            print(manager.get(run.run_id).total_tokens)
+
+    ``manager_options`` are RunManager's. ``self.manager`` is the async manager inside; use
+    it from async code (``await manager.manager.get(...)``) only on its own loop.
+    """
+
+    def __init__(
+        self,
+        store: RunStore | None = None,
+        *,
+        manager: RunManager | None = None,
+        **manager_options: Any,
+    ) -> None:
+        if manager is not None and (store is not None or manager_options):
+            raise TypeError("give SyncRunManager a manager, or a store and options, not both")
+        self.manager = manager or RunManager(store, **manager_options)
+
+    @classmethod
+    @contextmanager
+    def from_url(cls, url: str, **manager_options: Any) -> Iterator[SyncRunManager]:
+        """A manager on a SQLRunStore at ``url`` (created or migrated); closed on exit."""
+        opened = RunManager.sync_from_url(url, **manager_options)
+        manager = _off_the_loop(opened.__enter__)
+        try:
+            yield cls(manager=manager)
+        finally:
+            _off_the_loop(lambda: opened.__exit__(None, None, None))
+
+    @property
+    def store(self) -> RunStore | None:
+        """The RunStore the manager writes to (``store.checkpointer`` for graphs)."""
+        return self.manager.store
+
+    def _call(self, work: Callable[[], T]) -> T:
+        return _off_the_loop(work)
+
+    def _run(self, factory: Callable[[], Any]) -> Any:
+        return self._call(lambda: self.manager.run_sync(factory))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def get(self, run_id: str, *, user_id: str | None = None) -> RunRecord | None:
+        """See ``RunManager.get``."""
+        return self._run(lambda: self.manager.get(run_id, user_id=user_id))  # type: ignore[no-any-return]
+
+    def list_by_thread(
+        self, thread_id: str, *, user_id: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        """See ``RunManager.list_by_thread``."""
+        return self._run(  # type: ignore[no-any-return]
+            lambda: self.manager.list_by_thread(thread_id, user_id=user_id, limit=limit)
+        )
+
+    def has_inflight(self, thread_id: str) -> bool:
+        """See ``RunManager.has_inflight``."""
+        return self._run(lambda: self.manager.has_inflight(thread_id))  # type: ignore[no-any-return]
+
+    def thread_status(self, thread_id: str) -> ThreadStatus:
+        """See ``RunManager.thread_status``."""
+        return self._run(lambda: self.manager.thread_status(thread_id))  # type: ignore[no-any-return]
+
+    def thread_interrupts(
+        self, thread_id: str, *, checkpointer: Any = None
+    ) -> list[dict[str, Any]]:
+        """See ``RunManager.thread_interrupts``."""
+        return self._run(  # type: ignore[no-any-return]
+            lambda: self.manager.thread_interrupts(thread_id, checkpointer=checkpointer)
+        )
+
+    def list_runs(
+        self,
+        *,
+        thread_id: str | None = None,
+        status: StatusFilter = None,
+        user_id: str | None = None,
+        since: TimeBound = None,
+        until: TimeBound = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> RunPage[RunRecord]:
+        """See ``RunManager.list_runs``."""
+        return self._run(  # type: ignore[no-any-return]
+            lambda: self.manager.list_runs(
+                thread_id=thread_id,
+                status=status,
+                user_id=user_id,
+                since=since,
+                until=until,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    def aggregate_usage(self, **options: Any) -> list[UsageRow]:
+        """See ``RunManager.aggregate_usage`` (by, since, until, thread_id, user_id)."""
+        return self._run(lambda: self.manager.aggregate_usage(**options))  # type: ignore[no-any-return]
+
+    def top_runs(self, **options: Any) -> list[RunRecord]:
+        """See ``RunManager.top_runs`` (by, since, until, limit)."""
+        return self._run(lambda: self.manager.top_runs(**options))  # type: ignore[no-any-return]
+
+    def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
+        """See ``RunManager.run_checkpoints``."""
+        return self._run(lambda: self.manager.run_checkpoints(run_id))  # type: ignore[no-any-return]
+
+    def prune_runs(self, *, older_than: TimeBound, **options: Any) -> PruneResult:
+        """See ``RunManager.prune_runs``."""
+        return self._run(  # type: ignore[no-any-return]
+            lambda: self.manager.prune_runs(older_than=older_than, **options)
+        )
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def create(self, thread_id: str, assistant_id: str | None = None, **options: Any) -> RunRecord:
+        """See ``RunManager.create``."""
+        return self._run(lambda: self.manager.create(thread_id, assistant_id, **options))  # type: ignore[no-any-return]
+
+    def create_or_reject(
+        self, thread_id: str, assistant_id: str | None = None, **options: Any
+    ) -> RunRecord:
+        """See ``RunManager.create_or_reject``."""
+        return self._run(  # type: ignore[no-any-return]
+            lambda: self.manager.create_or_reject(thread_id, assistant_id, **options)
+        )
+
+    def set_status(
+        self, run_id: str, status: RunStatus | str, *, error: str | None = None
+    ) -> RunRecord:
+        """See ``RunManager.set_status``."""
+        return self._run(lambda: self.manager.set_status(run_id, status, error=error))  # type: ignore[no-any-return]
+
+    def cancel(self, run_id: str, *, action: CancelAction | str = CancelAction.interrupt) -> bool:
+        """See ``RunManager.cancel``."""
+        return self._run(lambda: self.manager.cancel(run_id, action=action))  # type: ignore[no-any-return]
+
+    def submit(self, assistant_id: str, input: Any, *, thread_id: str, **options: Any) -> RunRecord:
+        """See ``RunManager.submit``: a run for the workers' shared queue."""
+        return self._run(  # type: ignore[no-any-return]
+            lambda: self.manager.submit(assistant_id, input, thread_id=thread_id, **options)
+        )
+
+    def join(self, run_id: str, *, poll_interval: float = 0.2) -> RunRecord:
+        """See ``RunManager.join``: block until the run has ended."""
+        return self._run(lambda: self.manager.join(run_id, poll_interval=poll_interval))  # type: ignore[no-any-return]
+
+    # -- running graphs --------------------------------------------------------------------
+
+    def invoke(self, graph: Any, input: Any, *, thread_id: str, **options: Any) -> RunRecord:
+        """``graph.invoke(input)`` as one tracked run; the graph's errors are recorded on the
+        run, not raised (see ``RunManager.invoke``)."""
+        return self._call(lambda: self.manager.invoke(graph, input, thread_id=thread_id, **options))
+
+    def stream(
+        self,
+        graph: Any,
+        input: Any,
+        *,
+        thread_id: str,
+        stream_mode: str | list[str] = "values",
+        config: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Iterator[Any]:
+        """``graph.stream(input)`` as one tracked run, yielding what it yields. A graph error
+        is recorded on the run and raised; stopping early ends the run ``interrupted``."""
+        with self.track(
+            thread_id=thread_id, config=dict(config or {}), graph=graph, **options
+        ) as run:
+            yield from graph.stream(input, run.config, stream_mode=stream_mode)
+
+    @contextmanager
+    def track(self, *, thread_id: str, **options: Any) -> Iterator[RunRecord]:
+        """Record the one ``graph.invoke``/``graph.stream`` made inside the block (see
+        ``RunManager.track_sync``); ``run.config`` carries the tracker."""
+        if _on_a_loop_thread():
+            raise RuntimeError(
+                "SyncRunManager.track() was entered on a thread that runs an event loop, "
+                "whose graph calls it would block: use 'async with RunManager.track(...)' "
+                "there, or SyncRunManager.invoke()/stream(), which step off the loop."
+            )
+        with self.manager.track_sync(thread_id=thread_id, **options) as run:
+            yield run
+
+    def close(self) -> None:
+        """Stop the manager's background loop (``from_url`` closes the store too)."""
+        self.manager.close_sync()
+
+    def __enter__(self) -> SyncRunManager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __await__(self) -> Any:
+        raise TypeError(
+            "SyncRunManager is the synchronous manager and cannot be awaited; in async code "
+            "use RunManager (async with RunManager.from_url(...) / await manager.get(...))"
+        )
+
+
+__all__ = ["SyncRunManager"]
