@@ -20,12 +20,10 @@ import asyncio
 import json
 import logging
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -62,6 +60,7 @@ from langgraph_runstore.schemas import (
     normalize_timestamp,
     now_iso,
 )
+from langgraph_runstore.store import reads
 from langgraph_runstore.store.base import (
     ACTIVE_STATUS_VALUES,
     RunStore,
@@ -70,6 +69,7 @@ from langgraph_runstore.store.base import (
     prepare_row,
     status_stamps,
 )
+from langgraph_runstore.store.statements import SELECT_COLUMNS, Statement
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -79,36 +79,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-_SELECT_COLUMNS = ", ".join(("seq", *ROW_FIELDS))
 _ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUS_VALUES)
-_PARAM = re.compile(r":([a-z_][a-z0-9_]*)")
 _ONE_RUNNING_INDEX = "runs_one_running_per_thread"
 # PostgreSQL's names for the key on run_id (the primary key; a UNIQUE in older schemas)
 _RUN_ID_KEYS = frozenset({"runs_pkey", "runs_run_id_key"})
-
-
-@dataclass(frozen=True)
-class Statement:
-    """One SQL text in both paramstyles: ``:name`` for sqlite3, ``$n`` for asyncpg."""
-
-    sqlite: str
-    postgresql: str
-    names: tuple[str, ...]
-
-    @classmethod
-    def of(cls, template: str) -> Statement:
-        names: list[str] = []
-
-        def number(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name not in names:
-                names.append(name)
-            return f"${names.index(name) + 1}"
-
-        return cls(template, _PARAM.sub(number, template), tuple(names))
-
-    def args(self, params: dict[str, Any]) -> list[Any]:
-        return [params[name] for name in self.names]
 
 
 def _encode(row: dict[str, Any], *, run_id: str | None = None) -> dict[str, Any]:
@@ -199,15 +173,15 @@ def _completion_sql(status: str, columns: tuple[str, ...]) -> Statement:
     )
 
 
-_GET = Statement.of(f"SELECT {_SELECT_COLUMNS} FROM runs WHERE run_id = :run_id")
+_GET = Statement.of(f"SELECT {SELECT_COLUMNS} FROM runs WHERE run_id = :run_id")
 _STATUS = Statement.of("SELECT status, thread_id FROM runs WHERE run_id = :run_id")
 _DELETE = Statement.of("DELETE FROM runs WHERE run_id = :run_id")
 _LIST_THREAD = Statement.of(
-    f"SELECT {_SELECT_COLUMNS} FROM runs WHERE thread_id = :thread_id "
+    f"SELECT {SELECT_COLUMNS} FROM runs WHERE thread_id = :thread_id "
     "ORDER BY created_at DESC, seq ASC LIMIT :limit"
 )
 _LIST_THREAD_USER = Statement.of(
-    f"SELECT {_SELECT_COLUMNS} FROM runs WHERE thread_id = :thread_id AND user_id = :user_id "
+    f"SELECT {SELECT_COLUMNS} FROM runs WHERE thread_id = :thread_id AND user_id = :user_id "
     "ORDER BY created_at DESC, seq ASC LIMIT :limit"
 )
 _PG_ADMIT = Statement.of("SELECT runstore_admit(:thread_id, CAST(:row AS jsonb)) AS admitted")
@@ -589,7 +563,7 @@ def _claim_sql(dialect: str, assistant_count: int) -> Statement:
         f"updated_at = {now}, attempt = attempt + 1 "
         "WHERE status = 'pending' AND run_id = (SELECT r.run_id FROM runs r WHERE "
         + _CLAIMABLE.format(assistants=assistants)
-        + f" ORDER BY r.created_at, r.seq LIMIT 1{lock}) RETURNING {_SELECT_COLUMNS}"
+        + f" ORDER BY r.created_at, r.seq LIMIT 1{lock}) RETURNING {SELECT_COLUMNS}"
     )
 
 
@@ -617,7 +591,7 @@ _PG_REQUEST_CANCEL = Statement.of(
     "FROM asked"
 )
 _LIST_EXPIRED = Statement.of(
-    f"SELECT {_SELECT_COLUMNS} FROM runs WHERE owner_worker_id IS NOT NULL "
+    f"SELECT {SELECT_COLUMNS} FROM runs WHERE owner_worker_id IS NOT NULL "
     f"AND status IN ({_ACTIVE_SQL}) AND lease_expires_at < :expired_before "
     "ORDER BY created_at, seq"
 )
@@ -727,6 +701,31 @@ class _WorkerQueries:
             await self._driver.fetch(_PG_NOTIFY_QUEUE, {"assistant_id": assistant_id or ""})
 
 
+class _ReadAccess:
+    """The store as ``reads.RunsDatabase``: its driver, row decoding and checkpointer."""
+
+    def __init__(self, store: SQLRunStore) -> None:
+        self._store = store
+
+    @property
+    def dialect(self) -> str:
+        return self._store.dialect
+
+    async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return await self._store._driver.fetch(statement, params)
+
+    async def fetch_runs(
+        self, statement: Statement, params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        return await self._store._fetch(statement, params)
+
+    async def execute(self, statement: Statement, params: dict[str, Any]) -> int:
+        return await self._store._driver.execute(statement, params)
+
+    async def delete_checkpoints(self, run_ids: list[str]) -> None:
+        await self._store.checkpointer.adelete_for_runs(run_ids)
+
+
 class SQLRunStore(_WorkerQueries, RunStore):
     """A RunStore in the ``runs`` table of a SQLite file or a PostgreSQL database.
 
@@ -757,6 +756,7 @@ class SQLRunStore(_WorkerQueries, RunStore):
         self.dialect = dialect
         self._driver = driver
         self._checkpointer: SQLAlchemySaver | None = None
+        self._read_access = _ReadAccess(self)
 
     @classmethod
     def open_read_only(cls, path: str | os.PathLike[str]) -> SQLRunStore:
@@ -902,7 +902,7 @@ class SQLRunStore(_WorkerQueries, RunStore):
             params["thread_id"] = thread_id
         return await self._fetch(_inflight_sql(tuple(clauses)), params)
 
-    # -- reading and retention (the SQL lives in store/_queries.py) -------------------------
+    # -- reading and retention (the SQL lives in store/reads.py) -------------------------
 
     async def list_runs(
         self,
@@ -915,8 +915,6 @@ class SQLRunStore(_WorkerQueries, RunStore):
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunPage[dict[str, Any]]:
-        from langgraph_runstore.store import _queries
-
         args = list_arguments(
             thread_id=thread_id,
             status=status,
@@ -926,7 +924,7 @@ class SQLRunStore(_WorkerQueries, RunStore):
             limit=limit,
             cursor=cursor,
         )
-        return await _queries.list_runs(self, **args)
+        return await reads.list_runs(self._read_access, **args)
 
     async def aggregate_usage(
         self,
@@ -937,10 +935,8 @@ class SQLRunStore(_WorkerQueries, RunStore):
         thread_id: str | None = None,
         user_id: str | None = None,
     ) -> list[UsageRow]:
-        from langgraph_runstore.store import _queries
-
-        return await _queries.aggregate_usage(
-            self,
+        return await reads.aggregate_usage(
+            self._read_access,
             by=check_grouping(by),
             thread_id=thread_id,
             user_id=user_id,
@@ -955,10 +951,11 @@ class SQLRunStore(_WorkerQueries, RunStore):
         until: str | datetime | timedelta | None = None,
         limit: int = 10,
     ) -> list[dict[str, Any]]:
-        from langgraph_runstore.store import _queries
-
-        return await _queries.top_runs(
-            self, by=check_top_order(by), limit=check_limit(limit), **window_arguments(since, until)
+        return await reads.top_runs(
+            self._read_access,
+            by=check_top_order(by),
+            limit=check_limit(limit),
+            **window_arguments(since, until),
         )
 
     async def prune_runs(
@@ -970,10 +967,8 @@ class SQLRunStore(_WorkerQueries, RunStore):
         on_progress: Callable[[int], None] | None = None,
         max_batch: int = 2000,
     ) -> PruneResult:
-        from langgraph_runstore.store import _queries
-
-        return await _queries.prune_runs(
-            self,
+        return await reads.prune_runs(
+            self._read_access,
             cutoff=prune_cutoff(older_than),
             include_checkpoints=include_checkpoints,
             dry_run=dry_run,
@@ -982,13 +977,11 @@ class SQLRunStore(_WorkerQueries, RunStore):
         )
 
     async def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
-        from langgraph_runstore.store import _queries
-
-        return await _queries.run_checkpoints(self, run_id)
+        return await reads.run_checkpoints(self._read_access, run_id)
 
 
 @lru_cache(maxsize=8)
 def _inflight_sql(clauses: Sequence[str]) -> Statement:
     return Statement.of(
-        f"SELECT {_SELECT_COLUMNS} FROM runs WHERE {' AND '.join(clauses)} ORDER BY created_at, seq"
+        f"SELECT {SELECT_COLUMNS} FROM runs WHERE {' AND '.join(clauses)} ORDER BY created_at, seq"
     )

@@ -15,7 +15,7 @@ import pytest
 
 from langgraph_runstore import SQLRunStore
 from langgraph_runstore.query import encode_cursor
-from langgraph_runstore.store import _queries as q
+from langgraph_runstore.store import reads as q
 from langgraph_runstore.store.sql import Statement
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from langgraph_runstore.query import (
     FINAL_STATUS_VALUES,
@@ -27,10 +27,30 @@ from langgraph_runstore.query import (
     usage_rows,
 )
 from langgraph_runstore.schemas import TOKEN_FIELDS
-from langgraph_runstore.store.sql import _SELECT_COLUMNS, Statement
+from langgraph_runstore.store.statements import SELECT_COLUMNS, Statement
 
-if TYPE_CHECKING:
-    from langgraph_runstore.store.sql import SQLRunStore
+
+class RunsDatabase(Protocol):
+    """What the read side needs of a SQL run store (``SQLRunStore`` hands one over)."""
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+
+    async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Rows as the driver returns them."""
+
+    async def fetch_runs(
+        self, statement: Statement, params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """Runs rows, their JSON fields decoded."""
+
+    async def execute(self, statement: Statement, params: dict[str, Any]) -> int:
+        """Run a write; the number of rows it changed."""
+
+    async def delete_checkpoints(self, run_ids: list[str]) -> None:
+        """Remove the checkpoints and writes of these runs."""
+
 
 _FINAL_SQL = ", ".join(f"'{status}'" for status in FINAL_STATUS_VALUES)
 
@@ -100,12 +120,12 @@ _PAGE_ORDER = "ORDER BY created_at DESC, seq ASC LIMIT :limit"
 def _list_runs_sql(dialect: str, clauses: tuple[str, ...], arms: int) -> Statement:
     if not arms:
         where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
-        return Statement.of(f"SELECT {_SELECT_COLUMNS} FROM runs {where}{_PAGE_ORDER}")
+        return Statement.of(f"SELECT {SELECT_COLUMNS} FROM runs {where}{_PAGE_ORDER}")
     selects = []
     for i in range(arms):
         where = " AND ".join((*clauses, f"status = :status_{i}"))
         selects.append(
-            f"SELECT * FROM (SELECT {_SELECT_COLUMNS} FROM runs WHERE {where} {_PAGE_ORDER}) "
+            f"SELECT * FROM (SELECT {SELECT_COLUMNS} FROM runs WHERE {where} {_PAGE_ORDER}) "
             f"AS arm_{i}"
         )
     return Statement.of(f"{' UNION ALL '.join(selects)} {_PAGE_ORDER}")
@@ -219,7 +239,7 @@ def _top_sql(dialect: str, by: str, clauses: tuple[str, ...]) -> Statement:
         score = "total_tokens"
         where.append("total_tokens > 0")
     return Statement.of(
-        f"SELECT {_SELECT_COLUMNS} FROM runs WHERE {' AND '.join(where)} "
+        f"SELECT {SELECT_COLUMNS} FROM runs WHERE {' AND '.join(where)} "
         f"ORDER BY {score} DESC, created_at ASC LIMIT :limit"
     )
 
@@ -250,7 +270,7 @@ RUN_CHECKPOINTS = Statement.of(
 )
 
 
-# -- the SQLRunStore methods, kept here so the store module stays about writes ---------------
+# -- the SQLRunStore read methods, kept here so the store module stays about writes ---------------
 
 #: Target duration of one prune write: well under the ~100 ms a waiting writer should see.
 PRUNE_TARGET_SECONDS = 0.02
@@ -260,38 +280,38 @@ PRUNE_MIN_BATCH = 10
 PRUNE_SQLITE_PAUSE_SECONDS = 0.005
 
 
-async def list_runs(store: SQLRunStore, **filters: Any) -> RunPage[dict[str, Any]]:
+async def list_runs(store: RunsDatabase, **filters: Any) -> RunPage[dict[str, Any]]:
     """``SQLRunStore.list_runs`` after argument checks."""
     limit = filters["limit"]
     statement, params = list_runs_query(store.dialect, **filters)
-    rows = await store._fetch(statement, params)
+    rows = await store.fetch_runs(statement, params)
     page = rows[:limit]
     more = len(rows) > limit
     next_cursor = encode_cursor(page[-1]["created_at"], page[-1]["seq"]) if more else None
     return RunPage(tuple(page), next_cursor)
 
 
-async def aggregate_usage(store: SQLRunStore, *, by: str, **filters: Any) -> list[UsageRow]:
+async def aggregate_usage(store: RunsDatabase, *, by: str, **filters: Any) -> list[UsageRow]:
     """``SQLRunStore.aggregate_usage`` after argument checks."""
     statement, params = aggregate_query(store.dialect, by=by, **filters)
     groups: dict[str | None, dict[str, Any]] = {}
-    for row in await store._driver.fetch(statement, params):
+    for row in await store.fetch(statement, params):
         add_to_group(
             groups, row["key"], row["status"], row["runs"], row["llm_calls"], row, row["paused"]
         )
     return sort_usage(by, usage_rows(groups))
 
 
-async def top_runs(store: SQLRunStore, **options: Any) -> list[dict[str, Any]]:
+async def top_runs(store: RunsDatabase, **options: Any) -> list[dict[str, Any]]:
     """``SQLRunStore.top_runs`` after argument checks."""
     statement, params = top_runs_query(store.dialect, **options)
-    return await store._fetch(statement, params)
+    return await store.fetch_runs(statement, params)
 
 
-async def run_checkpoints(store: SQLRunStore, run_id: str) -> list[dict[str, Any]]:
+async def run_checkpoints(store: RunsDatabase, run_id: str) -> list[dict[str, Any]]:
     """The checkpoints whose metadata names ``run_id``, oldest first per thread/namespace."""
     result = []
-    for row in await store._driver.fetch(RUN_CHECKPOINTS, {"run_id": run_id}):
+    for row in await store.fetch(RUN_CHECKPOINTS, {"run_id": run_id}):
         metadata = row.pop("metadata")
         if isinstance(metadata, (str, bytes)):
             metadata = json.loads(metadata)
@@ -302,7 +322,7 @@ async def run_checkpoints(store: SQLRunStore, run_id: str) -> list[dict[str, Any
 
 
 async def prune_runs(
-    store: SQLRunStore,
+    store: RunsDatabase,
     *,
     cutoff: str,
     include_checkpoints: bool,
@@ -317,7 +337,7 @@ async def prune_runs(
     duration so that a write takes about PRUNE_TARGET_SECONDS. Checkpoints go first: if the
     prune stops between the two, the runs are still there and the next prune finishes.
     """
-    driver = store._driver
+    driver = store
     if dry_run:
         rows = await driver.fetch(PRUNE_COUNT, {"cutoff": cutoff})
         return PruneResult(runs=int(rows[0]["n"]), cutoff=cutoff, dry_run=True)
@@ -332,7 +352,7 @@ async def prune_runs(
         write = 0.0
         if include_checkpoints:
             started = time.perf_counter()
-            await store.checkpointer.adelete_for_runs(ids)
+            await store.delete_checkpoints(ids)
             write = time.perf_counter() - started
         started = time.perf_counter()
         deleted = await driver.execute(*prune_delete_query(ids))
