@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-from langgraph_runstore.checkpoint._bridge import LoopThread
 from langgraph_runstore.errors import (
     ConflictError,
     InvalidInputError,
@@ -30,6 +29,7 @@ from langgraph_runstore.lifecycle import (
     RunLifecycle,
     check_completion_fields,
 )
+from langgraph_runstore.loop_thread import LoopThread
 from langgraph_runstore.queries import RunQueries
 from langgraph_runstore.schemas import (
     ACTIVE_STATUSES,

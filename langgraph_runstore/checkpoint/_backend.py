@@ -24,10 +24,10 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from langgraph_runstore.checkpoint._bridge import LoopThread
 from langgraph_runstore.checkpoint._codec import dumps_json
 from langgraph_runstore.checkpoint._sql import PostgresSQL, SqliteSQL
 from langgraph_runstore.checkpoint._warm import WarmConnections
+from langgraph_runstore.loop_thread import LoopThread
 
 T = TypeVar("T")
 Row = Sequence[Any]

@@ -32,13 +32,13 @@ from langgraph_runstore.checkpoint._backend import (
     SqliteBackend,
     WriteRow,
 )
-from langgraph_runstore.checkpoint._bridge import LoopThread, refuse_on_running_loop
 from langgraph_runstore.checkpoint._codec import decode, dumps_json, encode, loads_json
 from langgraph_runstore.checkpoint._deltas import ListDeltas, ListState
 from langgraph_runstore.checkpoint._sql import KIND_BLOB, KIND_CHECKPOINT
 from langgraph_runstore.db import migrations
 from langgraph_runstore.db.engine import create_engine
 from langgraph_runstore.errors import CheckpointError, DatabaseConfigError, InvalidInputError
+from langgraph_runstore.loop_thread import LoopThread, refuse_on_running_loop
 
 T = TypeVar("T")
 

@@ -1,4 +1,5 @@
-"""A private event loop on a daemon thread, where synchronous checkpointer calls are run.
+"""A private event loop on a daemon thread, where synchronous calls run their coroutines:
+the checkpointer's sync path and the run manager's sync methods.
 
 The saver's synchronous methods (``get_tuple``, ``put`` …, used by ``graph.invoke``) submit
 the matching coroutine to this loop and wait for it. The loop belongs to the saver, so a
