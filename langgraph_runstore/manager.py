@@ -17,8 +17,8 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from langgraph_runstore.admission import RunAdmission
 from langgraph_runstore.errors import (
-    ConflictError,
     InvalidInputError,
     InvalidTransitionError,
     RunNotFoundError,
@@ -30,21 +30,16 @@ from langgraph_runstore.lifecycle import (
     check_completion_fields,
 )
 from langgraph_runstore.loop_thread import LoopThread
-from langgraph_runstore.queries import RunQueries
 from langgraph_runstore.schemas import (
-    ACTIVE_STATUSES,
     CancelAction,
-    DisconnectMode,
-    MultitaskStrategy,
     RunRecord,
     RunStatus,
-    ensure_json,
     normalize_timestamp,
     now_iso,
 )
 from langgraph_runstore.store.base import RunStore
 from langgraph_runstore.tracking import RunTracker, SyncRunTracker
-from langgraph_runstore.workers import RecoveryPolicy, WorkerServices, encode_input, utc_in
+from langgraph_runstore.workers import RecoveryPolicy, WorkerServices
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +83,7 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class RunManager(RunQueries):
+class RunManager(RunAdmission):
     """Creates runs, moves them through their statuses and persists every change.
 
     ``RunManager()`` keeps runs in memory only; ``RunManager(store=...)`` also writes them
@@ -144,7 +139,7 @@ class RunManager(RunQueries):
         )
         self._trackers: dict[str, RunTracker | SyncRunTracker] = {}
         self._rollback_targets: dict[str, tuple[Any, Any]] = {}
-        self._executor = RunExecutor(cancel=self.cancel, on_run_ended=self._run_ended)
+        self._executor = RunExecutor(cancel=self.cancel, on_run_ended=self.wake_workers)
         self._loop_thread: LoopThread | None = None
         # worker mode (several workers on one database): see workers.py
         self.graphs = dict(graphs or {})
@@ -177,182 +172,6 @@ class RunManager(RunQueries):
         """A live run ended: its tracker and rollback target are no longer needed."""
         self._trackers.pop(record.run_id, None)
         self._rollback_targets.pop(record.run_id, None)
-
-    async def create(
-        self,
-        thread_id: str,
-        assistant_id: str | None = None,
-        *,
-        on_disconnect: DisconnectMode | str = DisconnectMode.cancel,
-        metadata: dict[str, Any] | None = None,
-        kwargs: dict[str, Any] | None = None,
-        multitask_strategy: MultitaskStrategy | str = MultitaskStrategy.reject,
-        model_name: str | None = None,
-        user_id: str | None = None,
-        run_id: str | None = None,
-    ) -> RunRecord:
-        """Create a pending run and persist it. Does not look at other runs of the thread."""
-        record = self._new_record(
-            thread_id,
-            assistant_id,
-            on_disconnect=on_disconnect,
-            metadata=metadata,
-            kwargs=kwargs,
-            multitask_strategy=multitask_strategy,
-            model_name=model_name,
-            user_id=user_id,
-            run_id=run_id,
-        )
-        self.lifecycle.hold(record)
-        await self.lifecycle.persist_new(record)
-        return record
-
-    def _new_record(
-        self,
-        thread_id: str,
-        assistant_id: str | None,
-        *,
-        on_disconnect: DisconnectMode | str,
-        metadata: dict[str, Any] | None,
-        kwargs: dict[str, Any] | None,
-        multitask_strategy: MultitaskStrategy | str,
-        model_name: str | None,
-        user_id: str | None,
-        run_id: str | None,
-    ) -> RunRecord:
-        if not isinstance(thread_id, str) or not thread_id:
-            raise InvalidInputError(f"thread_id must be a non-empty string, got {thread_id!r}")
-        strategy = MultitaskStrategy.parse(multitask_strategy)
-        if run_id is None:
-            run_id = str(uuid.uuid4())
-        elif not isinstance(run_id, str) or not run_id:
-            raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
-        elif run_id in self.lifecycle.records:
-            raise InvalidInputError(
-                f"run_id {run_id!r} already names a run: a run_id names exactly one run",
-                run_id=run_id,
-                thread_id=thread_id,
-            )
-        ensure_json(metadata or {}, name="metadata", run_id=run_id)
-        ensure_json(kwargs or {}, name="kwargs", run_id=run_id)
-        now = _now_iso()
-        self.lifecycle.evict_expired()
-        return RunRecord(
-            run_id=run_id,
-            thread_id=thread_id,
-            assistant_id=assistant_id,
-            on_disconnect=DisconnectMode.parse(on_disconnect),
-            multitask_strategy=strategy.value,
-            metadata=dict(metadata or {}),
-            kwargs=dict(kwargs or {}),
-            created_at=now,
-            updated_at=now,
-            model_name=model_name,
-            user_id=user_id,
-            # owned (with a lease) only in worker mode, where leases mean something
-            owner_worker_id=self.worker_id if self._workers is not None else None,
-            lease_expires_at=(
-                utc_in(self.lease_seconds or 30.0) if self._workers is not None else None
-            ),
-        )
-
-    async def create_or_reject(
-        self,
-        thread_id: str,
-        assistant_id: str | None = None,
-        *,
-        on_disconnect: DisconnectMode | str = DisconnectMode.cancel,
-        metadata: dict[str, Any] | None = None,
-        kwargs: dict[str, Any] | None = None,
-        multitask_strategy: MultitaskStrategy | str = MultitaskStrategy.reject,
-        model_name: str | None = None,
-        user_id: str | None = None,
-        run_id: str | None = None,
-    ) -> RunRecord:
-        """Create a run, applying the multitask strategy to the thread's active runs.
-
-        ``reject`` raises ConflictError while the thread has a pending or running run (the
-        check and insert are one atomic step in the store); ``interrupt`` and ``rollback``
-        cancel those runs with that action first; ``enqueue`` just adds a pending run.
-        """
-        return await self._admit(
-            thread_id,
-            assistant_id,
-            on_disconnect=on_disconnect,
-            metadata=metadata,
-            kwargs=kwargs,
-            multitask_strategy=multitask_strategy,
-            model_name=model_name,
-            user_id=user_id,
-            run_id=run_id,
-        )
-
-    async def _admit(
-        self,
-        thread_id: str,
-        assistant_id: str | None = None,
-        *,
-        start_now: bool = False,
-        on_disconnect: DisconnectMode | str = DisconnectMode.cancel,
-        metadata: dict[str, Any] | None = None,
-        kwargs: dict[str, Any] | None = None,
-        multitask_strategy: MultitaskStrategy | str = MultitaskStrategy.reject,
-        model_name: str | None = None,
-        user_id: str | None = None,
-        run_id: str | None = None,
-    ) -> RunRecord:
-        """create_or_reject; with ``start_now`` a run admitted by ``reject`` is inserted
-        already ``running`` (the admission proved its thread idle), saving a write."""
-        strategy = MultitaskStrategy.parse(multitask_strategy)
-        record = self._new_record(
-            thread_id,
-            assistant_id,
-            on_disconnect=on_disconnect,
-            metadata=metadata,
-            kwargs=kwargs,
-            multitask_strategy=strategy,
-            model_name=model_name,
-            user_id=user_id,
-            run_id=run_id,
-        )
-        if strategy == MultitaskStrategy.reject:
-            if start_now:
-                record.status = RunStatus.running
-                record.started_at = record.created_at
-            self._reject_if_busy_locally(thread_id)
-            if self.store is not None:
-                row = record.to_row(sparse=True)
-                del row["run_id"], row["thread_id"]
-                store = self.store
-                admitted = await self.lifecycle.retrying(
-                    lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
-                )
-                if not admitted:
-                    raise ConflictError(
-                        f"thread {thread_id!r} already has a pending or running run "
-                        "(multitask_strategy='reject')",
-                        thread_id=thread_id,
-                    )
-                self.lifecycle.hold(record)
-                return record
-            self.lifecycle.hold(record)
-            return record
-        if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
-            for active in await self.active_runs(thread_id):
-                await self.cancel(active.run_id, action=strategy.value)
-        self.lifecycle.hold(record)
-        await self.lifecycle.persist_new(record)
-        return record
-
-    def _reject_if_busy_locally(self, thread_id: str) -> None:
-        for other in self.lifecycle.thread_records(thread_id):
-            if other.status in ACTIVE_STATUSES:
-                raise ConflictError(
-                    f"thread {thread_id!r} already has {other.status.value} run "
-                    f"{other.run_id!r} (multitask_strategy='reject')",
-                    run_id=other.run_id,
-                    thread_id=thread_id,
-                )
 
     async def set_status(
         self, run_id: str, status: RunStatus | str, *, error: str | None = None
@@ -491,67 +310,6 @@ class RunManager(RunQueries):
             subgraphs=False,
         )
 
-    async def submit(
-        self,
-        assistant_id: str,
-        input: Any,
-        *,
-        thread_id: str,
-        config: dict[str, Any] | None = None,
-        timeout: float | None = None,
-        multitask_strategy: MultitaskStrategy | str = MultitaskStrategy.enqueue,
-        **create_options: Any,
-    ) -> RunRecord:
-        """Put a run in the shared queue, for any worker whose ``graphs`` has ``assistant_id``.
-
-        ``input`` (or a ``Command``) and ``config`` must be JSON-serialisable: they are stored
-        with the run. Returns the pending record; ``join(run_id)`` waits for its end.
-        """
-        store = self.store
-        if store is None:
-            raise InvalidInputError("submit() needs a store that the workers share")
-        strategy = MultitaskStrategy.parse(multitask_strategy)
-        kwargs = {**encode_input(input), "config": config or {}, "timeout": timeout}
-        record = self._new_record(
-            thread_id,
-            assistant_id,
-            kwargs=kwargs,
-            multitask_strategy=strategy,
-            on_disconnect=create_options.pop("on_disconnect", DisconnectMode.cancel),
-            metadata=create_options.pop("metadata", None),
-            model_name=create_options.pop("model_name", None),
-            user_id=create_options.pop("user_id", None),
-            run_id=create_options.pop("run_id", None),
-        )
-        if create_options:
-            raise InvalidInputError(f"unknown submit() option(s): {sorted(create_options)}")
-        record.owner_worker_id = None
-        record.lease_expires_at = None
-        record.shared_queue = True
-        row = record.to_row()
-        del row["run_id"], row["thread_id"]
-        if strategy == MultitaskStrategy.reject:
-            admitted = await self.lifecycle.retrying(
-                lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
-            )
-            if not admitted:
-                raise ConflictError(
-                    f"thread {thread_id!r} already has a pending or running run "
-                    "(multitask_strategy='reject')",
-                    thread_id=thread_id,
-                )
-        else:
-            if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
-                for active in await self.active_runs(thread_id):
-                    await self.cancel(active.run_id, action=strategy.value)
-            await self.lifecycle.put_record(record)
-        notify = getattr(store, "notify_queue", None)
-        if notify is not None:
-            await notify(assistant_id)
-        self._run_ended()
-        record.store_only = True
-        return record
-
     def _tally(self, run_id: str) -> dict[str, Any]:
         tracker = self._trackers.get(run_id)
         return tracker.current_fields() if tracker is not None else {}
@@ -672,7 +430,7 @@ class RunManager(RunQueries):
         with stop_reason ``not_invoked``. ``manager.cancel()`` cancels the task running the
         block: the block ends there and, on Python 3.11+, the code after it carries on.
         """
-        record = await self._admit(thread_id, start_now=True, **create_options)
+        record = await self.create_or_reject(thread_id, start_now=True, **create_options)
         tracker = self.tracker(record.run_id, graph=graph)
         record.config = tracker.config(thread_id=thread_id, extra=config)
         try:
@@ -714,7 +472,7 @@ class RunManager(RunQueries):
             raise InvalidInputError(
                 f"timeout must be a positive number of seconds, got {timeout!r}"
             )
-        record = await self._admit(thread_id, start_now=True, **create_options)
+        record = await self.create_or_reject(thread_id, start_now=True, **create_options)
         tracker = self.tracker(record.run_id)
         record.config = tracker.config(thread_id=thread_id, extra=config)
         self._executor.launch(
@@ -848,7 +606,9 @@ class RunManager(RunQueries):
         with manager.track_sync(thread_id="t1") as run:
             graph.invoke(inputs, run.config)
         """
-        record = self.run_sync(lambda: self._admit(thread_id, start_now=True, **create_options))
+        record = self.run_sync(
+            lambda: self.create_or_reject(thread_id, start_now=True, **create_options)
+        )
         tracker = SyncRunTracker(self, record, flush_interval=self.flush_interval)
         self._trackers[record.run_id] = tracker
         if graph is not None:
@@ -927,7 +687,14 @@ class RunManager(RunQueries):
         await self.start_worker()
         await asyncio.Event().wait()
 
-    def _run_ended(self) -> None:
+    @property
+    def is_worker(self) -> bool:
+        """Whether this manager runs as a worker (its runs carry an owner and a lease)."""
+        return self._workers is not None
+
+    def wake_workers(self) -> None:
+        """Tell this manager's worker to look at the shared queue now (a run ended or was
+        submitted); nothing when it is not a worker."""
         if self._workers is not None:
             self._workers.wake()
 

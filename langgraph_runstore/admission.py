@@ -1,0 +1,258 @@
+"""Admission: creating runs and applying the multitask strategies to a thread's active runs
+(``reject`` atomically in the store, ``enqueue``, ``interrupt``, ``rollback``), and putting
+runs in the workers' shared queue. Per-thread FIFO execution is ``execution``'s.
+
+``RunAdmission`` is a mixin on the facade, over the read side (``queries``) it consults;
+what else it needs of the facade is declared on the class.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from langgraph_runstore.errors import ConflictError, InvalidInputError
+from langgraph_runstore.queries import RunQueries
+from langgraph_runstore.schemas import (
+    ACTIVE_STATUSES,
+    CancelAction,
+    DisconnectMode,
+    MultitaskStrategy,
+    RunRecord,
+    RunStatus,
+    ensure_json,
+)
+from langgraph_runstore.workers import encode_input, utc_in
+
+
+class RunAdmission(RunQueries):
+    """Creating and admitting runs (see the module docstring)."""
+
+    worker_id: str
+    lease_seconds: float | None
+
+    @property
+    def is_worker(self) -> bool:
+        """Whether this manager runs as a worker (its runs carry an owner and a lease)."""
+        raise NotImplementedError
+
+    def wake_workers(self) -> None:
+        """Tell this manager's worker to look at the shared queue now."""
+
+    async def cancel(
+        self, run_id: str, *, action: CancelAction | str = CancelAction.interrupt
+    ) -> bool:
+        raise NotImplementedError
+
+    async def create(
+        self,
+        thread_id: str,
+        assistant_id: str | None = None,
+        *,
+        on_disconnect: DisconnectMode | str = DisconnectMode.cancel,
+        metadata: dict[str, Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        multitask_strategy: MultitaskStrategy | str = MultitaskStrategy.reject,
+        model_name: str | None = None,
+        user_id: str | None = None,
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """Create a pending run and persist it. Does not look at other runs of the thread."""
+        record = self._new_record(
+            thread_id,
+            assistant_id,
+            on_disconnect=on_disconnect,
+            metadata=metadata,
+            kwargs=kwargs,
+            multitask_strategy=multitask_strategy,
+            model_name=model_name,
+            user_id=user_id,
+            run_id=run_id,
+        )
+        self.lifecycle.hold(record)
+        await self.lifecycle.persist_new(record)
+        return record
+
+    def _new_record(
+        self,
+        thread_id: str,
+        assistant_id: str | None,
+        *,
+        on_disconnect: DisconnectMode | str,
+        metadata: dict[str, Any] | None,
+        kwargs: dict[str, Any] | None,
+        multitask_strategy: MultitaskStrategy | str,
+        model_name: str | None,
+        user_id: str | None,
+        run_id: str | None,
+    ) -> RunRecord:
+        if not isinstance(thread_id, str) or not thread_id:
+            raise InvalidInputError(f"thread_id must be a non-empty string, got {thread_id!r}")
+        strategy = MultitaskStrategy.parse(multitask_strategy)
+        if run_id is None:
+            run_id = str(uuid.uuid4())
+        elif not isinstance(run_id, str) or not run_id:
+            raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
+        elif run_id in self.lifecycle.records:
+            raise InvalidInputError(
+                f"run_id {run_id!r} already names a run: a run_id names exactly one run",
+                run_id=run_id,
+                thread_id=thread_id,
+            )
+        ensure_json(metadata or {}, name="metadata", run_id=run_id)
+        ensure_json(kwargs or {}, name="kwargs", run_id=run_id)
+        now = self.lifecycle.clock()
+        self.lifecycle.evict_expired()
+        return RunRecord(
+            run_id=run_id,
+            thread_id=thread_id,
+            assistant_id=assistant_id,
+            on_disconnect=DisconnectMode.parse(on_disconnect),
+            multitask_strategy=strategy.value,
+            metadata=dict(metadata or {}),
+            kwargs=dict(kwargs or {}),
+            created_at=now,
+            updated_at=now,
+            model_name=model_name,
+            user_id=user_id,
+            # owned (with a lease) only in worker mode, where leases mean something
+            owner_worker_id=self.worker_id if self.is_worker else None,
+            lease_expires_at=(utc_in(self.lease_seconds or 30.0) if self.is_worker else None),
+        )
+
+    async def create_or_reject(
+        self,
+        thread_id: str,
+        assistant_id: str | None = None,
+        *,
+        start_now: bool = False,
+        on_disconnect: DisconnectMode | str = DisconnectMode.cancel,
+        metadata: dict[str, Any] | None = None,
+        kwargs: dict[str, Any] | None = None,
+        multitask_strategy: MultitaskStrategy | str = MultitaskStrategy.reject,
+        model_name: str | None = None,
+        user_id: str | None = None,
+        run_id: str | None = None,
+    ) -> RunRecord:
+        """Create a run, applying the multitask strategy to the thread's active runs.
+
+        ``reject`` raises ConflictError while the thread has a pending or running run (the
+        check and insert are one atomic step in the store); ``interrupt`` and ``rollback``
+        cancel those runs with that action first; ``enqueue`` just adds a pending run. With
+        ``start_now`` a run admitted by ``reject`` is inserted already ``running`` (the
+        admission proved its thread idle), saving a write when the caller starts it at once.
+        """
+        strategy = MultitaskStrategy.parse(multitask_strategy)
+        record = self._new_record(
+            thread_id,
+            assistant_id,
+            on_disconnect=on_disconnect,
+            metadata=metadata,
+            kwargs=kwargs,
+            multitask_strategy=strategy,
+            model_name=model_name,
+            user_id=user_id,
+            run_id=run_id,
+        )
+        if strategy == MultitaskStrategy.reject:
+            if start_now:
+                record.status = RunStatus.running
+                record.started_at = record.created_at
+            self._reject_if_busy_locally(thread_id)
+            if self.store is not None:
+                row = record.to_row(sparse=True)
+                del row["run_id"], row["thread_id"]
+                store = self.store
+                admitted = await self.lifecycle.retrying(
+                    lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
+                )
+                if not admitted:
+                    raise ConflictError(
+                        f"thread {thread_id!r} already has a pending or running run "
+                        "(multitask_strategy='reject')",
+                        thread_id=thread_id,
+                    )
+                self.lifecycle.hold(record)
+                return record
+            self.lifecycle.hold(record)
+            return record
+        if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
+            for active in await self.active_runs(thread_id):
+                await self.cancel(active.run_id, action=strategy.value)
+        self.lifecycle.hold(record)
+        await self.lifecycle.persist_new(record)
+        return record
+
+    def _reject_if_busy_locally(self, thread_id: str) -> None:
+        for other in self.lifecycle.thread_records(thread_id):
+            if other.status in ACTIVE_STATUSES:
+                raise ConflictError(
+                    f"thread {thread_id!r} already has {other.status.value} run "
+                    f"{other.run_id!r} (multitask_strategy='reject')",
+                    run_id=other.run_id,
+                    thread_id=thread_id,
+                )
+
+    async def submit(
+        self,
+        assistant_id: str,
+        input: Any,
+        *,
+        thread_id: str,
+        config: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        multitask_strategy: MultitaskStrategy | str = MultitaskStrategy.enqueue,
+        **create_options: Any,
+    ) -> RunRecord:
+        """Put a run in the shared queue, for any worker whose ``graphs`` has ``assistant_id``.
+
+        ``input`` (or a ``Command``) and ``config`` must be JSON-serialisable: they are stored
+        with the run. Returns the pending record; ``join(run_id)`` waits for its end.
+        """
+        store = self.store
+        if store is None:
+            raise InvalidInputError("submit() needs a store that the workers share")
+        strategy = MultitaskStrategy.parse(multitask_strategy)
+        kwargs = {**encode_input(input), "config": config or {}, "timeout": timeout}
+        record = self._new_record(
+            thread_id,
+            assistant_id,
+            kwargs=kwargs,
+            multitask_strategy=strategy,
+            on_disconnect=create_options.pop("on_disconnect", DisconnectMode.cancel),
+            metadata=create_options.pop("metadata", None),
+            model_name=create_options.pop("model_name", None),
+            user_id=create_options.pop("user_id", None),
+            run_id=create_options.pop("run_id", None),
+        )
+        if create_options:
+            raise InvalidInputError(f"unknown submit() option(s): {sorted(create_options)}")
+        record.owner_worker_id = None
+        record.lease_expires_at = None
+        record.shared_queue = True
+        row = record.to_row()
+        del row["run_id"], row["thread_id"]
+        if strategy == MultitaskStrategy.reject:
+            admitted = await self.lifecycle.retrying(
+                lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
+            )
+            if not admitted:
+                raise ConflictError(
+                    f"thread {thread_id!r} already has a pending or running run "
+                    "(multitask_strategy='reject')",
+                    thread_id=thread_id,
+                )
+        else:
+            if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
+                for active in await self.active_runs(thread_id):
+                    await self.cancel(active.run_id, action=strategy.value)
+            await self.lifecycle.put_record(record)
+        notify = getattr(store, "notify_queue", None)
+        if notify is not None:
+            await notify(assistant_id)
+        self.wake_workers()
+        record.store_only = True
+        return record
+
+
+__all__ = ["RunAdmission"]
