@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -86,36 +86,36 @@ class SyncRunManager:
     def _call(self, work: Callable[[], T]) -> T:
         return _off_the_loop(work)
 
-    def _run(self, factory: Callable[[], Any]) -> Any:
+    def _run(self, factory: Callable[[], Awaitable[T]]) -> T:
         return self._call(lambda: self.manager.run_sync(factory))
 
     # -- reading ---------------------------------------------------------------------------
 
     def get(self, run_id: str, *, user_id: str | None = None) -> RunRecord | None:
         """See ``RunManager.get``."""
-        return self._run(lambda: self.manager.get(run_id, user_id=user_id))  # type: ignore[no-any-return]
+        return self._run(lambda: self.manager.get(run_id, user_id=user_id))
 
     def list_by_thread(
         self, thread_id: str, *, user_id: str | None = None, limit: int = 100
     ) -> list[RunRecord]:
         """See ``RunManager.list_by_thread``."""
-        return self._run(  # type: ignore[no-any-return]
+        return self._run(
             lambda: self.manager.list_by_thread(thread_id, user_id=user_id, limit=limit)
         )
 
     def has_inflight(self, thread_id: str) -> bool:
         """See ``RunManager.has_inflight``."""
-        return self._run(lambda: self.manager.has_inflight(thread_id))  # type: ignore[no-any-return]
+        return self._run(lambda: self.manager.has_inflight(thread_id))
 
     def thread_status(self, thread_id: str) -> ThreadStatus:
         """See ``RunManager.thread_status``."""
-        return self._run(lambda: self.manager.thread_status(thread_id))  # type: ignore[no-any-return]
+        return self._run(lambda: self.manager.thread_status(thread_id))
 
     def thread_interrupts(
         self, thread_id: str, *, checkpointer: Any = None
     ) -> list[dict[str, Any]]:
         """See ``RunManager.thread_interrupts``."""
-        return self._run(  # type: ignore[no-any-return]
+        return self._run(
             lambda: self.manager.thread_interrupts(thread_id, checkpointer=checkpointer)
         )
 
@@ -131,7 +131,7 @@ class SyncRunManager:
         cursor: str | None = None,
     ) -> RunPage[RunRecord]:
         """See ``RunManager.list_runs``."""
-        return self._run(  # type: ignore[no-any-return]
+        return self._run(
             lambda: self.manager.list_runs(
                 thread_id=thread_id,
                 status=status,
@@ -145,55 +145,51 @@ class SyncRunManager:
 
     def aggregate_usage(self, **options: Any) -> list[UsageRow]:
         """See ``RunManager.aggregate_usage`` (by, since, until, thread_id, user_id)."""
-        return self._run(lambda: self.manager.aggregate_usage(**options))  # type: ignore[no-any-return]
+        return self._run(lambda: self.manager.aggregate_usage(**options))
 
     def top_runs(self, **options: Any) -> list[RunRecord]:
         """See ``RunManager.top_runs`` (by, since, until, limit)."""
-        return self._run(lambda: self.manager.top_runs(**options))  # type: ignore[no-any-return]
+        return self._run(lambda: self.manager.top_runs(**options))
 
     def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
         """See ``RunManager.run_checkpoints``."""
-        return self._run(lambda: self.manager.run_checkpoints(run_id))  # type: ignore[no-any-return]
+        return self._run(lambda: self.manager.run_checkpoints(run_id))
 
     def prune_runs(self, *, older_than: TimeBound, **options: Any) -> PruneResult:
         """See ``RunManager.prune_runs``."""
-        return self._run(  # type: ignore[no-any-return]
-            lambda: self.manager.prune_runs(older_than=older_than, **options)
-        )
+        return self._run(lambda: self.manager.prune_runs(older_than=older_than, **options))
 
     # -- writing ---------------------------------------------------------------------------
 
     def create(self, thread_id: str, assistant_id: str | None = None, **options: Any) -> RunRecord:
         """See ``RunManager.create``."""
-        return self._run(lambda: self.manager.create(thread_id, assistant_id, **options))  # type: ignore[no-any-return]
+        return self._run(lambda: self.manager.create(thread_id, assistant_id, **options))
 
     def create_or_reject(
         self, thread_id: str, assistant_id: str | None = None, **options: Any
     ) -> RunRecord:
         """See ``RunManager.create_or_reject``."""
-        return self._run(  # type: ignore[no-any-return]
-            lambda: self.manager.create_or_reject(thread_id, assistant_id, **options)
-        )
+        return self._run(lambda: self.manager.create_or_reject(thread_id, assistant_id, **options))
 
     def set_status(
         self, run_id: str, status: RunStatus | str, *, error: str | None = None
     ) -> RunRecord:
         """See ``RunManager.set_status``."""
-        return self._run(lambda: self.manager.set_status(run_id, status, error=error))  # type: ignore[no-any-return]
+        return self._run(lambda: self.manager.set_status(run_id, status, error=error))
 
     def cancel(self, run_id: str, *, action: CancelAction | str = CancelAction.interrupt) -> bool:
         """See ``RunManager.cancel``."""
-        return self._run(lambda: self.manager.cancel(run_id, action=action))  # type: ignore[no-any-return]
+        return self._run(lambda: self.manager.cancel(run_id, action=action))
 
     def submit(self, assistant_id: str, input: Any, *, thread_id: str, **options: Any) -> RunRecord:
         """See ``RunManager.submit``: a run for the workers' shared queue."""
-        return self._run(  # type: ignore[no-any-return]
+        return self._run(
             lambda: self.manager.submit(assistant_id, input, thread_id=thread_id, **options)
         )
 
     def join(self, run_id: str, *, poll_interval: float = 0.2) -> RunRecord:
         """See ``RunManager.join``: block until the run has ended."""
-        return self._run(lambda: self.manager.join(run_id, poll_interval=poll_interval))  # type: ignore[no-any-return]
+        return self._run(lambda: self.manager.join(run_id, poll_interval=poll_interval))
 
     # -- running graphs --------------------------------------------------------------------
 
