@@ -1,10 +1,13 @@
 """RunLifecycle: the live records of a process's runs, their status transitions, and their
 persistence. It is the only writer of run status and timestamps.
 
-Every change lands on the live record and is mirrored to the RunStore. Store writes are
-retried on transient lock, serialisation and connection errors (``PersistenceRetryPolicy``);
-a row that went missing is re-created from the live record; a permanent failure is logged
-with the run id and never crashes the caller. Records of finished runs stay for
+The store is the truth. Every status change is one conditional write
+(``RunStore.write_status``) whose answer, the row's status fields as stored, updates the
+live record; a change the store refuses (another process ended the run) leaves the record
+showing what the store holds, with a warning and no traceback. Store writes are retried on
+transient lock, serialisation and connection errors (``PersistenceRetryPolicy``); a row
+that went missing is re-created from the live record; a permanent failure is logged with
+the run id and never crashes the caller. Records of finished runs stay for
 ``retain_finished_for`` seconds, then only the store has them.
 """
 
@@ -14,7 +17,7 @@ import asyncio
 import logging
 import sqlite3
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -24,12 +27,13 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from langgraph_runstore.errors import InvalidInputError, RunNotFoundError
 from langgraph_runstore.schemas import (
     COMPLETION_FIELDS,
+    CancelAction,
     RunRecord,
     RunStatus,
     check_transition,
     now_iso,
 )
-from langgraph_runstore.store.base import RunStore
+from langgraph_runstore.store.base import RunStore, StatusWrite
 
 T = TypeVar("T")
 
@@ -189,54 +193,111 @@ class RunLifecycle:
 
     async def persist_status(self, record: RunRecord, status: RunStatus, error: str | None) -> bool:
         """Write a status change; True once the store holds it."""
-        store = self.store
-        if store is None or not self.may_write(record):
-            return store is None
-        run_id = record.run_id
-        try:
-            matched = await self.retrying(
-                lambda: store.update_status(run_id, status.value, error=error)
-            )
-            if not matched:
-                self.log.warning(
-                    "Status update for run %s affected no rows; re-creating the row", run_id
-                )
-                await self.put_record(record)
-            return True
-        except Exception:
-            self.log.exception("Gave up persisting status %r for run %s", status.value, run_id)
-            return False
+        return await self._write(record, status, error, None)
 
     async def persist_completion(
         self, record: RunRecord, status: RunStatus, fields: dict[str, Any]
     ) -> bool:
-        """Write final counters and status; re-create a missing row once, then warn."""
+        """Write counters and status; re-create a missing row once, then warn."""
+        return await self._write(record, status, None, fields)
+
+    async def _write(
+        self,
+        record: RunRecord,
+        status: RunStatus,
+        error: str | None,
+        fields: dict[str, Any] | None,
+    ) -> bool:
+        """One conditional write of a status change, whose answer updates the record."""
         store = self.store
         if store is None or not self.may_write(record):
             return store is None
         run_id = record.run_id
+        kind = "Status" if fields is None else "Completion"
 
-        def update() -> Awaitable[bool]:
-            return store.update_run_completion(run_id, status=status.value, **fields)
+        def write() -> Awaitable[StatusWrite]:
+            return store.write_status(run_id, status.value, error=error, fields=fields)
 
         try:
-            if await self.retrying(update):
-                return True
-            self.log.warning(
-                "Completion update for run %s affected no rows; re-creating the row", run_id
-            )
-            await self.put_record(record)
-            if await self.retrying(update):
-                return True
-            self.log.warning(
-                "Completion update for run %s affected no rows after row recreation", run_id
-            )
-            return False
+            answer = await self.retrying(write)
+            if answer.stored is None:
+                self.log.warning(
+                    "%s update for run %s affected no rows; re-creating the row", kind, run_id
+                )
+                await self.put_record(record)
+                if fields is None:
+                    return True  # the row was written from the record, status and all
+                answer = await self.retrying(write)
+                if answer.stored is None:
+                    self.log.warning(
+                        "Completion update for run %s affected no rows after row recreation",
+                        run_id,
+                    )
+                    return False
         except Exception:
-            self.log.exception(
-                "Gave up persisting completion (%s) for run %s", status.value, run_id
-            )
+            self.log.exception("Gave up persisting %s for run %s", status.value, run_id)
             return False
+        if not answer.applied:
+            self.log.warning(
+                "Run %s is %s in the store, which refused %s: the record now shows the store's",
+                run_id,
+                answer.stored.get("status"),
+                status.value,
+            )
+        self.adopt(record, answer.stored)
+        return answer.applied
+
+    def adopt(self, record: RunRecord, stored: Mapping[str, Any]) -> None:
+        """Make ``record`` hold the store's status fields. A live run the store has already
+        ended (another process finished or recovered it) is asked to stop."""
+        was_final = record.is_final
+        value = stored.get("status")
+        if value:
+            record.status = RunStatus(value)
+        for name in ("error", "stop_reason", "started_at", "ended_at", "updated_at"):
+            if name in stored:
+                setattr(record, name, stored[name])
+        if record.is_final and not was_final:
+            self.live.pop(record.run_id, None)
+            if record.task is not None and not record.task.done():
+                record.abort_action = CancelAction.interrupt.value
+                record.abort_event.set()
+
+    async def end_orphan(self, record: RunRecord, error: str) -> bool:
+        """End a store-only run that nobody executes as ``error`` with stop_reason
+        ``orphan_recovered``; True once the store holds it. A run that ended meanwhile, or
+        whose row is gone, is left as it is."""
+        store = self.store
+        assert store is not None
+        run_id = record.run_id
+
+        def mark_error() -> Awaitable[StatusWrite]:
+            return store.write_status(run_id, RunStatus.error.value, error=error)
+
+        def mark_orphaned() -> Awaitable[StatusWrite]:
+            return store.write_status(
+                run_id, RunStatus.error.value, fields={"stop_reason": "orphan_recovered"}
+            )
+
+        try:
+            answer = await self.retrying(mark_error)
+        except Exception:
+            self.log.exception("Could not mark orphaned run %s as error", run_id)
+            return False
+        if not answer.applied or answer.stored is None:
+            return False
+        self.adopt(record, answer.stored)
+        # a second write: the status goes through update_status alone, which stores that
+        # inject faults override (the reference contract's), and it carries no stop_reason
+        try:
+            answer = await self.retrying(mark_orphaned)
+        except Exception:
+            self.log.exception("Could not record stop_reason for orphaned run %s", run_id)
+            record.stop_reason = "orphan_recovered"
+        else:
+            if answer.stored is not None:
+                self.adopt(record, answer.stored)
+        return True
 
     # -- records --------------------------------------------------------------------------
 
@@ -306,7 +367,7 @@ class RunLifecycle:
             return
         self.apply_status(record, status, error)
         await self.persist_status(record, status, error)
-        if status.is_final and not record.store_only:
+        if record.is_final and not record.store_only:
             self.schedule_eviction(record)
 
     async def mark_running(self, record: RunRecord) -> None:
@@ -325,7 +386,7 @@ class RunLifecycle:
         if record.started_at is not None:
             persisted.setdefault("started_at", record.started_at)
         await self.persist_completion(record, status, persisted)
-        if status.is_final and not record.store_only:
+        if record.is_final and not record.store_only:
             self.on_final(record)
             self.schedule_eviction(record)
 

@@ -12,15 +12,15 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, TypeVar
 
 from langgraph_runstore.admission import RunAdmission
+from langgraph_runstore.blocking import BlockingCalls
 from langgraph_runstore.errors import (
     InvalidInputError,
-    InvalidTransitionError,
     RunNotFoundError,
 )
 from langgraph_runstore.execution import RunExecutor
@@ -29,17 +29,20 @@ from langgraph_runstore.lifecycle import (
     RunLifecycle,
     check_completion_fields,
 )
-from langgraph_runstore.loop_thread import LoopThread
 from langgraph_runstore.schemas import (
     CancelAction,
     RunRecord,
     RunStatus,
-    normalize_timestamp,
     now_iso,
 )
 from langgraph_runstore.store.base import RunStore
 from langgraph_runstore.tracking import RunTracker, SyncRunTracker
-from langgraph_runstore.workers import RecoveryPolicy, WorkerServices
+from langgraph_runstore.workers import (
+    RecoveryPolicy,
+    WorkerServices,
+    cancel_elsewhere,
+    reconcile_orphans,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +86,7 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-class RunManager(RunAdmission):
+class RunManager(RunAdmission, BlockingCalls):
     """Creates runs, moves them through their statuses and persists every change.
 
     ``RunManager()`` keeps runs in memory only; ``RunManager(store=...)`` also writes them
@@ -140,7 +143,6 @@ class RunManager(RunAdmission):
         self._trackers: dict[str, RunTracker | SyncRunTracker] = {}
         self._rollback_targets: dict[str, tuple[Any, Any]] = {}
         self._executor = RunExecutor(cancel=self.cancel, on_run_ended=self.wake_workers)
-        self._loop_thread: LoopThread | None = None
         # worker mode (several workers on one database): see workers.py
         self.graphs = dict(graphs or {})
         self.lease_seconds = (
@@ -152,6 +154,22 @@ class RunManager(RunAdmission):
         self.max_concurrent_runs = max_concurrent_runs
         self.drain_timeout = drain_timeout
         self._workers: WorkerServices | None = None
+
+    @classmethod
+    @asynccontextmanager
+    async def from_url(cls, url: str, **manager_options: Any) -> AsyncIterator[RunManager]:
+        """A manager on a SQLRunStore at ``url`` (created or migrated), closed on exit::
+
+            async with RunManager.from_url("sqlite+aiosqlite:///agent.db") as manager:
+                graph = builder.compile(checkpointer=manager.store.checkpointer)
+                run = await manager.wait(graph, inputs, thread_id="t1")
+
+        A worker (``lease_seconds`` or ``graphs`` given) starts its services on entry.
+        """
+        from langgraph_runstore.store.sql import SQLRunStore
+
+        async with SQLRunStore.from_url(url) as store, cls(store, **manager_options) as manager:
+            yield manager
 
     @property
     def store(self) -> RunStore | None:
@@ -237,7 +255,9 @@ class RunManager(RunAdmission):
         if record.is_final:
             return False
         if record.store_only and self.store is not None:
-            delivered = await self._cancel_elsewhere(record, parsed_action)
+            delivered = await cancel_elsewhere(
+                self.lifecycle, record, parsed_action, worker_id=self.worker_id
+            )
             if delivered is not None:
                 return delivered
         record.abort_action = parsed_action.value
@@ -264,34 +284,6 @@ class RunManager(RunAdmission):
             record, RunStatus.interrupted, stop_reason=stop_reason, **self._tally(run_id)
         )
         return True
-
-    async def _cancel_elsewhere(self, record: RunRecord, action: CancelAction) -> bool | None:
-        """Cancel a run this process does not hold. None: nobody holds a lease on it, so
-        the caller ends it here; else whether the request was delivered or taken over."""
-        store = self.store
-        assert store is not None
-        try:
-            owner = await self.lifecycle.retrying(
-                lambda: store.request_cancel(record.run_id, action=action.value)
-            )
-        except NotImplementedError:
-            return None
-        if owner is None:
-            return False  # it ended meanwhile
-        lease = owner.get("lease_expires_at")
-        if owner.get("owner_worker_id") is None or lease is None:
-            return None
-        if lease > now_iso():
-            # the owner sees the request at once (NOTIFY) or at its next heartbeat
-            return True
-        outcome = await store.recover_expired(
-            record.run_id,
-            expired_before=now_iso(),
-            requeue=False,
-            error=f"Worker {owner['owner_worker_id']} stopped renewing its lease; "
-            f"cancelled by {self.worker_id}.",
-        )
-        return outcome is not None
 
     def _adopt(
         self, record: RunRecord, graph: Any, graph_input: Any, *, config: Any, timeout: Any
@@ -333,46 +325,9 @@ class RunManager(RunAdmission):
         ``before`` limits recovery to runs created before that time. Returns the records
         whose new status reached the store; a row whose update failed is left as it was.
         """
-        if self.store is None:
-            return []
-        cutoff = normalize_timestamp(before, name="before")
-        store = self.store
-        rows = await self.lifecycle.retrying(lambda: store.list_inflight(before=cutoff))
-        now = datetime.now(timezone.utc).isoformat(timespec="microseconds")
-        recovered: list[RunRecord] = []
-        for row in rows:
-            live = self.lifecycle.records.get(row["run_id"])
-            if live is not None and not live.is_final:
-                continue
-            lease = row.get("lease_expires_at")
-            if row.get("owner_worker_id") not in (None, self.worker_id) and lease and lease > now:
-                continue
-            if row.get("shared_queue") and row.get("owner_worker_id") is None:
-                continue  # waiting in the shared queue for a worker: not an orphan
-            record = RunRecord.from_row(row)
-
-            def mark_error(run_id: str = record.run_id) -> Awaitable[bool]:
-                return store.update_status(run_id, RunStatus.error.value, error=error)
-
-            try:
-                self.lifecycle.apply_status(record, RunStatus.error, error)
-                await self.lifecycle.retrying(mark_error)
-            except InvalidTransitionError:
-                continue  # another worker finished it meanwhile
-            except Exception:
-                logger.exception("Could not mark orphaned run %s as error", record.run_id)
-                continue
-            record.stop_reason = "orphan_recovered"
-            try:
-                await store.update_run_completion(
-                    record.run_id, status=RunStatus.error.value, stop_reason="orphan_recovered"
-                )
-            except Exception:
-                logger.exception("Could not record stop_reason for orphaned run %s", record.run_id)
-            recovered.append(record)
-        if recovered:
-            logger.warning("Recovered %d orphaned run(s) as error", len(recovered))
-        return recovered
+        return await reconcile_orphans(
+            self.lifecycle, worker_id=self.worker_id, error=error, before=before
+        )
 
     # -- tracking your own invocations ----------------------------------------------------
 
@@ -532,66 +487,6 @@ class RunManager(RunAdmission):
 
     # -- synchronous use ------------------------------------------------------------------
 
-    def run_sync(self, factory: Callable[[], Awaitable[T]]) -> T:
-        """Run ``factory()`` on this manager's background loop and wait for it.
-
-        Every synchronous method uses it, so a manager driven from sync code does all its
-        store I/O on one loop. Refused on a thread that runs an event loop.
-        """
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            pass
-        else:
-            raise RuntimeError(
-                "this RunManager method is synchronous and would block the running event "
-                "loop; use the async method (await manager.wait/track/...) instead"
-            )
-        if self._loop_thread is None:
-            self._loop_thread = LoopThread("langgraph-runstore manager")
-
-        async def call() -> T:
-            return await factory()
-
-        return self._loop_thread.run(call)
-
-    def close_sync(self) -> None:
-        """Stop the background loop that sync calls run on (``sync_from_url`` does this on
-        exit); a later sync call starts a fresh one."""
-        if self._loop_thread is not None:
-            self._loop_thread.stop()
-            self._loop_thread = None
-
-    @classmethod
-    @contextmanager
-    def sync_from_url(cls, url: str, **manager_options: Any) -> Iterator[RunManager]:
-        """A manager on a SQLRunStore at ``url`` for scripts without an event loop::
-
-            with RunManager.sync_from_url("sqlite:///agent.db") as manager:
-                graph = builder.compile(checkpointer=manager.store.checkpointer)
-                run = manager.invoke(graph, inputs, thread_id="t1")
-
-        The engine lives on the manager's background loop and is disposed on exit.
-        """
-        from langgraph_runstore.db.engine import create_engine
-        from langgraph_runstore.store.sql import SQLRunStore
-
-        manager = cls(**manager_options)
-        engine = create_engine(url)
-        store = SQLRunStore(engine)
-        manager.store = store
-        try:
-            manager.run_sync(store.setup)
-            yield manager
-        finally:
-
-            async def close() -> None:
-                await store.aclose()
-                await engine.dispose()
-
-            manager.run_sync(close)
-            manager.close_sync()
-
     @contextmanager
     def track_sync(
         self,
@@ -653,9 +548,7 @@ class RunManager(RunAdmission):
         for record in list(self.lifecycle.records.values()):
             if record.task is not None and not record.is_final:
                 await self.cancel(record.run_id)
-        if self._loop_thread is not None:
-            self._loop_thread.stop()
-            self._loop_thread = None
+        self.close_sync()
 
     async def start_worker(self) -> None:
         """Start the worker services: heartbeat, recovery sweep, LISTEN, and the dispatcher

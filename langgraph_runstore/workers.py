@@ -29,7 +29,7 @@ from langgraph.types import Command
 
 from langgraph_runstore.errors import InvalidInputError
 from langgraph_runstore.lifecycle import RunLifecycle
-from langgraph_runstore.schemas import RunRecord, RunStatus
+from langgraph_runstore.schemas import CancelAction, RunRecord, RunStatus, normalize_timestamp
 
 #: Executes a claimed run: (record, graph, input, config=..., timeout=...)
 ExecuteClaimed = Callable[..., None]
@@ -372,4 +372,72 @@ class WorkerServices:
             )
 
 
-__all__ = ["RecoveryPolicy", "WorkerServices"]
+async def cancel_elsewhere(
+    lifecycle: RunLifecycle, record: RunRecord, action: CancelAction, *, worker_id: str
+) -> bool | None:
+    """Cancel a run this process does not hold. None: nobody holds a lease on it, so the
+    caller ends it here; otherwise whether the request was delivered or taken over."""
+    store = lifecycle.store
+    assert store is not None
+    try:
+        owner = await lifecycle.retrying(
+            lambda: store.request_cancel(record.run_id, action=action.value)
+        )
+    except NotImplementedError:
+        return None
+    if owner is None:
+        return False  # it ended meanwhile
+    lease = owner.get("lease_expires_at")
+    if owner.get("owner_worker_id") is None or lease is None:
+        return None
+    if lease > utc_in(0):
+        # the owner sees the request at once (NOTIFY) or at its next heartbeat
+        return True
+    outcome = await store.recover_expired(
+        record.run_id,
+        expired_before=utc_in(0),
+        requeue=False,
+        error=f"Worker {owner['owner_worker_id']} stopped renewing its lease; "
+        f"cancelled by {worker_id}.",
+    )
+    return outcome is not None
+
+
+async def reconcile_orphans(
+    lifecycle: RunLifecycle, *, worker_id: str, error: str, before: str | datetime | None
+) -> list[RunRecord]:
+    """End as ``error`` the pending and running rows that no live worker owns (see
+    ``RunManager.reconcile_orphaned_inflight_runs``); return those whose end was written."""
+    store = lifecycle.store
+    if store is None:
+        return []
+    cutoff = normalize_timestamp(before, name="before")
+    rows = await lifecycle.retrying(lambda: store.list_inflight(before=cutoff))
+    now = utc_in(0)
+    recovered: list[RunRecord] = []
+    for row in rows:
+        live = lifecycle.records.get(row["run_id"])
+        if live is not None and not live.is_final:
+            continue
+        lease = row.get("lease_expires_at")
+        if row.get("owner_worker_id") not in (None, worker_id) and lease and lease > now:
+            continue
+        if row.get("shared_queue") and row.get("owner_worker_id") is None:
+            continue  # waiting in the shared queue for a worker: not an orphan
+        record = RunRecord.from_row(row)
+        if await lifecycle.end_orphan(record, error):
+            recovered.append(record)
+    if recovered:
+        logger.warning("Recovered %d orphaned run(s) as error", len(recovered))
+    return recovered
+
+
+__all__ = [
+    "RecoveryPolicy",
+    "WorkerServices",
+    "cancel_elsewhere",
+    "decode_input",
+    "encode_input",
+    "reconcile_orphans",
+    "utc_in",
+]

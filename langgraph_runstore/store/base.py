@@ -9,11 +9,12 @@ status raises InvalidTransitionError instead of writing.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from langgraph_runstore.errors import InvalidInputError
+from langgraph_runstore.errors import InvalidInputError, InvalidTransitionError
 from langgraph_runstore.query import FINAL_STATUS_VALUES, PruneResult, RunPage, UsageRow
 from langgraph_runstore.schemas import (
     ACTIVE_STATUSES,
@@ -35,6 +36,24 @@ _TIMESTAMP_FIELDS = (
     "lease_expires_at",
     "cancel_requested_at",
 )
+
+
+#: The columns a status write answers with: what a status change may have set.
+STATUS_FIELDS = ("status", "error", "stop_reason", "started_at", "ended_at", "updated_at")
+
+
+@dataclass(frozen=True)
+class StatusWrite:
+    """A store's answer to one status change.
+
+    ``applied`` says whether the change was written. ``stored`` holds the row's
+    ``STATUS_FIELDS`` as the store keeps them after the write: the new values when it
+    applied, the final status that refused it otherwise. ``stored`` is None when no row has
+    the run_id.
+    """
+
+    applied: bool
+    stored: Mapping[str, Any] | None
 
 
 class RunStore(ABC):
@@ -72,6 +91,37 @@ class RunStore(ABC):
 
         ``kwargs`` are fields from ``schemas.COMPLETION_FIELDS``.
         """
+
+    async def write_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        error: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> StatusWrite:
+        """Change the status (with the completion ``fields`` when given) as one conditional
+        write, and answer with what the store holds afterwards. This is the call a
+        RunManager makes for every status change.
+
+        A change the row's status forbids is not an error here: the answer has
+        ``applied=False`` and the row's final status. This default composes
+        ``update_status``/``update_run_completion`` with ``get``; a store that can answer
+        from the write itself (``UPDATE ... RETURNING``) overrides it.
+        """
+        try:
+            if fields is None:
+                applied = await self.update_status(run_id, status, error=error)
+            else:
+                applied = await self.update_run_completion(run_id, status=status, **fields)
+        except InvalidTransitionError:
+            applied = False
+        else:
+            if not applied:
+                return StatusWrite(applied=False, stored=None)
+        row = await self.get(run_id)
+        stored = None if row is None else {name: row.get(name) for name in STATUS_FIELDS}
+        return StatusWrite(applied=bool(applied) and stored is not None, stored=stored)
 
     @abstractmethod
     async def insert_if_thread_idle(self, run_id: str, *, thread_id: str, **fields: Any) -> bool:

@@ -22,7 +22,7 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -63,7 +63,9 @@ from langgraph_runstore.schemas import (
 from langgraph_runstore.store import reads
 from langgraph_runstore.store.base import (
     ACTIVE_STATUS_VALUES,
+    STATUS_FIELDS,
     RunStore,
+    StatusWrite,
     allowed_from,
     prepare_completion,
     prepare_row,
@@ -148,19 +150,23 @@ def _guard(status: str) -> str:
     return f"(status IS NULL OR status = :status OR status IN ({allowed}))"
 
 
-@lru_cache(maxsize=16)
-def _update_status_sql(status: str, with_error: bool) -> Statement:
+_RETURNING_STATUS = f" RETURNING {', '.join(STATUS_FIELDS)}"
+
+
+@lru_cache(maxsize=32)
+def _update_status_sql(status: str, with_error: bool, returning: bool) -> Statement:
     sets = ["status = :status", "updated_at = :now"]
     sets += [f"{name} = COALESCE({name}, :now)" for name in status_stamps(status, "")]
     if with_error:
         sets.append("error = :error")
     return Statement.of(
         f"UPDATE runs SET {', '.join(sets)} WHERE run_id = :run_id AND {_guard(status)}"
+        + (_RETURNING_STATUS if returning else "")
     )
 
 
-@lru_cache(maxsize=64)
-def _completion_sql(status: str, columns: tuple[str, ...]) -> Statement:
+@lru_cache(maxsize=128)
+def _completion_sql(status: str, columns: tuple[str, ...], returning: bool) -> Statement:
     sets = ["status = :status", "updated_at = :now"]
     sets += [f"{name} = :{name}" for name in columns]
     sets += [
@@ -170,11 +176,14 @@ def _completion_sql(status: str, columns: tuple[str, ...]) -> Statement:
     ]
     return Statement.of(
         f"UPDATE runs SET {', '.join(sets)} WHERE run_id = :run_id AND {_guard(status)}"
+        + (_RETURNING_STATUS if returning else "")
     )
 
 
 _GET = Statement.of(f"SELECT {SELECT_COLUMNS} FROM runs WHERE run_id = :run_id")
-_STATUS = Statement.of("SELECT status, thread_id FROM runs WHERE run_id = :run_id")
+_STATUS = Statement.of(
+    f"SELECT thread_id, {', '.join(STATUS_FIELDS)} FROM runs WHERE run_id = :run_id"
+)
 _DELETE = Statement.of("DELETE FROM runs WHERE run_id = :run_id")
 _LIST_THREAD = Statement.of(
     f"SELECT {SELECT_COLUMNS} FROM runs WHERE thread_id = :thread_id "
@@ -834,39 +843,80 @@ class SQLRunStore(_WorkerQueries, RunStore):
         # one INSERT ... SELECT takes SQLite's write lock before it reads: atomic on its own
         return bool(await self._driver.execute(_insert_if_idle_sql(tuple(row)), row))
 
-    async def _missing_or_refused(self, run_id: str, status: str) -> bool:
+    def _status_statement(
+        self,
+        run_id: str,
+        status: str,
+        error: str | None,
+        fields: Mapping[str, Any] | None,
+        *,
+        returning: bool,
+    ) -> tuple[str, Statement, dict[str, Any]]:
+        if fields is None:
+            value = RunStatus.parse(status, run_id=run_id).value
+            params = {"run_id": run_id, "status": value, "now": now_iso(), "error": error}
+            return value, _update_status_sql(value, error is not None, returning), params
+        value, checked = prepare_completion(run_id, status, dict(fields), check_json=False)
+        params = _encode(checked, run_id=run_id)
+        params.update(run_id=run_id, status=value, now=now_iso())
+        return value, _completion_sql(value, tuple(sorted(checked)), returning), params
+
+    async def _stored_status(self, run_id: str) -> dict[str, Any] | None:
         found = await self._driver.fetch(_STATUS, {"run_id": run_id})
-        if not found:
+        return found[0] if found else None
+
+    async def write_status(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        error: str | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> StatusWrite:
+        """One ``UPDATE ... RETURNING``: the answer is the row the write left. Only a write
+        that matched nothing reads the row again, to tell a missing row from a final one."""
+        _, statement, params = self._status_statement(run_id, status, error, fields, returning=True)
+        try:
+            written = await self._driver.fetch(statement, params)
+        except ConflictError as exc:
+            exc.thread_id = (await self._stored_status(run_id) or {}).get("thread_id")
+            raise
+        if written:
+            return StatusWrite(applied=True, stored=written[0])
+        current = await self._stored_status(run_id)
+        if current is not None:
+            del current["thread_id"]
+        return StatusWrite(applied=False, stored=current)
+
+    async def _update(
+        self, run_id: str, status: str, error: str | None, fields: Mapping[str, Any] | None
+    ) -> bool:
+        value, statement, params = self._status_statement(
+            run_id, status, error, fields, returning=False
+        )
+        try:
+            if await self._driver.execute(statement, params):
+                return True
+        except ConflictError as exc:
+            exc.thread_id = (await self._stored_status(run_id) or {}).get("thread_id")
+            raise
+        current = await self._stored_status(run_id)
+        if current is None:
             return False
-        current = found[0]
         raise InvalidTransitionError(
-            f"run {run_id!r} cannot go from {current['status']!r} to {status!r}: "
+            f"run {run_id!r} cannot go from {current['status']!r} to {value!r}: "
             "a final status never changes",
             run_id=run_id,
             thread_id=current["thread_id"],
             current=current["status"],
-            requested=status,
+            requested=value,
         )
 
     async def update_status(self, run_id: str, status: str, *, error: str | None = None) -> bool:
-        value = RunStatus.parse(status, run_id=run_id).value
-        params = {"run_id": run_id, "status": value, "now": now_iso(), "error": error}
-        try:
-            if await self._driver.execute(_update_status_sql(value, error is not None), params):
-                return True
-        except ConflictError as exc:
-            row = await self.get(run_id)
-            exc.thread_id = row["thread_id"] if row else None
-            raise
-        return await self._missing_or_refused(run_id, value)
+        return await self._update(run_id, status, error, None)
 
     async def update_run_completion(self, run_id: str, *, status: str, **kwargs: Any) -> bool:
-        value, fields = prepare_completion(run_id, status, kwargs, check_json=False)
-        params = _encode(fields, run_id=run_id)
-        params.update(run_id=run_id, status=value, now=now_iso())
-        if await self._driver.execute(_completion_sql(value, tuple(sorted(fields))), params):
-            return True
-        return await self._missing_or_refused(run_id, value)
+        return await self._update(run_id, status, None, kwargs)
 
     async def delete(self, run_id: str) -> bool:
         return bool(await self._driver.execute(_DELETE, {"run_id": run_id}))
