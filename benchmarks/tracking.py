@@ -191,7 +191,9 @@ def floor_call(graph: Any, path: Path) -> tuple[Call, Callable[[], None]]:
         "started_at": stamp,
         "ended_at": stamp,
     }
-    update = sql_store._completion_sql("success", tuple(sorted(completion))).sqlite
+    # the plain UPDATE: the store's own statement also returns the row it left (RETURNING),
+    # a cost the package pays and the floor does not
+    update = sql_store._completion_sql("success", tuple(sorted(completion)), False).sqlite
     completion.update(status="success", now=stamp)
     noop = NoopHandler()
 

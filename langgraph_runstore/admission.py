@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from langgraph_runstore.awaitable import async_api
 from langgraph_runstore.errors import ConflictError, InvalidInputError
 from langgraph_runstore.queries import RunQueries
 from langgraph_runstore.schemas import (
@@ -44,6 +45,7 @@ class RunAdmission(RunQueries):
     ) -> bool:
         raise NotImplementedError
 
+    @async_api("RunManager")
     async def create(
         self,
         thread_id: str,
@@ -193,6 +195,7 @@ class RunAdmission(RunQueries):
                     thread_id=thread_id,
                 )
 
+    @async_api("RunManager")
     async def submit(
         self,
         assistant_id: str,

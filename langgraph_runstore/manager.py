@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from langgraph_runstore.admission import RunAdmission
+from langgraph_runstore.awaitable import async_api
 from langgraph_runstore.blocking import BlockingCalls
 from langgraph_runstore.errors import (
     InvalidInputError,
@@ -191,6 +192,7 @@ class RunManager(RunAdmission, BlockingCalls):
         self._trackers.pop(record.run_id, None)
         self._rollback_targets.pop(record.run_id, None)
 
+    @async_api("RunManager")
     async def set_status(
         self, run_id: str, status: RunStatus | str, *, error: str | None = None
     ) -> RunRecord:
@@ -226,6 +228,7 @@ class RunManager(RunAdmission, BlockingCalls):
             record, status, error=error, stop_reason=stop_reason, **fields
         )
 
+    @async_api("RunManager")
     async def update_run_completion(
         self, run_id: str, *, status: RunStatus | str, **fields: Any
     ) -> RunRecord:
@@ -240,6 +243,7 @@ class RunManager(RunAdmission, BlockingCalls):
         await self.lifecycle.complete(record, parsed, fields)
         return record
 
+    @async_api("RunManager")
     async def cancel(
         self, run_id: str, *, action: CancelAction | str = CancelAction.interrupt
     ) -> bool:
@@ -306,6 +310,7 @@ class RunManager(RunAdmission, BlockingCalls):
         tracker = self._trackers.get(run_id)
         return tracker.current_fields() if tracker is not None else {}
 
+    @async_api("RunManager")
     async def cleanup(self, run_id: str, *, delay: float = 0) -> None:
         """Forget the in-memory record of a run now, or after ``delay`` seconds.
 
@@ -316,6 +321,7 @@ class RunManager(RunAdmission, BlockingCalls):
             return
         asyncio.get_running_loop().call_later(delay, self.lifecycle.forget, run_id)
 
+    @async_api("RunManager")
     async def reconcile_orphaned_inflight_runs(
         self, *, error: str = ORPHAN_ERROR, before: str | datetime | None = None
     ) -> list[RunRecord]:
@@ -405,6 +411,7 @@ class RunManager(RunAdmission, BlockingCalls):
 
     # -- managed runs ---------------------------------------------------------------------
 
+    @async_api("RunManager")
     async def start(
         self,
         graph: Any,
@@ -441,6 +448,7 @@ class RunManager(RunAdmission, BlockingCalls):
         )
         return record
 
+    @async_api("RunManager")
     async def join(self, run_id: str, *, poll_interval: float = 0.2) -> RunRecord:
         """Wait until the run has ended and return its record (``output`` holds the final
         state when this process ran it). Runs of other processes are polled in the store."""
@@ -456,6 +464,7 @@ class RunManager(RunAdmission, BlockingCalls):
                 return found
             await asyncio.sleep(poll_interval)
 
+    @async_api("RunManager")
     async def wait(self, graph: Any, input: Any, *, thread_id: str, **options: Any) -> RunRecord:
         """``start`` then ``join``: run the graph and return the finished record."""
         record = await self.start(graph, input, thread_id=thread_id, **options)
@@ -538,6 +547,7 @@ class RunManager(RunAdmission, BlockingCalls):
                 logger.debug("Run %s failed", run.run_id, exc_info=True)
         return run
 
+    @async_api("RunManager")
     async def aclose(self) -> None:
         """Shut down: as a worker, stop claiming, let running runs finish for
         ``drain_timeout`` seconds and cancel the rest, then release every lease; otherwise

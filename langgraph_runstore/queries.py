@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from langgraph_runstore.awaitable import async_api
 from langgraph_runstore.errors import DatabaseConfigError
 from langgraph_runstore.interrupts import read_pending
 from langgraph_runstore.lifecycle import RunLifecycle
@@ -43,6 +44,7 @@ class RunQueries:
     lifecycle: RunLifecycle
     store: RunStore | None
 
+    @async_api("RunManager")
     async def active_runs(self, thread_id: str) -> list[RunRecord]:
         """The thread's pending and running runs: live records, then store rows (a store that
         cannot be read contributes none; the failure is logged)."""
@@ -62,6 +64,7 @@ class RunQueries:
                     active[row["run_id"]] = RunRecord.from_row(row)
         return list(active.values())
 
+    @async_api("RunManager")
     async def get(self, run_id: str, *, user_id: str | None = None) -> RunRecord | None:
         """The run's record: the live one if this process holds it, else read from the store.
 
@@ -84,6 +87,7 @@ class RunQueries:
 
     aget = get
 
+    @async_api("RunManager")
     async def list_by_thread(
         self, thread_id: str, *, user_id: str | None = None, limit: int = 100
     ) -> list[RunRecord]:
@@ -107,12 +111,14 @@ class RunQueries:
         runs = sorted(by_id.values(), key=lambda r: r.created_at, reverse=True)
         return runs[:limit]
 
+    @async_api("RunManager")
     async def has_inflight(self, thread_id: str) -> bool:
         """True while the thread has a pending or running run (here or in the store)."""
         if any(r.status in ACTIVE_STATUSES for r in self.lifecycle.thread_records(thread_id)):
             return True
         return bool(await self.active_runs(thread_id))
 
+    @async_api("RunManager")
     async def thread_status(self, thread_id: str) -> ThreadStatus:
         """idle, busy (a run is pending or running), interrupted (the last run paused on
         an interrupt and waits to be resumed) or error (the last run failed or timed out)."""
@@ -128,6 +134,7 @@ class RunQueries:
             return ThreadStatus.interrupted
         return ThreadStatus.idle
 
+    @async_api("RunManager")
     async def thread_interrupts(
         self, thread_id: str, *, checkpointer: Any = None
     ) -> list[dict[str, Any]]:
@@ -156,6 +163,7 @@ class RunQueries:
             for seq, record in enumerate(self.lifecycle.records.values())
         ]
 
+    @async_api("RunManager")
     async def list_runs(
         self,
         *,
@@ -201,6 +209,7 @@ class RunQueries:
         )
         return RunPage(records, page.next_cursor)
 
+    @async_api("RunManager")
     async def aggregate_usage(
         self,
         *,
@@ -227,6 +236,7 @@ class RunQueries:
             )
         )
 
+    @async_api("RunManager")
     async def top_runs(
         self,
         *,
@@ -252,6 +262,7 @@ class RunQueries:
             self.lifecycle.records.get(row["run_id"]) or RunRecord.from_row(row) for row in rows
         ]
 
+    @async_api("RunManager")
     async def prune_runs(
         self,
         *,
@@ -288,6 +299,7 @@ class RunQueries:
                 self.lifecycle.forget(run_id)
         return result
 
+    @async_api("RunManager")
     async def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
         """The checkpoints the run wrote, from the store (empty without one)."""
         if self.store is None:

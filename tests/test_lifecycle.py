@@ -44,8 +44,11 @@ async def new_run(lifecycle: RunLifecycle, run_id: str = "r1") -> RunRecord:
     return record
 
 
+ANSWER_FIELDS = ("thread_id", *STATUS_FIELDS)
+
+
 def status_fields(record: RunRecord) -> dict[str, Any]:
-    values = {name: getattr(record, name) for name in STATUS_FIELDS}
+    values = {name: getattr(record, name) for name in ANSWER_FIELDS}
     values["status"] = record.status.value
     return values
 
@@ -53,7 +56,7 @@ def status_fields(record: RunRecord) -> dict[str, Any]:
 async def stored_status_fields(store: RunStore, run_id: str) -> dict[str, Any]:
     row = await store.get(run_id)
     assert row is not None
-    return {name: row[name] for name in STATUS_FIELDS}
+    return {name: row[name] for name in ANSWER_FIELDS}
 
 
 async def test_each_write_leaves_the_record_equal_to_the_stored_row(store: RunStore) -> None:

@@ -47,9 +47,9 @@ class StatusWrite:
     """A store's answer to one status change.
 
     ``applied`` says whether the change was written. ``stored`` holds the row's
-    ``STATUS_FIELDS`` as the store keeps them after the write: the new values when it
-    applied, the final status that refused it otherwise. ``stored`` is None when no row has
-    the run_id.
+    ``thread_id`` and ``STATUS_FIELDS`` as the store keeps them after the write: the new
+    values when it applied, the final status that refused it otherwise. ``stored`` is None
+    when no row has the run_id.
     """
 
     applied: bool
@@ -119,9 +119,16 @@ class RunStore(ABC):
         else:
             if not applied:
                 return StatusWrite(applied=False, stored=None)
-        row = await self.get(run_id)
-        stored = None if row is None else {name: row.get(name) for name in STATUS_FIELDS}
+        stored = await self.get_status(run_id)
         return StatusWrite(applied=bool(applied) and stored is not None, stored=stored)
+
+    async def get_status(self, run_id: str) -> Mapping[str, Any] | None:
+        """The row's ``STATUS_FIELDS`` (and ``thread_id``), or None when there is no row.
+        This default reads the whole row with ``get``."""
+        row = await self.get(run_id)
+        if row is None:
+            return None
+        return {name: row.get(name) for name in ("thread_id", *STATUS_FIELDS)}
 
     @abstractmethod
     async def insert_if_thread_idle(self, run_id: str, *, thread_id: str, **fields: Any) -> bool:

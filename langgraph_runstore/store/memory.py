@@ -32,6 +32,7 @@ from langgraph_runstore.schemas import (
 )
 from langgraph_runstore.store.base import (
     ACTIVE_STATUS_VALUES,
+    STATUS_FIELDS,
     RunStore,
     allowed_from,
     prepare_completion,
@@ -39,6 +40,7 @@ from langgraph_runstore.store.base import (
     status_stamps,
 )
 
+_STATUS_COLUMNS = ("thread_id", *STATUS_FIELDS)
 _DEFAULTS: dict[str, Any] = dict.fromkeys(ROW_FIELDS)
 _DEFAULTS.update(
     {
@@ -117,6 +119,10 @@ class MemoryRunStore(RunStore):
     async def get(self, run_id: str) -> dict[str, Any] | None:
         row = self._rows.get(run_id)
         return _copy_row(row) if row is not None else None
+
+    async def get_status(self, run_id: str) -> dict[str, Any] | None:
+        row = self._rows.get(run_id)  # plain strings: nothing to copy
+        return None if row is None else {name: row[name] for name in _STATUS_COLUMNS}
 
     async def delete(self, run_id: str) -> bool:
         row = self._rows.pop(run_id, None)

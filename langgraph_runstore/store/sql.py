@@ -150,7 +150,7 @@ def _guard(status: str) -> str:
     return f"(status IS NULL OR status = :status OR status IN ({allowed}))"
 
 
-_RETURNING_STATUS = f" RETURNING {', '.join(STATUS_FIELDS)}"
+_RETURNING_STATUS = f" RETURNING thread_id, {', '.join(STATUS_FIELDS)}"
 
 
 @lru_cache(maxsize=32)
@@ -861,7 +861,7 @@ class SQLRunStore(_WorkerQueries, RunStore):
         params.update(run_id=run_id, status=value, now=now_iso())
         return value, _completion_sql(value, tuple(sorted(checked)), returning), params
 
-    async def _stored_status(self, run_id: str) -> dict[str, Any] | None:
+    async def get_status(self, run_id: str) -> dict[str, Any] | None:
         found = await self._driver.fetch(_STATUS, {"run_id": run_id})
         return found[0] if found else None
 
@@ -879,14 +879,11 @@ class SQLRunStore(_WorkerQueries, RunStore):
         try:
             written = await self._driver.fetch(statement, params)
         except ConflictError as exc:
-            exc.thread_id = (await self._stored_status(run_id) or {}).get("thread_id")
+            exc.thread_id = (await self.get_status(run_id) or {}).get("thread_id")
             raise
         if written:
             return StatusWrite(applied=True, stored=written[0])
-        current = await self._stored_status(run_id)
-        if current is not None:
-            del current["thread_id"]
-        return StatusWrite(applied=False, stored=current)
+        return StatusWrite(applied=False, stored=await self.get_status(run_id))
 
     async def _update(
         self, run_id: str, status: str, error: str | None, fields: Mapping[str, Any] | None
@@ -898,9 +895,9 @@ class SQLRunStore(_WorkerQueries, RunStore):
             if await self._driver.execute(statement, params):
                 return True
         except ConflictError as exc:
-            exc.thread_id = (await self._stored_status(run_id) or {}).get("thread_id")
+            exc.thread_id = (await self.get_status(run_id) or {}).get("thread_id")
             raise
-        current = await self._stored_status(run_id)
+        current = await self.get_status(run_id)
         if current is None:
             return False
         raise InvalidTransitionError(
