@@ -103,7 +103,7 @@ async def api(url: str) -> list[tuple[str, Measure]]:
                 user_id="user-7", since="7d", limit=50
             ),
             "runs list --cursor (page 1001)": lambda: store.list_runs(limit=50, cursor=cursor),
-            "same page by OFFSET 50000": lambda: store._driver.fetch(offset, {"offset": 50_000}),
+            "same page by OFFSET 50000": lambda: store.driver.fetch(offset, {"offset": 50_000}),
         }
         results = []
         for name, call in cases.items():

@@ -69,7 +69,9 @@ from langgraph_runstore import (
     SQLRunStore,
 )
 from langgraph_runstore.schemas import now_iso
+from langgraph_runstore.store import drivers as sql_drivers
 from langgraph_runstore.store import sql as sql_store
+from langgraph_runstore.store.statements import encode_row
 
 Call = Callable[[str], Awaitable[None]]
 #: Per invocation: wall-clock ms and this process's CPU ms (all its threads).
@@ -178,7 +180,7 @@ def floor_call(graph: Any, path: Path) -> tuple[Call, Callable[[], None]]:
     # runs per invocation beyond filling in the ids
     record = RunRecord(run_id="x", thread_id="x", created_at=stamp, updated_at=stamp)
     record.status, record.started_at = RunStatus.running, stamp
-    admit_row = sql_store._encode(record.to_row(sparse=True))
+    admit_row = encode_row(record.to_row(sparse=True))
     admit = sql_store._insert_if_idle_sql(tuple(admit_row)).sqlite
     usage = {"input_tokens": 103, "output_tokens": 20, "total_tokens": 123}
     completion = {
@@ -312,8 +314,6 @@ _RUNS_TABLE = re.compile(r"\bruns\b", re.IGNORECASE)
 def count_runs_sql() -> Iterator[Counter[str]]:
     """Count SQL statements on the ``runs`` table, by first word: those sent through
     aiosqlite and those the run store's SQLite driver runs directly on the loop thread."""
-    from langgraph_runstore.store import sql as sql_store
-
     seen: Counter[str] = Counter()
     patched: list[tuple[Any, str, Any]] = []
 
@@ -330,16 +330,16 @@ def count_runs_sql() -> Iterator[Counter[str]]:
 
         patched.append((cls, "execute", original))
         cls.execute = execute
-    direct = sql_store._SQLiteDriver._try_direct
+    direct = sql_drivers.SQLiteDriver._try_direct
 
     def try_direct(self: Any, statement: Any, params: Any, fetch: bool) -> Any:
         done = direct(self, statement, params, fetch)
-        if done is not sql_store._BUSY:
+        if done is not sql_drivers.BUSY:
             count(statement.sqlite)  # run here; a busy one is counted when aiosqlite runs it
         return done
 
-    patched.append((sql_store._SQLiteDriver, "_try_direct", direct))
-    sql_store._SQLiteDriver._try_direct = try_direct  # type: ignore[method-assign]
+    patched.append((sql_drivers.SQLiteDriver, "_try_direct", direct))
+    sql_drivers.SQLiteDriver._try_direct = try_direct  # type: ignore[method-assign]
     try:
         yield seen
     finally:

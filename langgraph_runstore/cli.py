@@ -43,7 +43,13 @@ from langgraph_runstore.display import (
 )
 from langgraph_runstore.errors import InvalidInputError, RunNotFoundError, RunStoreError
 from langgraph_runstore.query import USAGE_GROUPINGS, UsageRow, decode_cursor, resolve_time
-from langgraph_runstore.schemas import TOKEN_FIELDS, RunRecord, RunStatus, ThreadStatus
+from langgraph_runstore.schemas import (
+    TOKEN_FIELDS,
+    RunRecord,
+    RunStatus,
+    ThreadStatus,
+    as_record,
+)
 from langgraph_runstore.store.sql import SQLRunStore
 
 if TYPE_CHECKING:  # rich loads when a table is printed: --json and errors do without it
@@ -450,7 +456,9 @@ def runs_list(
                 cursor=cursor,
             )
         if as_json:
-            _emit_json({"runs": [record_json(r) for r in page], "next_cursor": page.next_cursor})
+            _emit_json(
+                {"runs": [record_json(as_record(r)) for r in page], "next_cursor": page.next_cursor}
+            )
             return
         records = [RunRecord.from_row(r) for r in page]
         console = _Out()
@@ -584,7 +592,7 @@ def runs_cancel(
         if not cancelled:
             raise CliError(f"run {run_id} already finished ({status}): nothing to cancel")
         if as_json:
-            _emit_json({"cancelled": True, "action": action, "run": record_json(row)})
+            _emit_json({"cancelled": True, "action": action, "run": record_json(as_record(row))})
         elif RunStatus(status).is_final:
             reason = f" ({row['stop_reason']})" if row.get("stop_reason") else ""
             click.echo(f"cancelled run {run_id}: {status}{reason}")
@@ -641,7 +649,7 @@ def threads_show(
                     "status": status.value,
                     "interrupts": waiting.interrupts if waiting else [],
                     "totals": total.as_dict(),
-                    "runs": [record_json(r) for r in page],
+                    "runs": [record_json(as_record(r)) for r in page],
                     "next_cursor": page.next_cursor,
                 }
             )

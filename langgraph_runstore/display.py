@@ -2,34 +2,71 @@
 
 ``RunRecord._repr_html_`` and ``RunPage._repr_html_`` call into this module, so Jupyter shows
 a run or a page of runs as a small table. Everything here is escaped and self-contained
-(inline styles, no scripts, no network).
+(inline styles, no scripts, no network). It imports nothing of the package: it reads runs
+through ``ShownRun``, the few attributes of a RunRecord that it shows (callers turn store
+rows into records with ``schemas.as_record``).
 """
 
 from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
-
-from langgraph_runstore.schemas import ROW_FIELDS, RunRecord, RunStatus
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import pandas
 
-#: One colour per status, shared by the notebook display, the HTML report and the CLI.
+#: One colour per stored status value (and ``paused``), shared by the notebook display,
+#: the HTML report and the CLI.
 STATUS_COLORS: dict[str, str] = {
-    RunStatus.pending.value: "#6b7280",
-    RunStatus.running.value: "#2563eb",
-    RunStatus.success.value: "#15803d",
-    RunStatus.error.value: "#dc2626",
-    RunStatus.timeout.value: "#ea580c",
-    RunStatus.interrupted.value: "#9333ea",
+    "pending": "#6b7280",
+    "running": "#2563eb",
+    "success": "#15803d",
+    "error": "#dc2626",
+    "timeout": "#ea580c",
+    "interrupted": "#9333ea",
     "paused": "#ca8a04",
 }
 
 
-def status_label(run: RunRecord) -> str:
+class ShownStatus(Protocol):
+    @property
+    def value(self) -> str: ...
+
+
+class ShownRun(Protocol):
+    """What this module reads of a run: a RunRecord has all of it."""
+
+    run_id: str
+    thread_id: str
+    created_at: str
+    ended_at: str | None
+    user_id: str | None
+    model_name: str | None
+    stop_reason: str | None
+    error: str | None
+    last_ai_message: str | None
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    llm_call_count: int
+    token_usage_by_model: dict[str, dict[str, int]]
+    interrupts: list[dict[str, Any]]
+
+    @property
+    def status(self) -> ShownStatus: ...
+
+    @property
+    def paused(self) -> bool: ...
+
+    @property
+    def duration_seconds(self) -> float | None: ...
+
+    def to_row(self) -> dict[str, Any]: ...
+
+
+def status_label(run: ShownRun) -> str:
     """The status as tables show it: ``paused`` for a run that ended waiting on an
     interrupt (stored as ``success`` with stop_reason ``interrupt``), else the status."""
     return "paused" if run.paused else run.status.value
@@ -45,11 +82,6 @@ def interrupt_values(interrupts: Iterable[Mapping[str, Any]], width: int = 160) 
 
 
 _TIMESTAMP_FIELDS = ("created_at", "updated_at", "started_at", "ended_at")
-
-
-def as_record(run: RunRecord | Mapping[str, Any]) -> RunRecord:
-    """A RunRecord for a record or a store row."""
-    return run if isinstance(run, RunRecord) else RunRecord.from_row(run)
 
 
 def shorten(text: str | None, width: int = 80) -> str:
@@ -80,9 +112,8 @@ def format_time(value: str | None) -> str:
     return value[:19].replace("T", " ") if value else ""
 
 
-def record_json(run: RunRecord | Mapping[str, Any]) -> dict[str, Any]:
+def record_json(record: ShownRun) -> dict[str, Any]:
     """Every persisted field of a run as JSON-ready values, plus ``duration_seconds``."""
-    record = as_record(run)
     data = record.to_row()
     data["duration_seconds"] = record.duration_seconds if record.ended_at else None
     return data
@@ -96,7 +127,7 @@ def _status_badge(status: str) -> str:
     )
 
 
-def _models(record: RunRecord) -> str:
+def _models(record: ShownRun) -> str:
     names = list(record.token_usage_by_model) or ([record.model_name] if record.model_name else [])
     return ", ".join(names)
 
@@ -105,9 +136,8 @@ _TABLE = 'style="border-collapse:collapse;font-family:system-ui,sans-serif;font-
 _CELL = 'style="text-align:left;padding:2px 10px 2px 0;vertical-align:top"'
 
 
-def run_html(run: RunRecord | Mapping[str, Any]) -> str:
+def run_html(record: ShownRun) -> str:
     """One run as a small HTML table: status, thread, times, tokens, calls, messages."""
-    record = as_record(run)
     tokens = (
         f"{record.total_tokens:,} total ({record.input_tokens:,} in, {record.output_tokens:,} out)"
     )
@@ -140,11 +170,9 @@ def run_html(run: RunRecord | Mapping[str, Any]) -> str:
 _LIST_COLUMNS = ("run", "thread", "status", "created", "duration", "tokens", "calls", "last AI")
 
 
-def runs_html(
-    runs: Iterable[RunRecord | Mapping[str, Any]], *, next_cursor: str | None = None
-) -> str:
+def runs_html(runs: Iterable[ShownRun], *, next_cursor: str | None = None) -> str:
     """Runs as one HTML table, one line per run, status coloured, messages shortened."""
-    records = [as_record(run) for run in runs]
+    records = list(runs)
     head = "".join(f"<th {_CELL}>{name}</th>" for name in _LIST_COLUMNS)
     lines = []
     for record in records:
@@ -168,21 +196,18 @@ def runs_html(
     )
 
 
-def runs_dataframe(runs: Iterable[RunRecord | Mapping[str, Any]]) -> pandas.DataFrame:
-    """Runs as a pandas DataFrame: one row per run, every persisted field, timestamps as
-    UTC datetimes, plus ``duration_seconds`` and ``paused``. Needs pandas (``pip install
-    'langgraph-runstore[pandas]'``)."""
+def runs_dataframe(runs: Iterable[ShownRun], *, fields: Sequence[str]) -> pandas.DataFrame:
+    """Runs as a pandas DataFrame: one row per run, a column per persisted field
+    (``fields``), timestamps as UTC datetimes, plus ``duration_seconds`` and ``paused``.
+    Needs pandas (``pip install 'langgraph-runstore[pandas]'``)."""
     try:
         import pandas as pd
     except ImportError as exc:
         raise ImportError(
             "to_dataframe() needs pandas: pip install 'langgraph-runstore[pandas]'"
         ) from exc
-    columns = [*ROW_FIELDS, "duration_seconds", "paused"]
-    rows = []
-    for run in runs:
-        record = as_record(run)
-        rows.append({**record_json(record), "paused": record.paused})
+    columns = [*fields, "duration_seconds", "paused"]
+    rows = [{**record_json(record), "paused": record.paused} for record in runs]
     frame = pd.DataFrame(rows, columns=columns)
     for name in _TIMESTAMP_FIELDS:
         frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")

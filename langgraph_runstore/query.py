@@ -14,14 +14,17 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Generic, Literal, TypeAlias, TypeVar
+from typing import Any, Generic, Literal, TypeAlias, TypeVar, cast
 
 from langgraph_runstore.errors import InvalidInputError
 from langgraph_runstore.schemas import (
     FINAL_STATUSES,
+    ROW_FIELDS,
     TOKEN_FIELDS,
+    RunRecord,
     RunStatus,
     TokenUsage,
+    as_record,
     normalize_timestamp,
 )
 
@@ -78,11 +81,11 @@ class RunPage(Generic[T]):
         """The runs as a pandas DataFrame, one row per run (needs the ``pandas`` extra)."""
         from langgraph_runstore.display import runs_dataframe
 
-        return runs_dataframe(self._displayable())
+        return runs_dataframe(self._displayable(), fields=ROW_FIELDS)
 
-    def _displayable(self) -> list[Any]:
-        # a page holds RunRecords (manager) or row dicts (store); display takes either
-        return list(self.runs)
+    def _displayable(self) -> list[RunRecord]:
+        # a page holds RunRecords (manager) or row dicts (store)
+        return [as_record(cast("RunRecord | Mapping[str, Any]", run)) for run in self.runs]
 
 
 @dataclass(frozen=True)

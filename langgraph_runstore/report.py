@@ -17,14 +17,13 @@ from typing import Any
 
 from langgraph_runstore.display import (
     STATUS_COLORS,
-    as_record,
     format_duration,
     format_time,
     shorten,
     status_label,
 )
 from langgraph_runstore.query import TimeBound, UsageRow, resolve_time
-from langgraph_runstore.schemas import RunRecord, RunStatus
+from langgraph_runstore.schemas import RunRecord, RunStatus, as_record
 from langgraph_runstore.store.base import RunStore
 
 INPUT_COLOR = "#2563eb"

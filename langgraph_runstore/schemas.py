@@ -420,7 +420,7 @@ class RunRecord:
         """This run as a one-row pandas DataFrame (needs the ``pandas`` extra)."""
         from langgraph_runstore.display import runs_dataframe
 
-        return runs_dataframe([self])
+        return runs_dataframe([self], fields=ROW_FIELDS)
 
 
 #: The persisted fields of a RunRecord, in the order of the runs table.
@@ -429,3 +429,8 @@ ROW_FIELDS: tuple[str, ...] = tuple(
     for f in fields(RunRecord)
     if f.name not in {"store_only", "task", "_abort_event", "abort_action", "output", "config"}
 )
+
+
+def as_record(run: RunRecord | Mapping[str, Any]) -> RunRecord:
+    """A RunRecord for a record or a store row."""
+    return run if isinstance(run, RunRecord) else RunRecord.from_row(run)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 from langgraph_runstore import ConflictError, DatabaseConfigError, SchemaVersionError, SQLRunStore
 from langgraph_runstore.db import MIGRATIONS, create_engine, latest_version, normalize_url, setup
 from langgraph_runstore.db.engine import sqlite_path
-from langgraph_runstore.store import sql as sql_store
+from langgraph_runstore.store import drivers as sql_drivers
 
 pytestmark = pytest.mark.anyio
 
@@ -65,12 +65,12 @@ async def test_run_store_writes_leave_wal_checkpoints_to_a_background_thread(
     milliseconds and would stall the event loop), yet the log stays short: every
     _CHECKPOINT_EVERY direct statements a checkpoint runs on a thread of its own."""
     path = tmp_path / "wal.db"
-    writes = 5 * sql_store._CHECKPOINT_EVERY
+    writes = 5 * sql_drivers._CHECKPOINT_EVERY
     async with SQLRunStore.from_url(f"sqlite:///{path}") as store:
         for i in range(writes):
             await store.put(f"r{i}", thread_id=f"t{i}", status="running")
-        driver = store._driver
-        assert isinstance(driver, sql_store._SQLiteDriver)
+        driver = store.driver
+        assert isinstance(driver, sql_drivers.SQLiteDriver)
         direct = driver._direct
         assert direct is not None
         assert direct.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
@@ -103,7 +103,7 @@ def test_a_store_used_from_several_event_loops_keeps_its_wal_short(tmp_path: Pat
     """Each asyncio.run() is a new loop: the checkpoint depends on none of them, and writes
     that go on while it runs do not keep the log from starting over."""
     path = tmp_path / "loops.db"
-    writes = 5 * sql_store._CHECKPOINT_EVERY
+    writes = 5 * sql_drivers._CHECKPOINT_EVERY
     engine = create_engine(f"sqlite:///{path}")
     store = SQLRunStore(engine)
     asyncio.run(store.setup())

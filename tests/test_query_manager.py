@@ -35,7 +35,7 @@ async def checkpoint_runs(store: SQLRunStore) -> dict[str, int]:
     """Checkpoints per run_id, read straight from the table."""
     counts: dict[str, int] = {}
     statement = Statement.of("SELECT run_id, COUNT(*) AS n FROM rs_checkpoints GROUP BY run_id")
-    rows = await store._driver.fetch(statement, {})
+    rows = await store.driver.fetch(statement, {})
     for row in rows:
         counts[row["run_id"]] = int(row["n"])
     return counts

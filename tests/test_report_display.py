@@ -60,8 +60,8 @@ def test_a_page_of_runs_shows_as_one_table() -> None:
     table = page._repr_html_()
     assert table.count("<tr>") == 4  # header and three runs
     assert STATUS_COLORS["running"] in table and "3 runs; more with cursor=abc" in table
-    # store rows display the same way as records
-    assert runs_html([r.to_row() for r in runs]).count("<tr>") == 4
+    # a page of store rows (what a RunStore's list_runs returns) shows the same way
+    assert RunPage(tuple(r.to_row() for r in runs))._repr_html_().count("<tr>") == 4
     assert format_duration(0.5) == "0.50 s" and format_duration(75) == "1 min 15 s"
     assert format_duration(7300) == "2 h 01 min"
 

@@ -1,12 +1,15 @@
-"""The SQL statements of the run store: one text in both paramstyles, and the runs columns."""
+"""The SQL statements of the run store: one text in both paramstyles, the runs columns, and
+the row codec (JSON fields as text, ``shared_queue`` as an integer)."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from langgraph_runstore.schemas import ROW_FIELDS
+from langgraph_runstore.errors import InvalidInputError
+from langgraph_runstore.schemas import JSON_FIELDS, ROW_FIELDS
 
 #: The columns every read of whole runs rows selects.
 SELECT_COLUMNS = ", ".join(("seq", *ROW_FIELDS))
@@ -39,3 +42,34 @@ class Statement:
 
 
 __all__ = ["SELECT_COLUMNS", "Statement"]
+
+
+def encode_row(row: dict[str, Any], *, run_id: str | None = None) -> dict[str, Any]:
+    """The row with its JSON fields serialised (once: this is also their validation)."""
+    encoded = dict(row)
+    for name in JSON_FIELDS:
+        value = encoded.get(name)
+        if value is not None:
+            if type(value) is dict and not value:
+                encoded[name] = "{}"  # most runs have no metadata, kwargs or usage yet
+                continue
+            try:
+                encoded[name] = json.dumps(value, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                raise InvalidInputError(
+                    f"{name} must be JSON-serialisable: {exc}", run_id=run_id or row.get("run_id")
+                ) from None
+    if "shared_queue" in encoded:
+        encoded["shared_queue"] = int(bool(encoded["shared_queue"]))
+    return encoded
+
+
+def decode_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its JSON fields parsed and ``shared_queue`` a bool (in place)."""
+    if "shared_queue" in row:
+        row["shared_queue"] = bool(row["shared_queue"])
+    for name in JSON_FIELDS:
+        value = row.get(name)
+        if isinstance(value, str):
+            row[name] = json.loads(value)
+    return row

@@ -173,7 +173,7 @@ async def _query(url: str, sql: str, params: dict[str, Any]) -> list[dict[str, A
     engine = create_engine(url)
     store = SQLRunStore(engine)
     try:
-        return await store._driver.fetch(Statement.of(sql), params)
+        return await store.driver.fetch(Statement.of(sql), params)
     finally:
         await store.aclose()
         await engine.dispose()
