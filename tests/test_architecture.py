@@ -88,11 +88,10 @@ def test_no_module_uses_another_modules_private_names() -> None:
                 if f"{module}.{taken}" in MODULES:
                     aliases[taken] = f"{module}.{taken}"
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
-                if node.value.id in aliases and node.attr.startswith("_"):
-                    offences.append(
-                        f"{name}:{node.lineno} uses {aliases[node.value.id]}.{node.attr}"
-                    )
+            if not (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)):
+                continue
+            if node.value.id in aliases and node.attr.startswith("_"):
+                offences.append(f"{name}:{node.lineno} uses {aliases[node.value.id]}.{node.attr}")
     assert offences == []
 
 
