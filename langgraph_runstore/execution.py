@@ -234,4 +234,20 @@ def _as_mode_chunk(item: Any) -> tuple[str, Any]:
     return mode, chunk
 
 
-__all__ = ["ROLLBACK_STOP_TIMEOUT", "RunExecutor"]
+async def until_done(task: asyncio.Task[Any]) -> None:
+    """Wait for ``task`` to end, whatever its outcome; cancelling the waiter leaves the task
+    running (a lighter ``asyncio.wait([task])``)."""
+    waiter = asyncio.get_running_loop().create_future()
+
+    def wake(_: asyncio.Task[Any]) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    task.add_done_callback(wake)
+    try:
+        await waiter
+    finally:
+        task.remove_done_callback(wake)
+
+
+__all__ = ["ROLLBACK_STOP_TIMEOUT", "RunExecutor", "until_done"]

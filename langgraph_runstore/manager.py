@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
@@ -24,7 +21,7 @@ from langgraph_runstore.errors import (
     InvalidInputError,
     RunNotFoundError,
 )
-from langgraph_runstore.execution import RunExecutor
+from langgraph_runstore.execution import RunExecutor, until_done
 from langgraph_runstore.lifecycle import (
     PersistenceRetryPolicy,
     RunLifecycle,
@@ -37,11 +34,12 @@ from langgraph_runstore.schemas import (
     now_iso,
 )
 from langgraph_runstore.store.base import RunStore
-from langgraph_runstore.tracking import RunTracker, SyncRunTracker
+from langgraph_runstore.tracking import RunTracker, SyncRunTracker, check_flush_interval
 from langgraph_runstore.workers import (
     RecoveryPolicy,
     WorkerServices,
     cancel_elsewhere,
+    default_worker_id,
     reconcile_orphans,
 )
 
@@ -56,35 +54,6 @@ ORPHAN_ERROR = "The worker that owned this run stopped before the run reached a 
 def _now_iso() -> str:
     """Current UTC time as stored on records (tests patch this to force equal timestamps)."""
     return now_iso()
-
-
-async def _until_done(task: asyncio.Task[Any]) -> None:
-    """Wait for ``task`` to end, whatever its outcome; cancelling the waiter leaves the task
-    running (a lighter ``asyncio.wait([task])``)."""
-    waiter = asyncio.get_running_loop().create_future()
-
-    def wake(_: asyncio.Task[Any]) -> None:
-        if not waiter.done():
-            waiter.set_result(None)
-
-    task.add_done_callback(wake)
-    try:
-        await waiter
-    finally:
-        task.remove_done_callback(wake)
-
-
-def _check_flush_interval(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidInputError(f"flush_interval must be a number of seconds > 0, got {value!r}")
-    if value == float("inf"):
-        raise InvalidInputError("flush_interval must be finite, got inf")
-    return float(value)
-
-
-def default_worker_id() -> str:
-    """host:pid:random, unique per RunManager even within one process."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class RunManager(RunAdmission, BlockingCalls):
@@ -128,7 +97,7 @@ class RunManager(RunAdmission, BlockingCalls):
                 f"retain_finished_for must be >= 0 seconds, got {retain_finished_for!r}"
             )
         #: how far behind its tracker a running run's row may fall (a trailing throttle)
-        self.flush_interval = _check_flush_interval(flush_interval)
+        self.flush_interval = check_flush_interval(flush_interval)
         self.retry_policy = persistence_retry_policy or PersistenceRetryPolicy()
         self.retain_finished_for = retain_finished_for
         self.worker_id = worker_id or default_worker_id()
@@ -359,7 +328,7 @@ class RunManager(RunAdmission, BlockingCalls):
                 run_id=run_id,
             )
         interval = (
-            self.flush_interval if flush_interval is None else _check_flush_interval(flush_interval)
+            self.flush_interval if flush_interval is None else check_flush_interval(flush_interval)
         )
         # the lifecycle takes the tracker's writes directly: one call less per write
         tracker = RunTracker(self.lifecycle, record, flush_interval=interval)
@@ -455,7 +424,7 @@ class RunManager(RunAdmission, BlockingCalls):
         record = self.lifecycle.records.get(run_id)
         if record is not None:
             if record.task is not None and not record.task.done():
-                await _until_done(record.task)
+                await until_done(record.task)
             if record.is_final or self.store is None:
                 return record
         while True:

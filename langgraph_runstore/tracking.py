@@ -28,7 +28,7 @@ from langchain_core.outputs import LLMResult
 from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 from langgraph.errors import GraphInterrupt
 
-from langgraph_runstore.errors import ConflictError, RunAlreadyInvokedError
+from langgraph_runstore.errors import ConflictError, InvalidInputError, RunAlreadyInvokedError
 from langgraph_runstore.interrupts import (
     INTERRUPT_CHANNEL,
     interrupt_entry,
@@ -560,12 +560,22 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         self._finish(*(self._root_error(error) if error is not None else self._abandoned()))
 
 
+def check_flush_interval(value: Any) -> float:
+    """``flush_interval`` as seconds: a finite number > 0, else InvalidInputError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidInputError(f"flush_interval must be a number of seconds > 0, got {value!r}")
+    if value == float("inf"):
+        raise InvalidInputError("flush_interval must be finite, got inf")
+    return float(value)
+
+
 __all__ = [
     "UNKNOWN_MODEL",
     "RunTracker",
     "RunWriter",
     "SyncRunTracker",
     "SyncRunWriter",
+    "check_flush_interval",
     "error_text",
     "message_text",
 ]

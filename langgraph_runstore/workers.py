@@ -20,6 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -432,11 +435,17 @@ async def reconcile_orphans(
     return recovered
 
 
+def default_worker_id() -> str:
+    """host:pid:random, unique per RunManager even within one process."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
 __all__ = [
     "RecoveryPolicy",
     "WorkerServices",
     "cancel_elsewhere",
     "decode_input",
+    "default_worker_id",
     "encode_input",
     "reconcile_orphans",
     "utc_in",

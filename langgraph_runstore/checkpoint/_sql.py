@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
+
 from langgraph_runstore.checkpoint._codec import dumps_json
 from langgraph_runstore.errors import InvalidInputError
 
@@ -389,4 +391,21 @@ class PostgresSQL:
         f"INSERT INTO {WRITES} ({_WRITE_COLUMNS}) SELECT $2, checkpoint_ns, checkpoint_id, "
         f"task_id, task_path, idx, channel, type, value FROM {WRITES} WHERE thread_id = $1 "
         "ON CONFLICT DO NOTHING"
+    )
+
+
+def config_target(config: RunnableConfig) -> tuple[str, str, Any]:
+    """(thread_id, checkpoint_ns, checkpoint_id or None) from a config; thread_id required."""
+    configurable = config.get("configurable") if isinstance(config, Mapping) else None
+    thread_id = configurable.get("thread_id") if configurable else None
+    if thread_id is None:
+        raise InvalidInputError(
+            "the config has no thread_id: pass {'configurable': {'thread_id': ...}} "
+            "(a checkpointer stores every checkpoint under a thread)"
+        )
+    assert configurable is not None
+    return (
+        str(thread_id),
+        configurable.get("checkpoint_ns") or "",
+        configurable.get("checkpoint_id"),
     )

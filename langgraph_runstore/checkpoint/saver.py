@@ -34,7 +34,8 @@ from langgraph_runstore.checkpoint._backend import (
 )
 from langgraph_runstore.checkpoint._codec import decode, dumps_json, encode, loads_json
 from langgraph_runstore.checkpoint._deltas import ListDeltas, ListState
-from langgraph_runstore.checkpoint._sql import KIND_BLOB, KIND_CHECKPOINT
+from langgraph_runstore.checkpoint._sql import KIND_BLOB, KIND_CHECKPOINT, config_target
+from langgraph_runstore.checkpoint.opened import OpenedSaver
 from langgraph_runstore.db import migrations
 from langgraph_runstore.db.engine import create_engine
 from langgraph_runstore.errors import CheckpointError, DatabaseConfigError, InvalidInputError
@@ -128,7 +129,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         max_connections: int | None = None,
         list_deltas: bool = True,
         **engine_kwargs: Any,
-    ) -> OpenedSaver:
+    ) -> OpenedSaver[SQLAlchemySaver]:
         """Open an engine for ``url``, set the schema up, yield a saver; dispose on exit.
 
         Use it with ``async with`` in async code, or a plain ``with`` in a script (as with
@@ -161,16 +162,28 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
             self._bridge_ready = False
         await self._backend.aclose()
 
-    def close(self) -> None:
-        """Synchronous :meth:`aclose`, for scripts without an event loop."""
-        refuse_on_running_loop("close")
-        self._bridge.run(self._close_on_bridge)
-        self._bridge.stop()
+    def setup_sync(self) -> None:
+        """Synchronous :meth:`setup`, run on the saver's own loop (where its sync calls
+        hold their connections), for scripts without an event loop."""
+        refuse_on_running_loop("setup_sync")
+        self._bridge.run(self.setup)
 
-    async def _close_on_bridge(self) -> None:
-        await self._backend.aclose_bridge()
-        await self._backend.aclose()
-        self._bridge_ready = False
+    def close(self, *, dispose_engine: bool = False) -> None:
+        """Synchronous :meth:`aclose`, for scripts without an event loop; with
+        ``dispose_engine`` the engine is disposed too, on the loop its connections use."""
+        refuse_on_running_loop("close")
+
+        async def close_on_bridge() -> None:
+            await self._backend.aclose_bridge()
+            await self._backend.aclose()
+            self._bridge_ready = False
+            if dispose_engine:
+                await self.engine.dispose()
+
+        try:
+            self._bridge.run(close_on_bridge)
+        finally:
+            self._bridge.stop()
 
     async def __aenter__(self) -> SQLAlchemySaver:
         return self
@@ -193,7 +206,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Fetch one checkpoint (the latest when config has no checkpoint_id), or None."""
-        thread_id, checkpoint_ns, checkpoint_id = _target(config)
+        thread_id, checkpoint_ns, checkpoint_id = config_target(config)
         if checkpoint_id:
             rows = await self._backend.fetch(
                 self._get_by_id, (thread_id, checkpoint_ns, str(checkpoint_id))
@@ -359,7 +372,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
         """Store a checkpoint and the values of the channels in ``new_versions``."""
-        thread_id, checkpoint_ns, parent_id = _target(config)
+        thread_id, checkpoint_ns, parent_id = config_target(config)
         values = checkpoint["channel_values"]
         blobs: list[BlobRow] = []
         remembered: list[tuple[tuple[str, str, str], ListState]] = []
@@ -425,7 +438,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         Writing the same (task_id, index) again keeps the first value, except for the special
         channels (error, interrupt …), which are replaced.
         """
-        thread_id, checkpoint_ns, checkpoint_id = _target(config)
+        thread_id, checkpoint_ns, checkpoint_id = config_target(config)
         if not checkpoint_id:
             raise InvalidInputError(
                 "aput_writes needs config['configurable']['checkpoint_id']", thread_id=thread_id
@@ -580,75 +593,3 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Sync :meth:`aprune`."""
         self._sync("prune", lambda: self.aprune(thread_ids, strategy=strategy))
-
-
-def _target(config: RunnableConfig) -> tuple[str, str, Any]:
-    """(thread_id, checkpoint_ns, checkpoint_id or None) from a config; thread_id required."""
-    configurable = config.get("configurable") if isinstance(config, Mapping) else None
-    thread_id = configurable.get("thread_id") if configurable else None
-    if thread_id is None:
-        raise InvalidInputError(
-            "the config has no thread_id: pass {'configurable': {'thread_id': ...}} "
-            "(a checkpointer stores every checkpoint under a thread)"
-        )
-    assert configurable is not None
-    return (
-        str(thread_id),
-        configurable.get("checkpoint_ns") or "",
-        configurable.get("checkpoint_id"),
-    )
-
-
-class OpenedSaver:
-    """What ``SQLAlchemySaver.from_url`` returns: a context manager for ``async with`` and
-    for ``with``; on exit the saver closes and its engine is disposed."""
-
-    def __init__(self, make: Callable[[], SQLAlchemySaver]) -> None:
-        self._make = make
-        self._saver: SQLAlchemySaver | None = None
-
-    async def __aenter__(self) -> SQLAlchemySaver:
-        saver = self._saver = self._make()
-        try:
-            await saver.setup()
-        except BaseException:
-            await self._aclose(saver)
-            raise
-        return saver
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        saver, self._saver = self._saver, None
-        if saver is not None:
-            await self._aclose(saver)
-
-    @staticmethod
-    async def _aclose(saver: SQLAlchemySaver) -> None:
-        try:
-            await saver.aclose()
-        finally:
-            await saver.engine.dispose()
-
-    def __enter__(self) -> SQLAlchemySaver:
-        refuse_on_running_loop("from_url")
-        saver = self._saver = self._make()
-        try:
-            # the engine's connections live on the saver's own loop, as its sync calls do
-            saver._bridge.run(saver.setup)
-        except BaseException:
-            self.__exit__(None, None, None)
-            raise
-        return saver
-
-    def __exit__(self, *exc_info: object) -> None:
-        saver, self._saver = self._saver, None
-        if saver is None:
-            return
-
-        async def close() -> None:
-            await saver._close_on_bridge()
-            await saver.engine.dispose()
-
-        try:
-            saver._bridge.run(close)
-        finally:
-            saver._bridge.stop()

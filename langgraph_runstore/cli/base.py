@@ -1,0 +1,435 @@
+"""The command line's plumbing: which database a command opens and how (read-only, checked
+for version), printing (rich tables, JSON, one-line errors), the options commands share,
+and the command groups (``cli``, ``runs``, ``threads``) the commands attach to."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from langgraph_runstore.db.engine import (
+    create_engine,
+    default_url,
+    is_memory_sqlite,
+    normalize_url,
+    sqlite_file,
+    sqlite_path,
+)
+from langgraph_runstore.db.migrations import VERSION_TABLE, current_version, latest_version
+from langgraph_runstore.display import (
+    STATUS_COLORS,
+    format_duration,
+    format_time,
+    shorten,
+    status_label,
+)
+from langgraph_runstore.errors import InvalidInputError, RunStoreError
+from langgraph_runstore.query import UsageRow, decode_cursor, resolve_time
+from langgraph_runstore.schemas import (
+    RunRecord,
+)
+from langgraph_runstore.store.sql import SQLRunStore
+
+if TYPE_CHECKING:  # rich loads when a table is printed: --json and errors do without it
+    from rich.console import Console
+    from rich.text import Text
+
+T = TypeVar("T")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROG = "langgraph-runstore"
+DEBUG_ENV_VAR = "LANGGRAPH_RUNSTORE_DEBUG"
+# an unreachable server should fail in seconds, not after asyncpg's default minute
+PG_CONNECT_TIMEOUT = 5.0
+
+
+class CliError(Exception):
+    """A failure reported as one line on stderr with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_FAILED) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (drivers add SQL and hints below it)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = text.splitlines()[0] if text else ""
+    return first or type(exc).__name__
+
+
+# -- opening the database --------------------------------------------------------------------
+
+
+def database_url(value: str | None) -> str:
+    """``--db`` as a URL: a plain path means a SQLite file; nothing means ``default_url()``."""
+    url = value or default_url()
+    if "://" not in url:
+        url = f"sqlite+aiosqlite:///{Path(url).expanduser().resolve()}"
+    return url
+
+
+def probe_sqlite(path: Path) -> int:
+    """The schema version of a SQLite file, read through a read-only connection.
+
+    Read-only on purpose: the engine switches files to WAL when it connects, and a file that
+    turns out not to be ours must be left exactly as it was.
+    """
+    with path.open("rb") as handle:
+        header = handle.read(16)
+    if header and header != b"SQLite format 3\x00":
+        raise CliError(f"{path} is not a SQLite database")
+    try:
+        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise CliError(f"cannot open {path}: {exc}") from None
+    try:
+        found = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (VERSION_TABLE,)
+        ).fetchone()
+        if found is None:
+            return 0
+        return int(conn.execute(f"SELECT MAX(version) FROM {VERSION_TABLE}").fetchone()[0] or 0)
+    except sqlite3.DatabaseError as exc:
+        raise CliError(f"{path} is not a usable SQLite database: {exc}") from None
+    finally:
+        conn.close()
+
+
+def check_sqlite_file(database: str, *, for_migrate: bool) -> Path:
+    """The file's absolute path, once it is known to hold a usable schema (or may be made)."""
+    path = Path(database).resolve()  # name the file, not a path relative to somewhere
+    if path.is_dir():
+        raise CliError(f"{path} is a directory, not a SQLite database")
+    if path.exists():
+        check_version(probe_sqlite(path), str(path), for_migrate=for_migrate)
+    elif not for_migrate:
+        raise CliError(
+            f"no database at {path}: run your graph with a SQLRunStore there, "
+            f"or create an empty one with `{PROG} migrate`"
+        )
+    return path
+
+
+def check_version(version: int, shown: str, *, for_migrate: bool) -> None:
+    latest = latest_version()
+    if version > latest:
+        raise CliError(
+            f"database {shown} has schema version {version}, newer than this package's "
+            f"{latest}: upgrade langgraph-runstore"
+        )
+    if for_migrate:
+        return
+    if version == 0:
+        raise CliError(
+            f"database {shown} has no langgraph-runstore tables: create them with `{PROG} migrate`"
+        )
+    if version < latest:
+        raise CliError(
+            f"database {shown} has schema version {version}, older than this package's "
+            f"{latest}: run `{PROG} migrate`"
+        )
+
+
+@asynccontextmanager
+async def open_store(
+    db: str | None, *, for_migrate: bool = False, read_only: bool = False
+) -> AsyncIterator[SQLRunStore]:
+    """A SQLRunStore on ``db`` whose schema is current; CliError for anything else.
+
+    Nothing is created or migrated here, unless ``for_migrate`` (then a missing SQLite file
+    is fine and the caller migrates). With ``read_only``, a SQLite file is read through the
+    standard library alone (``SQLRunStore.open_read_only``): the read commands never
+    import SQLAlchemy, which costs more than the whole command otherwise.
+    """
+    url = database_url(db)
+    database = sqlite_file(url) if read_only else None
+    if database is not None:
+        path = check_sqlite_file(database, for_migrate=False)
+        try:
+            reader = SQLRunStore.open_read_only(path)
+        except sqlite3.Error as exc:
+            raise CliError(f"cannot open database {path}: {one_line(exc)}") from None
+        try:
+            yield reader
+        finally:
+            await reader.aclose()
+        return
+    try:
+        parsed = normalize_url(url)
+    except RunStoreError as exc:
+        raise CliError(exc.message, EXIT_USAGE) from None
+    shown = parsed.render_as_string(hide_password=True)
+    engine_kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        if is_memory_sqlite(parsed):
+            raise CliError("an in-memory SQLite database holds no runs: pass --db with a file")
+        path = check_sqlite_file(sqlite_path(parsed), for_migrate=for_migrate)
+        shown = str(path)
+    else:
+        engine_kwargs["connect_args"] = {"timeout": PG_CONNECT_TIMEOUT}
+    engine = create_engine(parsed, **engine_kwargs)
+    try:
+        try:
+            async with engine.connect() as conn:
+                version = await current_version(conn)
+        except Exception as exc:
+            raise CliError(f"cannot open database {shown}: {one_line(exc)}") from None
+        check_version(version, shown, for_migrate=for_migrate)
+        store = SQLRunStore(engine)
+        try:
+            yield store
+        finally:
+            await store.aclose()
+    finally:
+        await engine.dispose()
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def make_console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    # piped output keeps whole lines (no terminal to fit); COLUMNS still wins when set
+    width = None if stream.isatty() else int(os.environ.get("COLUMNS") or 160)
+    return Console(file=stream, width=width, highlight=False, soft_wrap=False)
+
+
+class Output:
+    """Prints rich renderables; piped output loses rich's trailing padding."""
+
+    def __init__(self, *, stderr: bool = False) -> None:
+        self.console = make_console(stderr=stderr)
+
+    def print(self, *renderables: Any, style: str | None = None, width: int | None = None) -> None:
+        """Print; ``width`` lays out that wide even past the terminal's edge (it wraps)."""
+        console = self.console
+        narrow = console.width
+        if width is not None and width > narrow:
+            console.width = width
+        try:
+            if console.is_terminal:
+                console.print(*renderables, style=style, crop=False)
+                return
+            with console.capture() as captured:
+                console.print(*renderables, style=style, crop=False)
+        finally:
+            console.width = narrow
+        lines = [line.rstrip() for line in captured.get().splitlines()]
+        console.file.write("\n".join(lines) + "\n")
+
+    def listing(
+        self,
+        headers: Sequence[str],
+        rows: Sequence[Sequence[str | Text]],
+        *,
+        right: Sequence[str] = (),
+        flexible_last: bool = True,
+        title: str | None = None,
+    ) -> None:
+        """A table whose columns keep their full width, except the last, which gives way.
+
+        Rich would shrink every column of a table wider than the terminal, and ids or
+        numbers cut short are useless: only the trailing text is shortened (to no less
+        than 24 characters; past that the terminal wraps the lines).
+        """
+        from rich.table import Table
+
+        widths = [max([len(h), *(len(str(row[i])) for row in rows)]) for i, h in enumerate(headers)]
+        fixed = sum(widths[:-1]) + 2 * (len(headers) - 1)
+        last = max(24, min(widths[-1], self.console.width - fixed)) if flexible_last else widths[-1]
+        table = Table(
+            title=title, title_justify="left", box=None, header_style="bold", pad_edge=False
+        )
+        for i, header in enumerate(headers):
+            table.add_column(
+                header,
+                justify="right" if header in right else "left",
+                no_wrap=True,
+                overflow="ellipsis",
+                width=widths[i] if i < len(headers) - 1 else last,
+            )
+        for row in rows:
+            table.add_row(*row)
+        self.print(table, width=fixed + last)
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+def status_text(status: str) -> Text:
+    from rich.text import Text
+
+    return Text(status, style=f"bold {STATUS_COLORS.get(status, 'white')}")
+
+
+RUN_HEADERS = (
+    "RUN ID", "THREAD", "STATUS", "STOP", "CREATED (UTC)", "DURATION", "TOKENS", "CALLS",
+)  # fmt: skip
+
+
+def print_runs(out: Output, records: Sequence[RunRecord]) -> None:
+    rows: list[list[str | Text]] = [
+        [
+            r.run_id,
+            shorten(r.thread_id, 24),
+            status_text(status_label(r)),
+            r.stop_reason or "",
+            format_time(r.created_at),
+            format_duration(r.duration_seconds),
+            f"{r.total_tokens:,}",
+            str(r.llm_call_count),
+            shorten(r.error if r.status.value in ("error", "timeout") else r.last_ai_message, 60),
+        ]
+        for r in records
+    ]
+    out.listing(
+        [*RUN_HEADERS, "LAST AI MESSAGE / ERROR"], rows, right=("DURATION", "TOKENS", "CALLS")
+    )
+
+
+USAGE_NUMBERS = (
+    "RUNS", "SUCCESS", "PAUSED", "ERROR", "TIMEOUT", "INTERRUPTED", "ACTIVE", "ERROR RATE",
+    "LLM CALLS", "INPUT", "OUTPUT", "TOTAL TOKENS",
+)  # fmt: skip
+
+
+def print_usage(out: Output, rows: Sequence[UsageRow], by: str) -> None:
+    lines: list[list[str | Text]] = []
+    for row in rows:
+        s = row.by_status
+        lines.append(
+            [
+                shorten(row.key, 40) if row.key is not None else "(none)",
+                f"{row.runs:,}",
+                f"{s.get('success', 0) - row.paused:,}",
+                f"{row.paused:,}",
+                f"{s.get('error', 0):,}",
+                f"{s.get('timeout', 0):,}",
+                f"{s.get('interrupted', 0):,}",
+                f"{s.get('pending', 0) + s.get('running', 0):,}",
+                f"{row.error_rate:.1%}" if row.finished else "-",
+                f"{row.llm_calls:,}",
+                f"{row.tokens.input_tokens:,}",
+                f"{row.tokens.output_tokens:,}",
+                f"{row.tokens.total_tokens:,}",
+            ]
+        )
+    out.listing([by.upper(), *USAGE_NUMBERS], lines, right=USAGE_NUMBERS, flexible_last=False)
+
+
+# -- click plumbing --------------------------------------------------------------------------
+
+
+def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    return asyncio.run(factory())
+
+
+def time_option(name: str, help_text: str, **kwargs: Any) -> Callable[[Any], Any]:
+    def check(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return resolve_time(value, name=name.lstrip("-"))
+        except InvalidInputError:
+            raise click.BadParameter(
+                f"{value!r} is neither a duration (30m, 12h, 7d, 2w) nor an ISO-8601 date or "
+                "time (2026-01-31, 2026-01-31T12:00:00Z)"
+            ) from None
+
+    return click.option(name, metavar="WHEN", help=help_text, callback=check, **kwargs)
+
+
+def check_cursor(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            decode_cursor(value)
+        except InvalidInputError as exc:
+            raise click.BadParameter(exc.message) from None
+    return value
+
+
+db_option = click.option(
+    "--db",
+    "db",
+    metavar="URL",
+    default=None,
+    help="Database URL or SQLite file (default: $LANGGRAPH_RUNSTORE_URL, else ./runstore.db).",
+)
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+SINCE_HELP = "Only runs created at or after WHEN: a duration ago (7d, 12h, 30m) or a date/time."
+UNTIL_HELP = "Only runs created before WHEN (same forms as --since)."
+
+
+def resolve_db(ctx: click.Context, db: str | None) -> str | None:
+    """The command's own --db, else the one given before the command."""
+    return db or (ctx.obj or {}).get("db")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@db_option
+@click.version_option(package_name="langgraph-runstore", prog_name=PROG)
+@click.pass_context
+def cli(ctx: click.Context, db: str | None) -> None:
+    """Look at and operate LangGraph runs recorded by langgraph-runstore."""
+    ctx.obj = {"db": db}
+
+
+@cli.group()
+def runs() -> None:
+    """List, show and cancel runs."""
+
+
+@cli.group()
+def threads() -> None:
+    """Show threads."""
+
+
+__all__ = [
+    "DEBUG_ENV_VAR",
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "PG_CONNECT_TIMEOUT",
+    "PROG",
+    "RUN_HEADERS",
+    "SINCE_HELP",
+    "UNTIL_HELP",
+    "USAGE_NUMBERS",
+    "CliError",
+    "Output",
+    "T",
+    "check_cursor",
+    "check_sqlite_file",
+    "check_version",
+    "cli",
+    "database_url",
+    "db_option",
+    "emit_json",
+    "json_option",
+    "make_console",
+    "one_line",
+    "open_store",
+    "print_runs",
+    "print_usage",
+    "probe_sqlite",
+    "resolve_db",
+    "run_async",
+    "runs",
+    "status_text",
+    "threads",
+    "time_option",
+]
