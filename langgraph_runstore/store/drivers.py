@@ -10,8 +10,8 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -159,32 +159,22 @@ class SQLiteDriver:
             thread.start()
 
     async def execute(self, statement: Statement, params: dict[str, Any]) -> int:
-        try:
+        with refusals(params, sqlite3.IntegrityError):
             done = await self._run_direct(statement, params, fetch=False)
             if done is not BUSY:
                 return int(done)
             raw = await self._connection()
             cursor = await raw.execute(statement.sqlite, params)
-        except sqlite3.IntegrityError as exc:
-            refused = refusal(exc, params)
-            if refused is None:
-                raise
-            raise refused from exc
         return int(cursor.rowcount)
 
     async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
-        try:
+        with refusals(params, sqlite3.IntegrityError):
             done = await self._run_direct(statement, params, fetch=True)
             if done is not BUSY:
                 return list(done)
             raw = await self._connection()
             cursor = await raw.execute(statement.sqlite, params)
             rows = await cursor.fetchall()
-        except sqlite3.IntegrityError as exc:
-            refused = refusal(exc, params)
-            if refused is None:
-                raise
-            raise refused from exc
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in rows]
 
@@ -292,24 +282,14 @@ class PostgresDriver:
 
     async def execute(self, statement: Statement, params: dict[str, Any]) -> int:
         async with self._connection() as pg:
-            try:
+            with refusals(params, self._unique_violation):
                 status = await pg.execute(statement.postgresql, *statement.args(params))
-            except self._unique_violation as exc:
-                refused = refusal(exc, params)
-                if refused is None:
-                    raise
-                raise refused from exc
         return rowcount(status)
 
     async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
         async with self._connection() as pg:
-            try:
+            with refusals(params, self._unique_violation):
                 records = await pg.fetch(statement.postgresql, *statement.args(params))
-            except self._unique_violation as exc:
-                refused = refusal(exc, params)
-                if refused is None:
-                    raise
-                raise refused from exc
         return [dict(record) for record in records]
 
     async def aclose(self) -> None:
@@ -339,6 +319,19 @@ def refusal(exc: Exception, params: dict[str, Any]) -> Exception | None:
             thread_id=thread_id,
         )
     return None
+
+
+@contextmanager
+def refusals(params: dict[str, Any], violation: Any) -> Iterator[None]:
+    """Raise the package's error for a unique violation (``violation``, the driver's
+    exception class) inside the block, as ``refusal`` names it; other errors pass."""
+    try:
+        yield
+    except violation as exc:
+        refused = refusal(exc, params)
+        if refused is None:
+            raise
+        raise refused from exc
 
 
 def rowcount(status: str) -> int:
