@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Measure, pg_url, ratio_line, repeat, table
 
 from langgraph_runstore import RunManager, RunStatus, SQLRunStore
-from langgraph_runstore.schemas import ROW_FIELDS, RunRecord, now_iso
+from langgraph_runstore.schemas import JSON_FIELDS, ROW_FIELDS, RunRecord, now_iso
 
 CYCLES = 300
 RUNS = 5
@@ -66,7 +66,7 @@ def _row_values() -> list[object]:
     record = RunRecord(run_id=str(uuid.uuid4()), thread_id=str(uuid.uuid4()), created_at=now_iso())
     record.updated_at = record.created_at
     row = record.to_row()
-    for name in ("metadata", "kwargs", "token_usage_by_model"):
+    for name in JSON_FIELDS:  # metadata, kwargs, token_usage_by_model, interrupts
         row[name] = json.dumps(row[name])
     return [row[name] for name in ROW_FIELDS]
 
@@ -126,7 +126,7 @@ async def fill(store: SQLRunStore, total: int) -> None:
             status=RunStatus.success,
         )
         row = record.to_row()
-        for name in ("metadata", "kwargs", "token_usage_by_model"):
+        for name in JSON_FIELDS:
             row[name] = json.dumps(row[name])
         row["updated_at"] = row["created_at"]
         rows.append(row)
