@@ -174,8 +174,6 @@ class RunAdmission(RunQueries):
                         "(multitask_strategy='reject')",
                         thread_id=thread_id,
                     )
-                self.lifecycle.hold(record)
-                return record
             self.lifecycle.hold(record)
             return record
         if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):

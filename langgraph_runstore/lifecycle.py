@@ -180,10 +180,22 @@ class RunLifecycle:
         return True
 
     async def persist_new(self, record: RunRecord) -> None:
-        if self.store is None:
+        """Insert a new run's row: only what the table's defaults do not already hold.
+        A run_id that already names a stored run is the caller's error (InvalidInputError,
+        and the record is dropped); any other failure is logged, and the row is re-created
+        by the run's next write."""
+        store = self.store
+        if store is None:
             return
+        row = record.to_row(sparse=True)
+        del row["run_id"], row["thread_id"]
         try:
-            await self.put_record(record)
+            await self.retrying(
+                lambda: store.insert(record.run_id, thread_id=record.thread_id, **row)
+            )
+        except InvalidInputError:
+            self.forget(record.run_id)
+            raise
         except Exception:
             self.log.exception(
                 "Could not persist new run %s (thread %s); later updates will re-create it",
@@ -248,15 +260,18 @@ class RunLifecycle:
         return answer.applied
 
     def adopt(self, record: RunRecord, stored: Mapping[str, Any]) -> None:
-        """Make ``record`` hold the store's status fields. A live run the store has already
-        ended (another process finished or recovered it) is asked to stop."""
+        """Make ``record`` hold the store's status fields (``STATUS_FIELDS``). A live run
+        the store has already ended (another process finished or recovered it) is asked
+        to stop."""
         was_final = record.is_final
-        value = stored.get("status")
-        if value:
-            record.status = RunStatus(value)
-        for name in ("error", "stop_reason", "started_at", "ended_at", "updated_at"):
-            if name in stored:
-                setattr(record, name, stored[name])
+        status = stored["status"]
+        if status and status != record.status.value:  # NULL: a row another tool wrote
+            record.status = RunStatus(status)
+        record.error = stored["error"]
+        record.stop_reason = stored["stop_reason"]
+        record.started_at = stored["started_at"]
+        record.ended_at = stored["ended_at"]
+        record.updated_at = stored["updated_at"]
         if record.is_final and not was_final:
             self.live.pop(record.run_id, None)
             if record.task is not None and not record.task.done():

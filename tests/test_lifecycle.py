@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from langgraph_runstore import (
+    InvalidInputError,
     MemoryRunStore,
     PersistenceRetryPolicy,
     RunManager,
@@ -191,3 +192,16 @@ async def test_without_a_store_the_record_is_the_truth() -> None:
     assert record.started_at == FIXED
     assert await lifecycle.finish(record, RunStatus.success)
     assert record.ended_at == FIXED
+
+
+async def test_creating_a_run_with_a_stored_run_id_is_refused_and_writes_nothing(
+    store: RunStore,
+) -> None:
+    await store.put("taken", thread_id="other", status="success", total_tokens=11)
+    manager = RunManager(store)
+    with pytest.raises(InvalidInputError, match="'taken' already names a run"):
+        await manager.create("t1", run_id="taken")
+    row = await store.get("taken")
+    assert row is not None and (row["thread_id"], row["total_tokens"]) == ("other", 11)
+    held = await manager.get("taken")
+    assert held is not None and held.store_only  # the stored run, not a half-made new one

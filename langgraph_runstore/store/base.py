@@ -63,6 +63,20 @@ class RunStore(ABC):
     async def put(self, run_id: str, *, thread_id: str, **fields: Any) -> None:
         """Insert the run, or replace every given field of an existing one (idempotent)."""
 
+    async def insert(self, run_id: str, *, thread_id: str, **fields: Any) -> None:
+        """Insert a new run; InvalidInputError when ``run_id`` already names a run (a run_id
+        names exactly one run). Fields left out hold the table's defaults.
+
+        This default reads, then ``put``s; a store that can insert conditionally in one
+        step overrides it."""
+        if await self.get(run_id) is not None:
+            raise InvalidInputError(
+                f"run_id {run_id!r} already names a run: a run_id names exactly one run",
+                run_id=run_id,
+                thread_id=thread_id,
+            )
+        await self.put(run_id, thread_id=thread_id, **fields)
+
     @abstractmethod
     async def get(self, run_id: str) -> dict[str, Any] | None:
         """The row of ``run_id``, or None."""
@@ -321,7 +335,7 @@ def prepare_row(
 
 
 def prepare_completion(
-    run_id: str, status: Any, kwargs: dict[str, Any], *, check_json: bool = True
+    run_id: str, status: Any, kwargs: Mapping[str, Any], *, check_json: bool = True
 ) -> tuple[str, dict[str, Any]]:
     """Validate ``update_run_completion`` arguments; return the status string and fields."""
     unknown = () if COMPLETION_FIELDS.issuperset(kwargs) else set(kwargs) - COMPLETION_FIELDS

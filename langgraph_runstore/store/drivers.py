@@ -10,10 +10,10 @@ import asyncio
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from langgraph_runstore.db.engine import DEFAULT_SQLITE_BUSY_TIMEOUT_MS, is_memory_sqlite
 from langgraph_runstore.errors import ConflictError, InvalidInputError
@@ -159,22 +159,26 @@ class SQLiteDriver:
             thread.start()
 
     async def execute(self, statement: Statement, params: dict[str, Any]) -> int:
-        with refusals(params, sqlite3.IntegrityError):
+        try:
             done = await self._run_direct(statement, params, fetch=False)
             if done is not BUSY:
                 return int(done)
             raw = await self._connection()
             cursor = await raw.execute(statement.sqlite, params)
+        except sqlite3.IntegrityError as exc:
+            raise_refusal(exc, params)
         return int(cursor.rowcount)
 
     async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
-        with refusals(params, sqlite3.IntegrityError):
+        try:
             done = await self._run_direct(statement, params, fetch=True)
             if done is not BUSY:
-                return list(done)
+                return done  # type: ignore[no-any-return]
             raw = await self._connection()
             cursor = await raw.execute(statement.sqlite, params)
             rows = await cursor.fetchall()
+        except sqlite3.IntegrityError as exc:
+            raise_refusal(exc, params)
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in rows]
 
@@ -282,14 +286,18 @@ class PostgresDriver:
 
     async def execute(self, statement: Statement, params: dict[str, Any]) -> int:
         async with self._connection() as pg:
-            with refusals(params, self._unique_violation):
+            try:
                 status = await pg.execute(statement.postgresql, *statement.args(params))
+            except self._unique_violation as exc:
+                raise_refusal(exc, params)
         return rowcount(status)
 
     async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
         async with self._connection() as pg:
-            with refusals(params, self._unique_violation):
+            try:
                 records = await pg.fetch(statement.postgresql, *statement.args(params))
+            except self._unique_violation as exc:
+                raise_refusal(exc, params)
         return [dict(record) for record in records]
 
     async def aclose(self) -> None:
@@ -298,7 +306,7 @@ class PostgresDriver:
             await conn.close()
 
 
-def refusal(exc: Exception, params: dict[str, Any]) -> Exception | None:
+def refusal(exc: BaseException, params: dict[str, Any]) -> Exception | None:
     """What a unique violation on the runs table means: InvalidInputError for a run_id that
     already names a run, ConflictError for a second running run on a thread (the partial
     index); None for any other constraint."""
@@ -321,17 +329,12 @@ def refusal(exc: Exception, params: dict[str, Any]) -> Exception | None:
     return None
 
 
-@contextmanager
-def refusals(params: dict[str, Any], violation: Any) -> Iterator[None]:
-    """Raise the package's error for a unique violation (``violation``, the driver's
-    exception class) inside the block, as ``refusal`` names it; other errors pass."""
-    try:
-        yield
-    except violation as exc:
-        refused = refusal(exc, params)
-        if refused is None:
-            raise
-        raise refused from exc
+def raise_refusal(exc: BaseException, params: dict[str, Any]) -> NoReturn:
+    """Raise what a driver's unique violation means (``refusal``), or ``exc`` itself."""
+    refused = refusal(exc, params)
+    if refused is None:
+        raise exc
+    raise refused from exc
 
 
 def rowcount(status: str) -> int:
@@ -349,6 +352,7 @@ __all__ = [
     "PostgresDriver",
     "SQLiteDriver",
     "checkpoint_wal",
+    "raise_refusal",
     "refusal",
     "rowcount",
 ]

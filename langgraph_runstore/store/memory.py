@@ -109,6 +109,15 @@ class MemoryRunStore(RunStore):
             stored = existing
         self._by_thread.setdefault(stored["thread_id"], {})[run_id] = stored
 
+    async def insert(self, run_id: str, *, thread_id: str, **fields: Any) -> None:
+        if run_id in self._rows:  # as the SQL stores' unique run_id refuses it
+            raise InvalidInputError(
+                f"run_id {run_id!r} already names a run: a run_id names exactly one run",
+                run_id=run_id,
+                thread_id=thread_id,
+            )
+        await self.put(run_id, thread_id=thread_id, **fields)
+
     def _unindex(self, row: dict[str, Any]) -> None:
         same_thread = self._by_thread.get(row["thread_id"])
         if same_thread is not None:
@@ -192,13 +201,7 @@ class MemoryRunStore(RunStore):
             for row in self._by_thread.get(thread_id, {}).values()
         ):
             return False
-        if run_id in self._rows:  # as the SQL stores' unique run_id refuses it
-            raise InvalidInputError(
-                f"run_id {run_id!r} already names a run: a run_id names exactly one run",
-                run_id=run_id,
-                thread_id=thread_id,
-            )
-        await self.put(run_id, thread_id=thread_id, **fields)
+        await self.insert(run_id, thread_id=thread_id, **fields)
         return True
 
     async def list_inflight(

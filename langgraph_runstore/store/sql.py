@@ -84,21 +84,21 @@ _RUN_ID_KEYS = frozenset({"runs_pkey", "runs_run_id_key"})
 
 
 @lru_cache(maxsize=64)
-def _upsert_sql(columns: tuple[str, ...], lock_thread: bool) -> Statement:
+def _insert_sql(columns: tuple[str, ...], lock_thread: bool, upsert: bool) -> Statement:
+    """INSERT of a row; ``upsert`` replaces the given columns of an existing run_id, else a
+    reused run_id is a unique violation (InvalidInputError, see drivers.refusal)."""
     names = ", ".join(columns)
     values = ", ".join(f":{name}" for name in columns)
     updates = ", ".join(f"{name} = excluded.{name}" for name in columns if name != "run_id")
+    on_conflict = f" ON CONFLICT (run_id) DO UPDATE SET {updates}" if upsert else ""
     if lock_thread:
         # PostgreSQL only: holds the thread's admission lock until commit, so a concurrent
         # reject admission (which takes the same lock, then reads) sees this row
         return Statement.of(
             "WITH thread_lock AS (SELECT pg_advisory_xact_lock(hashtextextended(:thread_id, 0))) "
-            f"INSERT INTO runs ({names}) SELECT {values} FROM thread_lock "
-            f"ON CONFLICT (run_id) DO UPDATE SET {updates}"
+            f"INSERT INTO runs ({names}) SELECT {values} FROM thread_lock{on_conflict}"
         )
-    return Statement.of(
-        f"INSERT INTO runs ({names}) VALUES ({values}) ON CONFLICT (run_id) DO UPDATE SET {updates}"
-    )
+    return Statement.of(f"INSERT INTO runs ({names}) VALUES ({values}){on_conflict}")
 
 
 @lru_cache(maxsize=64)
@@ -300,9 +300,17 @@ class SQLRunStore(WorkerQueries, RunStore):
     # -- writes ---------------------------------------------------------------------------
 
     async def put(self, run_id: str, *, thread_id: str, **fields: Any) -> None:
+        await self._insert(run_id, thread_id, fields, upsert=True)
+
+    async def insert(self, run_id: str, *, thread_id: str, **fields: Any) -> None:
+        await self._insert(run_id, thread_id, fields, upsert=False)
+
+    async def _insert(
+        self, run_id: str, thread_id: str, fields: dict[str, Any], *, upsert: bool
+    ) -> None:
         row = encode_row(prepare_row(run_id, thread_id, fields, check_json=False))
         lock = self.dialect == "postgresql" and row.get("status") in ACTIVE_STATUS_VALUES
-        await self.driver.execute(_upsert_sql(tuple(row), lock), row)
+        await self.driver.execute(_insert_sql(tuple(row), lock, upsert), row)
 
     async def insert_if_thread_idle(self, run_id: str, *, thread_id: str, **fields: Any) -> bool:
         row = encode_row(prepare_row(run_id, thread_id, fields, check_json=False))
@@ -330,7 +338,7 @@ class SQLRunStore(WorkerQueries, RunStore):
             value = RunStatus.parse(status, run_id=run_id).value
             params = {"run_id": run_id, "status": value, "now": now_iso(), "error": error}
             return value, _update_status_sql(value, error is not None, returning), params
-        value, checked = prepare_completion(run_id, status, dict(fields), check_json=False)
+        value, checked = prepare_completion(run_id, status, fields, check_json=False)
         params = encode_row(checked, run_id=run_id)
         params.update(run_id=run_id, status=value, now=now_iso())
         return value, _completion_sql(value, tuple(sorted(checked)), returning), params

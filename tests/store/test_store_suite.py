@@ -234,3 +234,13 @@ async def test_delete(store: RunStore) -> None:
     assert await store.delete("r1") is True
     assert await store.delete("r1") is False
     assert await store.get("r1") is None
+
+
+async def test_insert_refuses_a_run_id_that_already_names_a_run(store: RunStore) -> None:
+    await store.insert("r1", thread_id="t1", status="pending", total_tokens=5)
+    with pytest.raises(InvalidInputError, match="'r1' already names a run"):
+        await store.insert("r1", thread_id="t2", status="running")
+    row = await store.get("r1")
+    assert row is not None
+    assert (row["thread_id"], row["status"], row["total_tokens"]) == ("t1", "pending", 5)
+    assert row["error"] is None and row["llm_call_count"] == 0  # the defaults
