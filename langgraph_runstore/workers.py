@@ -32,7 +32,13 @@ from langgraph.types import Command
 
 from langgraph_runstore.errors import InvalidInputError
 from langgraph_runstore.lifecycle import RunLifecycle
-from langgraph_runstore.schemas import CancelAction, RunRecord, RunStatus, normalize_timestamp
+from langgraph_runstore.schemas import (
+    CancelAction,
+    RunRecord,
+    RunStatus,
+    normalize_timestamp,
+    now_iso,
+)
 
 #: Executes a claimed run: (record, graph, input, config=..., timeout=...)
 ExecuteClaimed = Callable[..., None]
@@ -393,12 +399,13 @@ async def cancel_elsewhere(
     lease = owner.get("lease_expires_at")
     if owner.get("owner_worker_id") is None or lease is None:
         return None
-    if lease > utc_in(0):
+    now = now_iso()
+    if lease > now:
         # the owner sees the request at once (NOTIFY) or at its next heartbeat
         return True
     outcome = await store.recover_expired(
         record.run_id,
-        expired_before=utc_in(0),
+        expired_before=now,
         requeue=False,
         error=f"Worker {owner['owner_worker_id']} stopped renewing its lease; "
         f"cancelled by {worker_id}.",
@@ -416,7 +423,7 @@ async def reconcile_orphans(
         return []
     cutoff = normalize_timestamp(before, name="before")
     rows = await lifecycle.retrying(lambda: store.list_inflight(before=cutoff))
-    now = utc_in(0)
+    now = now_iso()
     recovered: list[RunRecord] = []
     for row in rows:
         live = lifecycle.records.get(row["run_id"])
