@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
+    "BackgroundRetryPolicy": "durability",
     "CancelAction": "schemas",
     "CheckpointError": "errors",
     "ConflictError": "errors",
@@ -47,6 +48,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "BackgroundRetryPolicy",
     "CancelAction",
     "CheckpointError",
     "ConflictError",
@@ -95,6 +97,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from langgraph_runstore.checkpoint import SQLAlchemySaver
+    from langgraph_runstore.durability import BackgroundRetryPolicy
     from langgraph_runstore.errors import (
         CheckpointError,
         ConflictError,

@@ -9,6 +9,7 @@ what else it needs of the facade is declared on the class.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 from langgraph_runstore.awaitable import async_api
@@ -117,8 +118,8 @@ class RunAdmission(RunQueries):
             updated_at=now,
             model_name=model_name,
             user_id=user_id,
-            # owned (with a lease) only in worker mode, where leases mean something
-            owner_worker_id=self.worker_id if self.is_worker else None,
+            # every run names the process that executes it; only workers hold a lease
+            owner_worker_id=self.worker_id,
             lease_expires_at=(utc_in(self.lease_seconds or 30.0) if self.is_worker else None),
         )
 
@@ -165,9 +166,14 @@ class RunAdmission(RunQueries):
                 row = record.to_row(sparse=True)
                 del row["run_id"], row["thread_id"]
                 store = self.store
-                admitted = await self.lifecycle.retrying(
-                    lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
-                )
+
+                def admit() -> Awaitable[bool]:
+                    return store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
+
+                admitted = await self.lifecycle.retrying(admit)
+                if not admitted and await self.lifecycle.settle_thread(thread_id):
+                    # the active row was one of ours whose end had not landed: now it has
+                    admitted = await self.lifecycle.retrying(admit)
                 if not admitted:
                     raise ConflictError(
                         f"thread {thread_id!r} already has a pending or running run "

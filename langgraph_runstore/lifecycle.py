@@ -14,6 +14,7 @@ the run id and never crashes the caller. Records of finished runs stay for
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 from collections import deque
@@ -24,9 +25,13 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from langgraph_runstore.durability import BackgroundRetryPolicy, UnsavedFinalWrites
 from langgraph_runstore.errors import InvalidInputError, RunNotFoundError
+from langgraph_runstore.query import FINAL_STATUS_VALUES
 from langgraph_runstore.schemas import (
     COMPLETION_FIELDS,
+    JSON_FIELDS,
+    TOKEN_FIELDS,
     CancelAction,
     RunRecord,
     RunStatus,
@@ -34,14 +39,32 @@ from langgraph_runstore.schemas import (
     now_iso,
 )
 from langgraph_runstore.store.base import RunStore, StatusWrite
+from langgraph_runstore.text import storable_fields, storable_text
 
 T = TypeVar("T")
 
 _TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
 # class 08: connection exceptions; 57P01-57P03: the server is shutting down or restarting
 _CONNECTION_SQLSTATE_PREFIXES = ("08", "57P0")
-# asyncpg's errors for a connection that closed under us (matched by name: asyncpg is optional)
-_LOST_CONNECTION_ERRORS = frozenset({"ConnectionDoesNotExistError", "InterfaceError"})
+# asyncpg's errors for a connection that closed under us (matched by name: asyncpg is
+# optional). InternalClientError is what asyncpg raises on a connection whose protocol
+# state a cut left inconsistent ("cannot switch to state 12"): a fresh connection succeeds.
+_LOST_CONNECTION_ERRORS = frozenset(
+    {"ConnectionDoesNotExistError", "InterfaceError", "InternalClientError"}
+)
+#: What a run itself measured: true whoever wrote its end (see ``RunLifecycle._keep_results``)
+RESULT_FIELDS = frozenset(
+    {
+        *TOKEN_FIELDS,
+        "token_usage_by_model",
+        "llm_call_count",
+        "calls_without_usage",
+        "message_count",
+        "last_ai_message",
+        "first_human_message",
+        "model_name",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +134,9 @@ class RunLifecycle:
     """The live records of one RunManager and every status change made to them.
 
     ``clock`` gives the timestamps records carry; ``log`` is the logger persistence failures
-    go to (the facade's); ``on_final(record)`` runs when a live run reaches a final status.
+    go to (the facade's); ``on_final(record)`` runs when a live run reaches a final status;
+    ``background_retry`` paces the retries of final writes that did not land;
+    ``on_change()`` runs when a held record starts running or ends.
     """
 
     def __init__(
@@ -123,6 +148,8 @@ class RunLifecycle:
         clock: Callable[[], str] = now_iso,
         log: logging.Logger | None = None,
         on_final: Callable[[RunRecord], None] = lambda record: None,
+        background_retry: BackgroundRetryPolicy | None = None,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.store = store
         self.retry_policy = retry_policy
@@ -130,6 +157,7 @@ class RunLifecycle:
         self.clock = clock
         self.log = log or logging.getLogger(__name__)
         self.on_final = on_final
+        self.on_change = on_change
         #: every record held, live or finished and not yet evicted
         self.records: dict[str, RunRecord] = {}
         #: the held records that have not ended: what a worker heartbeats and drains
@@ -138,6 +166,13 @@ class RunLifecycle:
         self.fenced: set[str] = set()
         self._by_thread: dict[str, dict[str, RunRecord]] = {}
         self._evictions: deque[tuple[float, str]] = deque()
+        #: final writes that did not land yet, retried in the background
+        self.unsaved = UnsavedFinalWrites(
+            self.land_final,
+            on_landed=self.schedule_eviction,
+            policy=background_retry or BackgroundRetryPolicy(),
+            log=self.log,
+        )
 
     async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         # the first attempt runs bare: building a tenacity controller per store write would
@@ -197,6 +232,7 @@ class RunLifecycle:
             self.forget(record.run_id)
             raise
         except Exception:
+            record.durable = False
             self.log.exception(
                 "Could not persist new run %s (thread %s); later updates will re-create it",
                 record.run_id,
@@ -220,35 +256,54 @@ class RunLifecycle:
         error: str | None,
         fields: dict[str, Any] | None,
     ) -> bool:
-        """One conditional write of a status change, whose answer updates the record."""
+        """One conditional write of a status change, whose answer updates the record. A
+        final write that fails is kept and retried in the background (``unsaved``)."""
         store = self.store
         if store is None or not self.may_write(record):
             return store is None
+        try:
+            return await self._land(record, status, error, fields)
+        except Exception as exc:
+            if status.is_final:
+                self.unsaved.keep(record, exc)
+            else:
+                record.durable = False
+                self.log.exception("Gave up persisting %s for run %s", status.value, record.run_id)
+            return False
+
+    async def _land(
+        self,
+        record: RunRecord,
+        status: RunStatus,
+        error: str | None,
+        fields: dict[str, Any] | None,
+    ) -> bool:
+        """Write once (with the retry policy) and adopt the answer; raise when the store
+        cannot be written. True when the store applied the change."""
+        store = self.store
+        assert store is not None
         run_id = record.run_id
         kind = "Status" if fields is None else "Completion"
 
         def write() -> Awaitable[StatusWrite]:
             return store.write_status(run_id, status.value, error=error, fields=fields)
 
-        try:
+        answer = await self.retrying(write)
+        if answer.stored is None:
+            self.log.warning(
+                "%s update for run %s affected no rows; re-creating the row", kind, run_id
+            )
+            await self.put_record(record)
+            record.durable = True
+            if fields is None:
+                return True  # the row was written from the record, status and all
             answer = await self.retrying(write)
             if answer.stored is None:
                 self.log.warning(
-                    "%s update for run %s affected no rows; re-creating the row", kind, run_id
+                    "Completion update for run %s affected no rows after row recreation",
+                    run_id,
                 )
-                await self.put_record(record)
-                if fields is None:
-                    return True  # the row was written from the record, status and all
-                answer = await self.retrying(write)
-                if answer.stored is None:
-                    self.log.warning(
-                        "Completion update for run %s affected no rows after row recreation",
-                        run_id,
-                    )
-                    return False
-        except Exception:
-            self.log.exception("Gave up persisting %s for run %s", status.value, run_id)
-            return False
+                return False
         if not answer.applied:
             self.log.warning(
                 "Run %s is %s in the store, which refused %s: the record now shows the store's",
@@ -256,8 +311,46 @@ class RunLifecycle:
                 answer.stored.get("status"),
                 status.value,
             )
+            if status.is_final and fields:
+                answer = await self._keep_results(run_id, answer, fields)
+        record.durable = True
+        assert answer.stored is not None
         self.adopt(record, answer.stored)
         return answer.applied
+
+    async def _keep_results(
+        self, run_id: str, refused: StatusWrite, fields: Mapping[str, Any]
+    ) -> StatusWrite:
+        """Write a run's own results (tokens, calls, messages) onto the end another process
+        stored first (a cancel, a recovery): that end stands, and the numbers stay true."""
+        store = self.store
+        assert store is not None and refused.stored is not None
+        results = {name: value for name, value in fields.items() if name in RESULT_FIELDS}
+        stored_status = refused.stored.get("status")
+        if not results or stored_status not in FINAL_STATUS_VALUES:
+            return refused
+        try:
+            kept = await self.retrying(
+                lambda: store.write_status(run_id, stored_status, fields=results)
+            )
+        except Exception as exc:
+            self.log.warning("Could not keep the results of run %s: %s", run_id, exc)
+            return refused
+        return StatusWrite(applied=False, stored=kept.stored or refused.stored)
+
+    async def land_final(self, record: RunRecord) -> None:
+        """Write an ended record's whole final state (the background retry's write)."""
+        fields = {name: getattr(record, name) for name in COMPLETION_FIELDS}
+        if not await self._land(record, record.status, None, fields):
+            if record.durable:
+                return  # the store holds another end, which the record now shows
+            raise RuntimeError(f"the row of run {record.run_id!r} could not be re-created")
+
+    async def settle_thread(self, thread_id: str) -> bool:
+        """Write now the unsaved final writes of ``thread_id``'s runs (their rows still read
+        active); True when there were some and all landed, so admission can look again."""
+        owed = self.unsaved.for_thread(thread_id)
+        return bool(owed) and await self.unsaved.land_now(owed)
 
     def adopt(self, record: RunRecord, stored: Mapping[str, Any]) -> None:
         """Make ``record`` hold the store's status fields (``STATUS_FIELDS``). A live run
@@ -274,6 +367,7 @@ class RunLifecycle:
         record.updated_at = stored["updated_at"]
         if record.is_final and not was_final:
             self.live.pop(record.run_id, None)
+            self.on_change()
             if record.task is not None and not record.task.done():
                 record.abort_action = CancelAction.interrupt.value
                 record.abort_event.set()
@@ -321,12 +415,17 @@ class RunLifecycle:
         while self._evictions and self._evictions[0][0] <= now:
             _, run_id = self._evictions.popleft()
             record = self.records.get(run_id)
-            if (
-                record is not None
-                and record.is_final
-                and (record.task is None or record.task.done())
-            ):
-                self.forget(run_id)
+            if record is None or not record.is_final or not record.durable:
+                continue  # an unsaved record is queued again once its write lands
+            if record.task is not None and not record.task.done():
+                # its graph task is still unwinding: evict once it is done
+                record.task.add_done_callback(functools.partial(self._forget_if_same, record))
+                continue
+            self.forget(run_id)
+
+    def _forget_if_same(self, record: RunRecord, _task: object = None) -> None:
+        if self.records.get(record.run_id) is record:
+            self.forget(record.run_id)
 
     def schedule_eviction(self, record: RunRecord) -> None:
         deadline = asyncio.get_running_loop().time() + self.retain_finished_for
@@ -348,6 +447,8 @@ class RunLifecycle:
         self.records[record.run_id] = record
         self.live[record.run_id] = record
         self._by_thread.setdefault(record.thread_id, {})[record.run_id] = record
+        if record.status is RunStatus.running:
+            self.on_change()
 
     def forget(self, run_id: str) -> None:
         record = self.records.pop(run_id, None)
@@ -375,7 +476,9 @@ class RunLifecycle:
         if status.is_final and record.ended_at is None:
             record.ended_at = now
         if error is not None:
-            record.error = error
+            record.error = storable_text(error)
+        if status is RunStatus.running or status.is_final:
+            self.on_change()
 
     async def transition(self, record: RunRecord, status: RunStatus, error: str | None) -> None:
         if not check_transition(record.status, status, run_id=record.run_id):
@@ -392,6 +495,7 @@ class RunLifecycle:
 
     async def complete(self, record: RunRecord, status: RunStatus, fields: dict[str, Any]) -> None:
         check_transition(record.status, status, run_id=record.run_id)
+        fields = storable_fields(fields, JSON_FIELDS)  # the record reads as the row will
         for name, value in fields.items():
             setattr(record, name, value)
         self.apply_status(record, status, None)
@@ -410,6 +514,7 @@ class RunLifecycle:
         if record.status is not RunStatus.running:
             return
         check_completion_fields(record.run_id, fields)
+        fields = storable_fields(fields, JSON_FIELDS)
         for name, value in fields.items():
             setattr(record, name, value)
         await self.persist_completion(record, RunStatus.running, fields)
@@ -436,6 +541,7 @@ class RunLifecycle:
 
 
 __all__ = [
+    "RESULT_FIELDS",
     "PersistenceRetryPolicy",
     "RunLifecycle",
     "check_completion_fields",

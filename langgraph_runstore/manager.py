@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from langgraph_runstore.admission import RunAdmission
 from langgraph_runstore.awaitable import async_api
 from langgraph_runstore.blocking import BlockingCalls
+from langgraph_runstore.cancel_watch import CancelWatch
+from langgraph_runstore.durability import BackgroundRetryPolicy
 from langgraph_runstore.errors import (
     InvalidInputError,
     RunNotFoundError,
@@ -76,6 +78,7 @@ class RunManager(RunAdmission, BlockingCalls):
         store: RunStore | None = None,
         *,
         persistence_retry_policy: PersistenceRetryPolicy | None = None,
+        final_write_retry_policy: BackgroundRetryPolicy | None = None,
         retain_finished_for: float = 300.0,
         worker_id: str | None = None,
         lease_seconds: float | None = None,
@@ -109,7 +112,11 @@ class RunManager(RunAdmission, BlockingCalls):
             clock=lambda: _now_iso(),
             log=logger,
             on_final=self._release,
+            background_retry=final_write_retry_policy,
+            on_change=lambda: self._watch.notice() if self._workers is None else None,
         )
+        # cancels recorded by other processes, for the runs this one executes
+        self._watch = CancelWatch(self.lifecycle, cancel=self.cancel, poll_interval=poll_interval)
         self._trackers: dict[str, RunTracker | SyncRunTracker] = {}
         self._rollback_targets: dict[str, tuple[Any, Any]] = {}
         self._executor = RunExecutor(cancel=self.cancel, on_run_ended=self.wake_workers)
@@ -520,13 +527,18 @@ class RunManager(RunAdmission, BlockingCalls):
     async def aclose(self) -> None:
         """Shut down: as a worker, stop claiming, let running runs finish for
         ``drain_timeout`` seconds and cancel the rest, then release every lease; otherwise
-        cancel the runs this manager executes. Final statuses are persisted either way."""
+        cancel the runs this manager executes. Final statuses are persisted either way: a
+        final write still owed to the store is tried for up to ``drain_timeout`` seconds,
+        and the runs it could not write are logged by run id."""
         if self._workers is not None:
             workers, self._workers = self._workers, None
             await workers.stop(drain_timeout=self.drain_timeout)
         for record in list(self.lifecycle.records.values()):
             if record.task is not None and not record.is_final:
                 await self.cancel(record.run_id)
+        await self._watch.stop()
+        if self.lifecycle.unsaved.pending:
+            await self.lifecycle.unsaved.flush(timeout=self.drain_timeout)
         self.close_sync()
 
     async def start_worker(self) -> None:

@@ -321,6 +321,9 @@ class RunRecord:
     shared_queue: bool = False
     # live state, never persisted
     store_only: bool = False
+    #: False while the store does not hold this record's latest status: a write failed,
+    #: and a final one is being retried in the background (see durability.py)
+    durable: bool = True
     task: asyncio.Task[Any] | None = field(default=None, repr=False)
     abort_action: str = CancelAction.interrupt.value
     output: Any = field(default=None, repr=False)
@@ -427,7 +430,8 @@ class RunRecord:
 ROW_FIELDS: tuple[str, ...] = tuple(
     f.name
     for f in fields(RunRecord)
-    if f.name not in {"store_only", "task", "_abort_event", "abort_action", "output", "config"}
+    if f.name
+    not in {"store_only", "durable", "task", "_abort_event", "abort_action", "output", "config"}
 )
 
 

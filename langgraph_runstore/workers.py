@@ -32,6 +32,7 @@ from langgraph.types import Command
 
 from langgraph_runstore.errors import InvalidInputError
 from langgraph_runstore.lifecycle import RunLifecycle
+from langgraph_runstore.query import FINAL_STATUS_VALUES
 from langgraph_runstore.schemas import (
     CancelAction,
     RunRecord,
@@ -397,8 +398,17 @@ async def cancel_elsewhere(
     if owner is None:
         return False  # it ended meanwhile
     lease = owner.get("lease_expires_at")
-    if owner.get("owner_worker_id") is None or lease is None:
+    if owner.get("owner_worker_id") is None:
         return None
+    if lease is None and record.status is RunStatus.running:
+        # a process that is not a worker executes it: it polls for (or LISTENs to) the
+        # request and ends the run itself; one that does not answer in time is gone
+        ended = await _ended_by_owner(lifecycle, record)
+        if ended is None:
+            return None
+        return ended == RunStatus.interrupted.value  # False: it finished first
+    if lease is None:
+        return None  # pending: nobody executes it yet, and its start will be refused
     now = now_iso()
     if lease > now:
         # the owner sees the request at once (NOTIFY) or at its next heartbeat
@@ -411,6 +421,30 @@ async def cancel_elsewhere(
         f"cancelled by {worker_id}.",
     )
     return outcome is not None
+
+
+#: how long a cancel waits for a process that is not a worker to end its run itself (it
+#: polls every ``poll_interval``, 0.5 s by default, or hears a NOTIFY at once)
+CANCEL_HANDOFF_SECONDS = 3.0
+_HANDOFF_POLL = 0.05
+
+
+async def _ended_by_owner(lifecycle: RunLifecycle, record: RunRecord) -> str | None:
+    """Wait up to CANCEL_HANDOFF_SECONDS for the run's row to end; adopt it and answer its
+    final status if it did, None if it did not."""
+    store = lifecycle.store
+    assert store is not None
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + CANCEL_HANDOFF_SECONDS
+    while loop.time() < deadline:
+        await asyncio.sleep(_HANDOFF_POLL)
+        stored = await lifecycle.retrying(lambda: store.get_status(record.run_id))
+        if stored is None:
+            return None
+        if stored["status"] in FINAL_STATUS_VALUES:
+            lifecycle.adopt(record, stored)
+            return str(stored["status"])
+    return None
 
 
 async def reconcile_orphans(

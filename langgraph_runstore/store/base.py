@@ -26,6 +26,7 @@ from langgraph_runstore.schemas import (
     normalize_timestamp,
     now_iso,
 )
+from langgraph_runstore.text import storable_fields
 
 _PUT_FIELDS = frozenset(ROW_FIELDS) - {"run_id", "thread_id"}
 _TIMESTAMP_FIELDS = (
@@ -316,7 +317,7 @@ def prepare_row(
             f"expected some of {sorted(_PUT_FIELDS)}",
             run_id=run_id,
         )
-    row: dict[str, Any] = dict(fields)
+    row = storable_fields(fields, JSON_FIELDS)
     row["run_id"] = run_id
     row["thread_id"] = thread_id
     status = row.get("status", RunStatus.pending.value)
@@ -346,7 +347,7 @@ def prepare_completion(
             run_id=run_id,
         )
     parsed = RunStatus.parse(status, run_id=run_id)
-    fields = dict(kwargs)
+    fields = storable_fields(kwargs, JSON_FIELDS)
     by_model = fields.get("token_usage_by_model")
     if check_json and by_model is not None and not _is_usage_shaped(by_model):
         ensure_json(by_model, name="token_usage_by_model", run_id=run_id)

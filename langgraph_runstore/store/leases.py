@@ -58,6 +58,15 @@ def _claim_sql(dialect: str, assistant_count: int) -> Statement:
 
 
 @lru_cache(maxsize=64)
+def _cancel_requests_sql(count: int) -> Statement:
+    ids = ", ".join(f":run_{i}" for i in range(count))
+    return Statement.of(
+        "SELECT run_id, cancel_action FROM runs WHERE cancel_requested_at IS NOT NULL "
+        f"AND run_id IN ({ids})"
+    )
+
+
+@lru_cache(maxsize=64)
 def _renew_sql(count: int) -> Statement:
     ids = ", ".join(f":run_{i}" for i in range(count))
     return Statement.of(
@@ -135,6 +144,15 @@ class WorkerQueries:
         padded = 1 << (len(run_ids) - 1).bit_length()
         params.update({f"run_{i}": run_ids[0] for i in range(len(run_ids), padded)})
         return await self.driver.fetch(_renew_sql(padded), params)
+
+    async def cancel_requests(self, run_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The ``run_id`` and ``cancel_action`` of those of ``run_ids`` with a recorded
+        cancel request (what a process that is not a worker polls for)."""
+        if not run_ids:
+            return []
+        padded = 1 << (len(run_ids) - 1).bit_length()
+        params = {f"run_{i}": run_ids[min(i, len(run_ids) - 1)] for i in range(padded)}
+        return await self.driver.fetch(_cancel_requests_sql(padded), params)
 
     async def request_cancel(self, run_id: str, *, action: str) -> dict[str, Any] | None:
         statement = _PG_REQUEST_CANCEL if self.dialect == "postgresql" else _REQUEST_CANCEL

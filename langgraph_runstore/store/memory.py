@@ -39,6 +39,7 @@ from langgraph_runstore.store.base import (
     prepare_row,
     status_stamps,
 )
+from langgraph_runstore.text import storable_text
 
 _STATUS_COLUMNS = ("thread_id", *STATUS_FIELDS)
 _DEFAULTS: dict[str, Any] = dict.fromkeys(ROW_FIELDS)
@@ -181,7 +182,7 @@ class MemoryRunStore(RunStore):
         self._check(row, value)
         self._stamp(row, value)
         if error is not None:
-            row["error"] = error
+            row["error"] = storable_text(error)
         return True
 
     async def update_run_completion(self, run_id: str, *, status: str, **kwargs: Any) -> bool:

@@ -68,6 +68,7 @@ from langgraph_runstore.store.base import (
 from langgraph_runstore.store.drivers import PostgresDriver, SQLiteDriver
 from langgraph_runstore.store.leases import WorkerQueries
 from langgraph_runstore.store.statements import SELECT_COLUMNS, Statement, decode_row, encode_row
+from langgraph_runstore.text import storable_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -336,6 +337,8 @@ class SQLRunStore(WorkerQueries, RunStore):
     ) -> tuple[str, Statement, dict[str, Any]]:
         if fields is None:
             value = RunStatus.parse(status, run_id=run_id).value
+            if error is not None:
+                error = storable_text(error)
             params = {"run_id": run_id, "status": value, "now": now_iso(), "error": error}
             return value, _update_status_sql(value, error is not None, returning), params
         value, checked = prepare_completion(run_id, status, fields, check_json=False)
