@@ -24,7 +24,7 @@ _EXPORTS = {
     "InvalidTransitionError": "errors",
     "MemoryRunStore": "store.memory",
     "MultitaskStrategy": "schemas",
-    "PersistenceRetryPolicy": "lifecycle",
+    "PersistenceRetryPolicy": "retry",
     "PruneResult": "query",
     "RecoveryPolicy": "workers",
     "RunAlreadyInvokedError": "errors",
@@ -110,9 +110,9 @@ if TYPE_CHECKING:
         SchemaVersionError,
         UnsupportedStrategyError,
     )
-    from langgraph_runstore.lifecycle import PersistenceRetryPolicy
     from langgraph_runstore.manager import RunManager
     from langgraph_runstore.query import PruneResult, RunPage, UsageRow
+    from langgraph_runstore.retry import PersistenceRetryPolicy
     from langgraph_runstore.schemas import (
         CancelAction,
         DisconnectMode,

@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from langgraph_runstore.admission import RunAdmission
 from langgraph_runstore.awaitable import async_api
@@ -43,11 +43,10 @@ from langgraph_runstore.workers import (
     cancel_elsewhere,
     default_worker_id,
     reconcile_orphans,
+    standing_action,
 )
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 #: Default message for runs that startup recovery finds without a live owner.
 ORPHAN_ERROR = "The worker that owned this run stopped before the run reached a final status."
@@ -62,15 +61,10 @@ class RunManager(RunAdmission, BlockingCalls):
     """Creates runs, moves them through their statuses and persists every change.
 
     ``RunManager()`` keeps runs in memory only; ``RunManager(store=...)`` also writes them
-    to the store and reads back runs it does not hold (after a restart, or of other workers).
-    Records of finished runs stay in memory for ``retain_finished_for`` seconds, then only
-    the store has them, so memory stays bounded however many runs a process makes.
-
-    Several workers share one database when each runs as a worker:
-    ``async with RunManager(store=store, lease_seconds=30, graphs={"agent": graph})`` owns
-    its runs through leases, executes runs others ``submit()`` for the assistants in
-    ``graphs``, recovers runs of dead workers and receives cancels sent from other workers
-    (see ``workers.py`` and the README's "Running several workers").
+    to the store and reads back runs it does not hold. Finished records stay in memory for
+    ``retain_finished_for`` seconds. A worker (``lease_seconds=`` or ``graphs=``) owns its
+    runs through leases and executes what others ``submit()`` (README: "Running several
+    workers").
     """
 
     def __init__(
@@ -113,6 +107,7 @@ class RunManager(RunAdmission, BlockingCalls):
             log=logger,
             on_final=self._release,
             background_retry=final_write_retry_policy,
+            on_cancel_requested=lambda run_id, action: self.cancel(run_id, action=action),
             on_change=lambda: self._watch.notice() if self._workers is None else None,
         )
         # cancels recorded by other processes, for the runs this one executes
@@ -225,21 +220,29 @@ class RunManager(RunAdmission, BlockingCalls):
     ) -> bool:
         """Cancel a pending or running run; False if it had already finished.
 
-        The run ends ``interrupted`` at once and its graph task is cancelled. ``interrupt``
-        keeps the checkpoints written so far (stop_reason ``cancelled``); ``rollback`` waits
-        for the graph to stop, then removes the run's checkpoints (stop_reason
-        ``rolled_back``). Raises RunNotFoundError for an unknown run_id.
-        """
+        The run ends ``interrupted`` and its graph stops. ``interrupt`` keeps the checkpoints
+        written so far (stop_reason ``cancelled``); ``rollback`` removes them once the graph
+        stopped (``rolled_back``). The first cancel's action stands. RunNotFoundError for an
+        unknown run_id."""
         parsed_action = CancelAction.parse(action)
         record = await self.lifecycle.lookup(run_id)
         if record.is_final:
             return False
         if record.store_only and self.store is not None:
-            delivered = await cancel_elsewhere(
-                self.lifecycle, record, parsed_action, worker_id=self.worker_id
+            delivered, standing = await cancel_elsewhere(
+                self.lifecycle,
+                record,
+                parsed_action,
+                worker_id=self.worker_id,
+                grace_seconds=self.grace_seconds,
             )
             if delivered is not None:
                 return delivered
+            parsed_action = CancelAction(standing)
+        elif self.store is not None:  # a request already recorded (by a peer) stands
+            parsed_action = await standing_action(self.lifecycle, record, parsed_action)
+        if record.status.is_final:  # it ended while the request was recorded
+            return False
         record.abort_action = parsed_action.value
         record.abort_event.set()
         task = record.task
@@ -533,9 +536,12 @@ class RunManager(RunAdmission, BlockingCalls):
         if self._workers is not None:
             workers, self._workers = self._workers, None
             await workers.stop(drain_timeout=self.drain_timeout)
+        tasks = self._executor.unfinished()
         for record in list(self.lifecycle.records.values()):
             if record.task is not None and not record.is_final:
                 await self.cancel(record.run_id)
+        if tasks := [t for t in (*tasks, *self.lifecycle.background) if not t.done()]:
+            await asyncio.wait(tasks, timeout=self.drain_timeout)  # the runs it ended are done
         await self._watch.stop()
         if self.lifecycle.unsaved.pending:
             await self.lifecycle.unsaved.flush(timeout=self.drain_timeout)

@@ -209,15 +209,21 @@ class WorkerServices:
         if not local:
             self._last_confirmed = loop.time()
             return
+        # a renewal may take only until the lease it renews runs out: one that hangs (a
+        # silent network, a stuck lock) fences the runs then, rather than never
+        left = self.lease_seconds - (loop.time() - self._last_confirmed)
         try:
-            renewed = await self.store.renew_leases(
-                worker_id=self.worker_id,
-                run_ids=sorted(local),
-                lease_expires_at=self.lease_expiry(),
+            renewed = await asyncio.wait_for(
+                self.store.renew_leases(
+                    worker_id=self.worker_id,
+                    run_ids=sorted(local),
+                    lease_expires_at=self.lease_expiry(),
+                ),
+                timeout=max(left, 0.001),
             )
         except Exception:
             logger.warning("Worker %s could not renew its leases", self.worker_id, exc_info=True)
-            if loop.time() - self._last_confirmed > self.lease_seconds:
+            if loop.time() - self._last_confirmed >= self.lease_seconds:
                 for record in local.values():
                     self.fence(record, "the database stayed unreachable for a whole lease")
             return
@@ -298,6 +304,7 @@ class WorkerServices:
                 expired_before=expired_before,
                 requeue=requeue,
                 error=f"Worker {row['owner_worker_id']} stopped renewing its lease on this run.",
+                seen=row,
             )
             if outcome is not None:
                 logger.warning(
@@ -383,10 +390,21 @@ class WorkerServices:
 
 
 async def cancel_elsewhere(
-    lifecycle: RunLifecycle, record: RunRecord, action: CancelAction, *, worker_id: str
-) -> bool | None:
-    """Cancel a run this process does not hold. None: nobody holds a lease on it, so the
-    caller ends it here; otherwise whether the request was delivered or taken over."""
+    lifecycle: RunLifecycle,
+    record: RunRecord,
+    action: CancelAction,
+    *,
+    worker_id: str,
+    grace_seconds: float = 0.0,
+) -> tuple[bool | None, str]:
+    """Cancel a run this process does not hold; answer ``(outcome, action)``, where
+    ``action`` is the one that stands (the first request's).
+
+    ``outcome`` None: nobody else executes it, so the caller ends it here. True: the
+    request is recorded and the run's owner stops it (or it was taken over here). False:
+    it had already finished. A run whose lease expired less than ``grace_seconds`` ago is
+    left to its owner, whose next renewal sees the request.
+    """
     store = lifecycle.store
     assert store is not None
     try:
@@ -394,33 +412,63 @@ async def cancel_elsewhere(
             lambda: store.request_cancel(record.run_id, action=action.value)
         )
     except NotImplementedError:
-        return None
+        return None, action.value
     if owner is None:
-        return False  # it ended meanwhile
+        return False, action.value  # it ended meanwhile
+    standing = str(owner.get("cancel_action") or action.value)
     lease = owner.get("lease_expires_at")
     if owner.get("owner_worker_id") is None:
-        return None
+        return None, standing
     if lease is None and record.status is RunStatus.running:
-        # a process that is not a worker executes it: it polls for (or LISTENs to) the
-        # request and ends the run itself; one that does not answer in time is gone
+        # a process that is not a worker executes it: it polls for the request and ends
+        # the run itself; one that does not answer in time is gone
         ended = await _ended_by_owner(lifecycle, record)
         if ended is None:
-            return None
-        return ended == RunStatus.interrupted.value  # False: it finished first
+            return None, standing
+        return ended == RunStatus.interrupted.value, standing  # False: it finished first
     if lease is None:
-        return None  # pending: nobody executes it yet, and its start will be refused
-    now = now_iso()
-    if lease > now:
-        # the owner sees the request at once (NOTIFY) or at its next heartbeat
-        return True
+        return None, standing  # pending: nobody executes it yet, and its start is refused
+    expired_before = utc_in(-grace_seconds)
+    if lease >= expired_before:
+        # alive, or within its grace window: the owner sees the request at once (NOTIFY)
+        # or at its next renewal
+        return True, standing
     outcome = await store.recover_expired(
         record.run_id,
-        expired_before=now,
+        expired_before=expired_before,
         requeue=False,
         error=f"Worker {owner['owner_worker_id']} stopped renewing its lease; "
         f"cancelled by {worker_id}.",
+        seen=owner,
     )
-    return outcome is not None
+    if outcome is not None:
+        return True, standing
+    # the takeover lost, to a renewal or to the run's end: the store says which
+    stored = await lifecycle.retrying(lambda: store.get_status(record.run_id))
+    if stored is None or stored["status"] in FINAL_STATUS_VALUES:
+        return False, standing
+    return True, standing  # alive, and its owner sees the request at its next renewal
+
+
+async def standing_action(
+    lifecycle: RunLifecycle, record: RunRecord, action: CancelAction
+) -> CancelAction:
+    """Record a cancel of a run this process executes, and answer the action that stands:
+    a request a peer recorded first keeps its action."""
+    store = lifecycle.store
+    assert store is not None
+    try:
+        asked = await lifecycle.retrying(
+            lambda: store.request_cancel(record.run_id, action=action.value)
+        )
+    except NotImplementedError:
+        return action
+    except Exception as exc:  # the local cancel goes ahead; the store is told by its end
+        logger.warning("Could not record the cancel of run %s: %s", record.run_id, exc)
+        return action
+    if asked is None or not asked.get("cancel_action"):
+        return action
+    return CancelAction.parse(asked["cancel_action"])
 
 
 #: how long a cancel waits for a process that is not a worker to end its run itself (it
@@ -489,5 +537,6 @@ __all__ = [
     "default_worker_id",
     "encode_input",
     "reconcile_orphans",
+    "standing_action",
     "utc_in",
 ]

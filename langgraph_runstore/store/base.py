@@ -40,7 +40,16 @@ _TIMESTAMP_FIELDS = (
 
 
 #: The columns a status write answers with: what a status change may have set.
-STATUS_FIELDS = ("status", "error", "stop_reason", "started_at", "ended_at", "updated_at")
+STATUS_FIELDS = (
+    "status",
+    "error",
+    "stop_reason",
+    "started_at",
+    "ended_at",
+    "updated_at",
+    "cancel_requested_at",
+    "cancel_action",
+)
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,17 @@ class StatusWrite:
 
     applied: bool
     stored: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StatusGuard:
+    """Extra conditions on one status write. ``only_from_active``: apply only to a pending
+    or running row (a takeover: ending an already ended run is no match, not a no-op).
+    ``yield_to_cancel``: do not apply while a cancel request stands on the row (an owner's
+    completion loses to a peer's accepted cancel)."""
+
+    only_from_active: bool = False
+    yield_to_cancel: bool = False
 
 
 class RunStore(ABC):
@@ -114,16 +134,26 @@ class RunStore(ABC):
         *,
         error: str | None = None,
         fields: Mapping[str, Any] | None = None,
+        only_from_active: bool = False,
+        yield_to_cancel: bool = False,
     ) -> StatusWrite:
         """Change the status (with the completion ``fields`` when given) as one conditional
         write, and answer with what the store holds afterwards. This is the call a
-        RunManager makes for every status change.
+        RunManager makes for every status change; ``only_from_active`` and
+        ``yield_to_cancel`` add the conditions of ``StatusGuard``.
 
         A change the row's status forbids is not an error here: the answer has
         ``applied=False`` and the row's final status. This default composes
-        ``update_status``/``update_run_completion`` with ``get``; a store that can answer
-        from the write itself (``UPDATE ... RETURNING``) overrides it.
+        ``update_status``/``update_run_completion`` with ``get_status``; a store that can
+        answer from the write itself (``UPDATE ... RETURNING``) overrides it.
         """
+        if only_from_active or yield_to_cancel:
+            current = await self.get_status(run_id)  # a missing row: the write reports it
+            if current is not None and (
+                (only_from_active and current.get("status") in FINAL_STATUS_VALUES)
+                or (yield_to_cancel and current.get("cancel_requested_at"))
+            ):
+                return StatusWrite(applied=False, stored=current)
         try:
             if fields is None:
                 applied = await self.update_status(run_id, status, error=error)
@@ -189,21 +219,31 @@ class RunStore(ABC):
         raise NotImplementedError(f"{type(self).__name__} does not support several workers")
 
     async def request_cancel(self, run_id: str, *, action: str) -> dict[str, Any] | None:
-        """Record a durable cancel request on an active run (and notify its owner).
+        """Record a durable cancel request on an active run (and notify its owner). The
+        first request stands: a later one keeps its time and action.
 
-        Returns the run's ``owner_worker_id`` and ``lease_expires_at``, or None when the run
-        is not active (finished, or unknown).
+        Returns the run's ``owner_worker_id``, ``lease_expires_at`` and the standing
+        ``cancel_action``, or None when the run is not active (finished, or unknown).
         """
         raise NotImplementedError(f"{type(self).__name__} does not support several workers")
 
     async def recover_expired(
-        self, run_id: str, *, expired_before: str, requeue: bool, error: str
+        self,
+        run_id: str,
+        *,
+        expired_before: str,
+        requeue: bool,
+        error: str,
+        seen: Mapping[str, Any] | None = None,
     ) -> str | None:
         """Take over an active run whose lease expired before ``expired_before``.
 
-        With ``requeue`` the run goes back to the shared queue as pending and unowned;
-        otherwise it ends ``error`` with stop_reason ``orphan_recovered``. Returns the new
-        status, or None when the lease was renewed or the run ended meanwhile.
+        A compare-and-set: ``seen`` is the ``owner_worker_id`` and ``lease_expires_at`` the
+        caller read (say, from ``list_expired``), and the run is taken only if they are
+        still what the row holds, so a renewal or another worker's takeover in between
+        wins. With ``requeue`` the run goes back to the shared queue as pending and
+        unowned; otherwise it ends ``error`` with stop_reason ``orphan_recovered``. Returns
+        the new status, or None when the lease was renewed, taken or the run ended.
         """
         raise NotImplementedError(f"{type(self).__name__} does not support several workers")
 

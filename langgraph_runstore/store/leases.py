@@ -7,7 +7,8 @@ SQLRunStore, whose ``driver`` it sends them through.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -76,27 +77,35 @@ def _renew_sql(count: int) -> Statement:
     )
 
 
+# the first request's time and action stand: a second request (or a peer's retry of the
+# same one) changes nothing, so a rollback never turns into an interrupt
+_ASK = (
+    "cancel_requested_at = COALESCE(cancel_requested_at, :now), "
+    "cancel_action = COALESCE(cancel_action, :action), updated_at = :now"
+)
 _REQUEST_CANCEL = Statement.of(
-    "UPDATE runs SET cancel_requested_at = :now, cancel_action = :action, updated_at = :now "
-    f"WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
-    "RETURNING owner_worker_id, lease_expires_at"
+    f"UPDATE runs SET {_ASK} WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
+    "RETURNING owner_worker_id, lease_expires_at, cancel_action"
 )
 _PG_REQUEST_CANCEL = Statement.of(
-    "WITH asked AS (UPDATE runs SET cancel_requested_at = :now, cancel_action = :action, "
-    f"updated_at = :now WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
-    "RETURNING run_id, owner_worker_id, lease_expires_at) "
+    f"WITH asked AS (UPDATE runs SET {_ASK} "
+    f"WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
+    "RETURNING run_id, owner_worker_id, lease_expires_at, cancel_action) "
     # NOTIFY reaches the owner as soon as this autocommit statement commits
-    "SELECT owner_worker_id, lease_expires_at, pg_notify('runstore_cancel', run_id) "
-    "FROM asked"
+    "SELECT owner_worker_id, lease_expires_at, cancel_action, "
+    "pg_notify('runstore_cancel', run_id) FROM asked"
 )
 _LIST_EXPIRED = Statement.of(
     f"SELECT {SELECT_COLUMNS} FROM runs WHERE owner_worker_id IS NOT NULL "
     f"AND status IN ({_ACTIVE_SQL}) AND lease_expires_at < :expired_before "
     "ORDER BY created_at, seq"
 )
+# a compare-and-set: still active, still expired at the moment of the write, and still the
+# owner and lease the recovering worker saw (a renewal or another takeover in between wins)
 _EXPIRED_GUARD = (
     f"WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
-    "AND lease_expires_at IS NOT NULL AND lease_expires_at < :expired_before"
+    "AND lease_expires_at IS NOT NULL AND lease_expires_at < :expired_before "
+    "AND owner_worker_id = :seen_owner AND lease_expires_at = :seen_lease"
 )
 _RECOVER_REQUEUE = Statement.of(
     "UPDATE runs SET status = 'pending', owner_worker_id = NULL, lease_expires_at = NULL, "
@@ -106,6 +115,7 @@ _RECOVER_ERROR = Statement.of(
     "UPDATE runs SET status = 'error', error = :error, stop_reason = 'orphan_recovered', "
     f"ended_at = :now, updated_at = :now {_EXPIRED_GUARD}"
 )
+_LEASE = Statement.of("SELECT owner_worker_id, lease_expires_at FROM runs WHERE run_id = :run_id")
 _RELEASE = Statement.of(
     "UPDATE runs SET lease_expires_at = NULL, owner_worker_id = CASE WHEN shared_queue = 1 "
     "AND status = 'pending' THEN NULL ELSE owner_worker_id END "
@@ -166,9 +176,26 @@ class WorkerQueries:
         return [decode_row(row) for row in rows]
 
     async def recover_expired(
-        self, run_id: str, *, expired_before: str, requeue: bool, error: str
+        self,
+        run_id: str,
+        *,
+        expired_before: str,
+        requeue: bool,
+        error: str,
+        seen: Mapping[str, Any] | None = None,
     ) -> str | None:
-        params = {"run_id": run_id, "expired_before": expired_before, "now": now_iso()}
+        if seen is None:  # the caller saw no lease: compare with the row as it is now
+            rows = await self.driver.fetch(_LEASE, {"run_id": run_id})
+            if not rows:
+                return None
+            seen = rows[0]
+        params = {
+            "run_id": run_id,
+            "expired_before": expired_before,
+            "now": now_iso(),
+            "seen_owner": seen.get("owner_worker_id"),
+            "seen_lease": seen.get("lease_expires_at"),
+        }
         if requeue:
             changed = await self.driver.execute(_RECOVER_REQUEUE, params)
             return "pending" if changed else None
@@ -190,7 +217,16 @@ class WorkerQueries:
         driver = self.driver
         assert isinstance(driver, PostgresDriver)  # the workers listen on PostgreSQL only
         url = driver.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        conn = await asyncpg.connect(url)
+        connecting = asyncio.ensure_future(asyncpg.connect(url))
+        try:
+            conn = await asyncio.shield(connecting)
+        except asyncio.CancelledError:
+            # a worker stopped mid-handshake: let the handshake end, then close, since a
+            # connect cancelled half-way leaves asyncpg an unhandled connection_lost()
+            with contextlib.suppress(Exception):
+                opened = await asyncio.wait_for(connecting, timeout=10)
+                await opened.close()
+            raise
         closed = asyncio.Event()
         conn.add_termination_listener(lambda _conn: closed.set())
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -281,10 +281,11 @@ class MemoryRunStore(RunStore):
         if row is None or not self._active(row):
             return None
         now = now_iso()
-        row.update(cancel_requested_at=now, cancel_action=action, updated_at=now)
+        row["cancel_requested_at"] = row.get("cancel_requested_at") or now
+        row["cancel_action"] = row.get("cancel_action") or action
+        row["updated_at"] = now
         return {
-            "owner_worker_id": row.get("owner_worker_id"),
-            "lease_expires_at": row.get("lease_expires_at"),
+            name: row.get(name) for name in ("owner_worker_id", "lease_expires_at", "cancel_action")
         }
 
     async def list_expired(self, *, expired_before: str) -> list[dict[str, Any]]:
@@ -300,7 +301,13 @@ class MemoryRunStore(RunStore):
         return [copy.deepcopy(row) for row in rows]
 
     async def recover_expired(
-        self, run_id: str, *, expired_before: str, requeue: bool, error: str
+        self,
+        run_id: str,
+        *,
+        expired_before: str,
+        requeue: bool,
+        error: str,
+        seen: Mapping[str, Any] | None = None,
     ) -> str | None:
         row = self._rows.get(run_id)
         if (
@@ -310,6 +317,11 @@ class MemoryRunStore(RunStore):
             or row["lease_expires_at"] >= expired_before
         ):
             return None
+        if seen is not None and (
+            row.get("owner_worker_id") != seen.get("owner_worker_id")
+            or row.get("lease_expires_at") != seen.get("lease_expires_at")
+        ):
+            return None  # renewed or taken over since the caller looked
         now = now_iso()
         if requeue:
             row.update(
