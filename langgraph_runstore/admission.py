@@ -1,6 +1,7 @@
 """Admission: creating runs and applying the multitask strategies to a thread's active runs
-(``reject`` atomically in the store, ``enqueue``, ``interrupt``, ``rollback``), and putting
-runs in the workers' shared queue. Per-thread FIFO execution is ``execution``'s.
+(``reject`` atomically in the store, ``enqueue``, ``interrupt``, ``rollback``), putting runs
+in the workers' shared queue, and admitting the runs of a thread in call order
+(``ThreadTurns``). Per-thread FIFO execution is ``execution``'s.
 
 ``RunAdmission`` is a mixin on the facade, over the read side (``queries``) it consults;
 what else it needs of the facade is declared on the class.
@@ -8,8 +9,10 @@ what else it needs of the facade is declared on the class.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from langgraph_runstore.awaitable import async_api
@@ -27,11 +30,56 @@ from langgraph_runstore.schemas import (
 from langgraph_runstore.workers import encode_input, utc_in
 
 
+class ThreadTurns:
+    """Admission of each thread's runs in the order it was asked for, within one process.
+
+    ``async with turns.turn(thread_id)`` waits until every block entered before it on that
+    thread has left. ``start()`` and ``submit()`` admit a run inside one: concurrent INSERTs
+    finish in any order (on PostgreSQL, each on its own pooled connection), so without it
+    runs would be launched, and take their place in the store's sequence, in that order
+    rather than in the order the calls were made.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, asyncio.Future[None]] = {}
+
+    @asynccontextmanager
+    async def turn(self, thread_id: object) -> AsyncIterator[None]:
+        """Wait for the earlier turns of ``thread_id``, hold this one for the block."""
+        if not isinstance(thread_id, str):
+            yield  # admission refuses it with InvalidInputError
+            return
+        loop = asyncio.get_running_loop()
+        previous = self._last.get(thread_id)
+        if previous is not None and previous.get_loop() is not loop:
+            previous = None  # a turn taken on another loop cannot be awaited on this one
+        mine: asyncio.Future[None] = loop.create_future()
+        self._last[thread_id] = mine
+        try:
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])  # unlike await, never cancels it
+            yield
+        finally:
+            if previous is None or previous.done():
+                self._pass(thread_id, mine)
+            else:
+                # cancelled while waiting: the turns after ours still come after the earlier
+                previous.add_done_callback(lambda _: self._pass(thread_id, mine))
+
+    def _pass(self, thread_id: str, mine: asyncio.Future[None]) -> None:
+        if not mine.done():
+            mine.set_result(None)
+        if self._last.get(thread_id) is mine:
+            del self._last[thread_id]
+
+
 class RunAdmission(RunQueries):
     """Creating and admitting runs (see the module docstring)."""
 
     worker_id: str
     lease_seconds: float | None
+    #: orders ``start()`` and ``submit()`` of one thread (the facade makes it)
+    admission_turns: ThreadTurns
 
     @property
     def is_worker(self) -> bool:
@@ -221,39 +269,41 @@ class RunAdmission(RunQueries):
             raise InvalidInputError("submit() needs a store that the workers share")
         strategy = MultitaskStrategy.parse(multitask_strategy)
         kwargs = {**encode_input(input), "config": config or {}, "timeout": timeout}
-        record = self._new_record(
-            thread_id,
-            assistant_id,
-            kwargs=kwargs,
-            multitask_strategy=strategy,
-            on_disconnect=create_options.pop("on_disconnect", DisconnectMode.cancel),
-            metadata=create_options.pop("metadata", None),
-            model_name=create_options.pop("model_name", None),
-            user_id=create_options.pop("user_id", None),
-            run_id=create_options.pop("run_id", None),
-        )
-        if create_options:
-            raise InvalidInputError(f"unknown submit() option(s): {sorted(create_options)}")
-        record.owner_worker_id = None
-        record.lease_expires_at = None
-        record.shared_queue = True
-        row = record.to_row()
-        del row["run_id"], row["thread_id"]
-        if strategy == MultitaskStrategy.reject:
-            admitted = await self.lifecycle.retrying(
-                lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
+        # in turn: the workers claim a thread's runs in the order their rows were inserted
+        async with self.admission_turns.turn(thread_id):
+            record = self._new_record(
+                thread_id,
+                assistant_id,
+                kwargs=kwargs,
+                multitask_strategy=strategy,
+                on_disconnect=create_options.pop("on_disconnect", DisconnectMode.cancel),
+                metadata=create_options.pop("metadata", None),
+                model_name=create_options.pop("model_name", None),
+                user_id=create_options.pop("user_id", None),
+                run_id=create_options.pop("run_id", None),
             )
-            if not admitted:
-                raise ConflictError(
-                    f"thread {thread_id!r} already has a pending or running run "
-                    "(multitask_strategy='reject')",
-                    thread_id=thread_id,
+            if create_options:
+                raise InvalidInputError(f"unknown submit() option(s): {sorted(create_options)}")
+            record.owner_worker_id = None
+            record.lease_expires_at = None
+            record.shared_queue = True
+            row = record.to_row()
+            del row["run_id"], row["thread_id"]
+            if strategy == MultitaskStrategy.reject:
+                admitted = await self.lifecycle.retrying(
+                    lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
                 )
-        else:
-            if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
-                for active in await self.active_runs(thread_id):
-                    await self.cancel(active.run_id, action=strategy.value)
-            await self.lifecycle.put_record(record)
+                if not admitted:
+                    raise ConflictError(
+                        f"thread {thread_id!r} already has a pending or running run "
+                        "(multitask_strategy='reject')",
+                        thread_id=thread_id,
+                    )
+            else:
+                if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
+                    for active in await self.active_runs(thread_id):
+                        await self.cancel(active.run_id, action=strategy.value)
+                await self.lifecycle.put_record(record)
         notify = getattr(store, "notify_queue", None)
         if notify is not None:
             await notify(assistant_id)

@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Any
 
-from langgraph_runstore.admission import RunAdmission
+from langgraph_runstore.admission import RunAdmission, ThreadTurns
 from langgraph_runstore.awaitable import async_api
 from langgraph_runstore.blocking import BlockingCalls
 from langgraph_runstore.cancel_watch import CancelWatch
@@ -112,6 +112,7 @@ class RunManager(RunAdmission, BlockingCalls):
         )
         # cancels recorded by other processes, for the runs this one executes
         self._watch = CancelWatch(self.lifecycle, cancel=self.cancel, poll_interval=poll_interval)
+        self.admission_turns = ThreadTurns()
         self._trackers: dict[str, RunTracker | SyncRunTracker] = {}
         self._rollback_targets: dict[str, tuple[Any, Any]] = {}
         self._executor = RunExecutor(cancel=self.cancel, on_run_ended=self.wake_workers)
@@ -216,16 +217,20 @@ class RunManager(RunAdmission, BlockingCalls):
 
     @async_api("RunManager")
     async def cancel(
-        self, run_id: str, *, action: CancelAction | str = CancelAction.interrupt
+        self,
+        run_id: str,
+        *,
+        action: CancelAction | str = CancelAction.interrupt,
+        user_id: str | None = None,
     ) -> bool:
         """Cancel a pending or running run; False if it had already finished.
 
         The run ends ``interrupted`` and its graph stops. ``interrupt`` keeps the checkpoints
         written so far (stop_reason ``cancelled``); ``rollback`` removes them once the graph
         stopped (``rolled_back``). The first cancel's action stands. RunNotFoundError for an
-        unknown run_id."""
+        unknown run_id, and with ``user_id`` for another user's run (left untouched)."""
         parsed_action = CancelAction.parse(action)
-        record = await self.lifecycle.lookup(run_id)
+        record = await self._visible_run(run_id, user_id)
         if record.is_final:
             return False
         if record.store_only and self.store is not None:
@@ -406,31 +411,38 @@ class RunManager(RunAdmission, BlockingCalls):
         """Create a run and execute ``graph.ainvoke(input)`` under it in the background.
 
         ``create_options`` go to ``create_or_reject`` (multitask_strategy, on_disconnect,
-        metadata, user_id, assistant_id …). Runs of one thread execute in creation order.
+        metadata, user_id, assistant_id …). Runs of one thread execute in the order their
+        ``start()`` calls were made, however their INSERTs interleave (``ThreadTurns``).
         ``timeout`` seconds after it starts, a run is cancelled and ends ``timeout``.
         """
         if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
             raise InvalidInputError(
                 f"timeout must be a positive number of seconds, got {timeout!r}"
             )
-        record = await self.create_or_reject(thread_id, start_now=True, **create_options)
-        tracker = self.tracker(record.run_id)
-        record.config = tracker.config(thread_id=thread_id, extra=config)
-        self._executor.launch(
-            record,
-            graph,
-            input,
-            tracker,
-            timeout=timeout,
-            stream_mode=stream_mode,
-            subgraphs=subgraphs,
-        )
+        async with self.admission_turns.turn(thread_id):
+            record = await self.create_or_reject(thread_id, start_now=True, **create_options)
+            tracker = self.tracker(record.run_id)
+            record.config = tracker.config(thread_id=thread_id, extra=config)
+            self._executor.launch(
+                record,
+                graph,
+                input,
+                tracker,
+                timeout=timeout,
+                stream_mode=stream_mode,
+                subgraphs=subgraphs,
+            )
         return record
 
     @async_api("RunManager")
-    async def join(self, run_id: str, *, poll_interval: float = 0.2) -> RunRecord:
+    async def join(
+        self, run_id: str, *, poll_interval: float = 0.2, user_id: str | None = None
+    ) -> RunRecord:
         """Wait until the run has ended and return its record (``output`` holds the final
-        state when this process ran it). Runs of other processes are polled in the store."""
+        state when this process ran it). Runs of other processes are polled in the store.
+        RunNotFoundError for an unknown run, and with ``user_id`` for another user's."""
+        if user_id is not None:
+            await self._visible_run(run_id, user_id)
         record = self.lifecycle.records.get(run_id)
         if record is not None:
             if record.task is not None and not record.task.done():
@@ -503,28 +515,6 @@ class RunManager(RunAdmission, BlockingCalls):
             tracker.close(exc)
             raise
         tracker.close()
-
-    def invoke(
-        self,
-        graph: Any,
-        input: Any,
-        *,
-        thread_id: str,
-        config: dict[str, Any] | None = None,
-        **create_options: Any,
-    ) -> RunRecord:
-        """Run ``graph.invoke(input)`` as one tracked run, synchronously; return the record.
-
-        Exceptions of the graph are recorded on the run (status ``error``), not raised.
-        """
-        with self.track_sync(
-            thread_id=thread_id, config=config, graph=graph, **create_options
-        ) as run:
-            try:
-                run.output = graph.invoke(input, run.config)
-            except Exception:  # recorded by the tracker as the run's error
-                logger.debug("Run %s failed", run.run_id, exc_info=True)
-        return run
 
     @async_api("RunManager")
     async def aclose(self) -> None:

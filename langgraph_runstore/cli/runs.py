@@ -166,16 +166,24 @@ def _show_run(record: RunRecord, checkpoints: list[dict[str, Any]]) -> None:
 
 @runs.command("show")
 @click.argument("run_id")
+@click.option(
+    "--user",
+    "user_id",
+    metavar="USER_ID",
+    help="Only a run of this user: another user's run reads as unknown.",
+)
 @json_option
 @db_option
 @click.pass_context
-def runs_show(ctx: click.Context, run_id: str, as_json: bool, db: str | None) -> None:
+def runs_show(
+    ctx: click.Context, run_id: str, user_id: str | None, as_json: bool, db: str | None
+) -> None:
     """Every field of a run, its tokens per model and the checkpoints it wrote."""
 
     async def go() -> None:
         async with open_store(resolve_db(ctx, db), read_only=True) as store:
             row = await store.get(run_id)
-            if row is None:
+            if row is None or (user_id is not None and row.get("user_id") != user_id):
                 raise CliError(f"no run with id {run_id!r}")
             checkpoints = await store.run_checkpoints(run_id)
         record = RunRecord.from_row(row)
@@ -196,11 +204,22 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool, db: str | None) ->
     show_default=True,
     help="interrupt keeps the checkpoints written so far; rollback removes them.",
 )
+@click.option(
+    "--user",
+    "user_id",
+    metavar="USER_ID",
+    help="Only a run of this user: another user's run reads as unknown and is left alone.",
+)
 @json_option
 @db_option
 @click.pass_context
 def runs_cancel(
-    ctx: click.Context, run_id: str, action: str, as_json: bool, db: str | None
+    ctx: click.Context,
+    run_id: str,
+    action: str,
+    user_id: str | None,
+    as_json: bool,
+    db: str | None,
 ) -> None:
     """Cancel a pending or running run (exit 1 if it is unknown or already finished)."""
     from langgraph_runstore.manager import RunManager
@@ -210,7 +229,7 @@ def runs_cancel(
             manager = RunManager(store=store)
             try:
                 try:
-                    cancelled = await manager.cancel(run_id, action=action)
+                    cancelled = await manager.cancel(run_id, action=action, user_id=user_id)
                 except RunNotFoundError:
                     raise CliError(f"no run with id {run_id!r}") from None
                 row = await store.get(run_id)

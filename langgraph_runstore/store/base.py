@@ -199,9 +199,9 @@ class RunStore(ABC):
     ) -> dict[str, Any] | None:
         """Atomically take the oldest claimable shared-queue run and mark it running.
 
-        Claimable: pending, ``shared_queue``, unowned, of one of ``assistant_ids``, the oldest
-        pending run of its thread, and its thread has no running run. Returns the claimed row
-        (now running, owned by ``worker_id``, attempt + 1) or None.
+        Claimable: pending, ``shared_queue``, unowned, of one of ``assistant_ids``, the pending
+        run of its thread admitted first (lowest ``seq``), and its thread has no running run.
+        Returns the claimed row (now running, owned by ``worker_id``, attempt + 1) or None.
         """
         raise NotImplementedError(f"{type(self).__name__} does not support several workers")
 
@@ -308,8 +308,10 @@ class RunStore(ABC):
         since: str | datetime | timedelta | None = None,
         until: str | datetime | timedelta | None = None,
         limit: int = 10,
+        user_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The longest runs (``by="duration"``, finished runs) or those with the most tokens."""
+        """The longest runs (``by="duration"``, finished runs) or those with the most tokens;
+        with ``user_id``, of that user only."""
         raise NotImplementedError(f"{type(self).__name__} does not support top_runs")
 
     async def prune_runs(

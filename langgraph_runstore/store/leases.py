@@ -23,12 +23,15 @@ _ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUS_VALUES)
 _CLAIMABLE = (
     "r.status = 'pending' AND r.shared_queue = 1 AND r.owner_worker_id IS NULL "
     "AND r.assistant_id IN ({assistants}) "
-    # the thread is free: nothing running, and no older pending run (FIFO per thread)
+    # the thread is free: nothing running, and no pending run admitted before this one (FIFO
+    # per thread). Admitted means seq, not created_at: a thread's INSERTs hold its advisory
+    # lock on PostgreSQL (one writer on SQLite), so its seq order is its commit order, and a
+    # claim never passes over a run that committed first. created_at is the client's clock,
+    # and a row created earlier may commit after a later one was claimed.
     "AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.thread_id = r.thread_id "
     "AND o.status = 'running') "
     "AND NOT EXISTS (SELECT 1 FROM runs e WHERE e.thread_id = r.thread_id "
-    "AND e.status = 'pending' AND (e.created_at < r.created_at "
-    "OR (e.created_at = r.created_at AND e.seq < r.seq)))"
+    "AND e.status = 'pending' AND e.seq < r.seq)"
 )
 
 

@@ -231,13 +231,14 @@ class MemoryRunStore(RunStore):
     async def claim_next(
         self, *, worker_id: str, assistant_ids: Sequence[str], lease_expires_at: str
     ) -> dict[str, Any] | None:
-        rows = sorted(self._rows.values(), key=lambda row: (row["created_at"], row["seq"]))
-        running = {row["thread_id"] for row in rows if row.get("status") == "running"}
-        seen: set[str] = set()
-        for row in rows:
-            if row.get("status") != "pending" or row["thread_id"] in seen:
-                continue
-            seen.add(row["thread_id"])  # only the oldest pending run of a thread may start
+        running = {
+            row["thread_id"] for row in self._rows.values() if row.get("status") == "running"
+        }
+        first: dict[str, dict[str, Any]] = {}  # each thread's first-admitted pending run
+        for row in sorted(self._rows.values(), key=lambda row: row["seq"]):
+            if row.get("status") == "pending":
+                first.setdefault(row["thread_id"], row)
+        for row in sorted(first.values(), key=lambda row: (row["created_at"], row["seq"])):
             if (
                 row.get("shared_queue")
                 and row.get("owner_worker_id") is None
@@ -401,11 +402,13 @@ class MemoryRunStore(RunStore):
         since: str | datetime | timedelta | None = None,
         until: str | datetime | timedelta | None = None,
         limit: int = 10,
+        user_id: str | None = None,
     ) -> list[dict[str, Any]]:
         rows = top_rows(
             self._rows.values(),
             by=check_top_order(by),
             limit=check_limit(limit),
+            user_id=user_id,
             **window_arguments(since, until),
         )
         return copy.deepcopy(rows)

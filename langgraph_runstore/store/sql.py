@@ -513,11 +513,13 @@ class SQLRunStore(WorkerQueries, RunStore):
         since: str | datetime | timedelta | None = None,
         until: str | datetime | timedelta | None = None,
         limit: int = 10,
+        user_id: str | None = None,
     ) -> list[dict[str, Any]]:
         return await reads.top_runs(
             self._read_access,
             by=check_top_order(by),
             limit=check_limit(limit),
+            user_id=user_id,
             **window_arguments(since, until),
         )
 
