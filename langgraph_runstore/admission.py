@@ -27,7 +27,10 @@ from langgraph_runstore.schemas import (
     RunStatus,
     ensure_json,
 )
-from langgraph_runstore.workers import encode_input, utc_in
+from langgraph_runstore.workers import encode_input, until_ended, utc_in
+
+#: beyond a remote run's lease and grace period: how long a cancelled run may take to end
+STOP_WAIT_SECONDS = 5.0
 
 
 class ThreadTurns:
@@ -78,6 +81,7 @@ class RunAdmission(RunQueries):
 
     worker_id: str
     lease_seconds: float | None
+    grace_seconds: float
     #: orders ``start()`` and ``submit()`` of one thread (the facade makes it)
     admission_turns: ThreadTurns
 
@@ -231,11 +235,28 @@ class RunAdmission(RunQueries):
             self.lifecycle.hold(record)
             return record
         if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
-            for active in await self.active_runs(thread_id):
-                await self.cancel(active.run_id, action=strategy.value)
+            await self._cancel_active(thread_id, strategy.value)
         self.lifecycle.hold(record)
         await self.lifecycle.persist_new(record)
         return record
+
+    async def _cancel_active(self, thread_id: str, action: str) -> None:
+        """Cancel the thread's active runs and wait until each has ended where it runs, so
+        that the new run never executes beside an old one on another worker."""
+        for active in await self.active_runs(thread_id):
+            await self.cancel(active.run_id, action=action)
+            if not active.store_only or self.store is None or active.is_final:
+                continue
+            # its owner stops it at its next renewal (or at once on a NOTIFY); if the owner
+            # died, recovery ends it once the lease and the grace period have passed
+            timeout = (self.lease_seconds or 0.0) + self.grace_seconds + STOP_WAIT_SECONDS
+            if await until_ended(self.lifecycle, active, timeout=timeout) is None:
+                raise ConflictError(
+                    f"run {active.run_id!r} of thread {thread_id!r} was asked to stop "
+                    f"({action}) but is still active after {timeout:.0f} s",
+                    run_id=active.run_id,
+                    thread_id=thread_id,
+                )
 
     def _reject_if_busy_locally(self, thread_id: str) -> None:
         for other in self.lifecycle.thread_records(thread_id):
@@ -301,8 +322,7 @@ class RunAdmission(RunQueries):
                     )
             else:
                 if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
-                    for active in await self.active_runs(thread_id):
-                        await self.cancel(active.run_id, action=strategy.value)
+                    await self._cancel_active(thread_id, strategy.value)
                 await self.lifecycle.put_record(record)
         notify = getattr(store, "notify_queue", None)
         if notify is not None:

@@ -422,7 +422,7 @@ async def cancel_elsewhere(
     if lease is None and record.status is RunStatus.running:
         # a process that is not a worker executes it: it polls for the request and ends
         # the run itself; one that does not answer in time is gone
-        ended = await _ended_by_owner(lifecycle, record)
+        ended = await until_ended(lifecycle, record, timeout=CANCEL_HANDOFF_SECONDS)
         if ended is None:
             return None, standing
         return ended == RunStatus.interrupted.value, standing  # False: it finished first
@@ -477,13 +477,13 @@ CANCEL_HANDOFF_SECONDS = 3.0
 _HANDOFF_POLL = 0.05
 
 
-async def _ended_by_owner(lifecycle: RunLifecycle, record: RunRecord) -> str | None:
-    """Wait up to CANCEL_HANDOFF_SECONDS for the run's row to end; adopt it and answer its
-    final status if it did, None if it did not."""
+async def until_ended(lifecycle: RunLifecycle, record: RunRecord, *, timeout: float) -> str | None:
+    """Wait up to ``timeout`` seconds for the run's row to end; adopt it and answer its
+    final status if it did, None if it did not (or the row is gone)."""
     store = lifecycle.store
     assert store is not None
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + CANCEL_HANDOFF_SECONDS
+    deadline = loop.time() + timeout
     while loop.time() < deadline:
         await asyncio.sleep(_HANDOFF_POLL)
         stored = await lifecycle.retrying(lambda: store.get_status(record.run_id))
@@ -538,5 +538,6 @@ __all__ = [
     "encode_input",
     "reconcile_orphans",
     "standing_action",
+    "until_ended",
     "utc_in",
 ]

@@ -10,41 +10,16 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_runstore import RunManager, RunStatus, SQLRunStore
 from langgraph_runstore import workers as workers_module
-from tests.graphs import State, listed_model, reply
+from tests.graphs import blocked_graph
 
 pytestmark = pytest.mark.anyio
 
 POLL = 0.2
-
-
-def blocked_graph(started: asyncio.Event, release: asyncio.Event) -> Any:
-    """think (an LLM call: 15 tokens) -> hold (waits for ``release``)."""
-    from langgraph.graph import END, START, StateGraph
-
-    model = listed_model(reply("thought", input_tokens=11, output_tokens=4))
-
-    async def think(state: State) -> dict[str, Any]:
-        return {"messages": [await model.ainvoke(state["messages"])]}
-
-    async def hold(state: State) -> dict[str, Any]:
-        started.set()
-        await release.wait()
-        return {"messages": [("ai", "released")]}
-
-    builder = StateGraph(State)
-    builder.add_node("think", think)
-    builder.add_node("hold", hold)
-    builder.add_edge(START, "think")
-    builder.add_edge("think", "hold")
-    builder.add_edge("hold", END)
-    return builder.compile(checkpointer=InMemorySaver())
 
 
 def tracebacks(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
