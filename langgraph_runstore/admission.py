@@ -18,6 +18,7 @@ from typing import Any
 from langgraph_runstore.awaitable import async_api
 from langgraph_runstore.errors import ConflictError, InvalidInputError
 from langgraph_runstore.queries import RunQueries
+from langgraph_runstore.remote import until_ended, until_served
 from langgraph_runstore.schemas import (
     ACTIVE_STATUSES,
     CancelAction,
@@ -27,7 +28,7 @@ from langgraph_runstore.schemas import (
     RunStatus,
     ensure_json,
 )
-from langgraph_runstore.workers import encode_input, until_ended, utc_in
+from langgraph_runstore.workers import encode_input, utc_in
 
 #: beyond a remote run's lease and grace period: how long a cancelled run may take to end
 STOP_WAIT_SECONDS = 5.0
@@ -82,6 +83,7 @@ class RunAdmission(RunQueries):
     worker_id: str
     lease_seconds: float | None
     grace_seconds: float
+    graphs: dict[str, Any]
     #: orders ``start()`` and ``submit()`` of one thread (the facade makes it)
     admission_turns: ThreadTurns
 
@@ -278,12 +280,16 @@ class RunAdmission(RunQueries):
         config: dict[str, Any] | None = None,
         timeout: float | None = None,
         multitask_strategy: MultitaskStrategy | str = MultitaskStrategy.enqueue,
+        wait_for_worker: float = 10.0,
         **create_options: Any,
     ) -> RunRecord:
         """Put a run in the shared queue, for any worker whose ``graphs`` has ``assistant_id``.
 
         ``input`` (or a ``Command``) and ``config`` must be JSON-serialisable: they are stored
-        with the run. Returns the pending record; ``join(run_id)`` waits for its end.
+        with the run. Returns the pending record; ``join(run_id)`` waits for its end. When
+        no live worker serves ``assistant_id`` (the fleet table), it waits up to
+        ``wait_for_worker`` seconds for one to start, then raises NoWorkerError and writes
+        nothing: a run nobody will claim would wait forever.
         """
         store = self.store
         if store is None:
@@ -292,6 +298,8 @@ class RunAdmission(RunQueries):
         kwargs = {**encode_input(input), "config": config or {}, "timeout": timeout}
         # in turn: the workers claim a thread's runs in the order their rows were inserted
         async with self.admission_turns.turn(thread_id):
+            if not (self.is_worker and assistant_id in self.graphs):
+                await until_served(store, assistant_id, timeout=wait_for_worker)
             record = self._new_record(
                 thread_id,
                 assistant_id,

@@ -11,7 +11,8 @@
     ├── DatabaseConfigError        an unsupported database URL or driver (also a ValueError)
     ├── SchemaVersionError         the database was migrated by a newer package version
     ├── CheckpointError            a checkpoint that cannot be read or written
-    └── RunAlreadyInvokedError     a second graph invocation under one run_id
+    ├── RunAlreadyInvokedError     a second graph invocation under one run_id
+    └── NoWorkerError              no live worker serves the assistant a run is submitted to
 """
 
 from __future__ import annotations
@@ -80,12 +81,17 @@ class RunAlreadyInvokedError(RunStoreError):
     """A run_id names one graph invocation; a second one under the same run was attempted."""
 
 
+class NoWorkerError(RunStoreError):
+    """``submit()`` found no live worker serving the assistant: nobody would claim the run."""
+
+
 __all__ = [
     "CheckpointError",
     "ConflictError",
     "DatabaseConfigError",
     "InvalidInputError",
     "InvalidTransitionError",
+    "NoWorkerError",
     "RunAlreadyInvokedError",
     "RunNotFoundError",
     "RunStoreError",

@@ -29,6 +29,7 @@ from langgraph_runstore.lifecycle import (
     RunLifecycle,
     check_completion_fields,
 )
+from langgraph_runstore.remote import cancel_elsewhere, reconcile_orphans, standing_action
 from langgraph_runstore.schemas import (
     CancelAction,
     RunRecord,
@@ -37,14 +38,7 @@ from langgraph_runstore.schemas import (
 )
 from langgraph_runstore.store.base import RunStore
 from langgraph_runstore.tracking import RunTracker, SyncRunTracker, check_flush_interval
-from langgraph_runstore.workers import (
-    RecoveryPolicy,
-    WorkerServices,
-    cancel_elsewhere,
-    default_worker_id,
-    reconcile_orphans,
-    standing_action,
-)
+from langgraph_runstore.workers import RecoveryPolicy, WorkerServices, default_worker_id
 
 logger = logging.getLogger(__name__)
 
@@ -452,6 +446,8 @@ class RunManager(RunAdmission, BlockingCalls):
         while True:
             found = await self.lifecycle.lookup(run_id)
             if found.is_final:
+                if found.store_only and found.output is None:  # it ran elsewhere
+                    found.output = await self.stored_output(found)
                 return found
             await asyncio.sleep(poll_interval)
 

@@ -346,5 +346,30 @@ class RunQueries:
         store = self.store
         return await self.lifecycle.retrying(lambda: store.run_checkpoints(run_id))
 
+    async def stored_output(self, record: RunRecord) -> Any:
+        """The state a run of another process left: the values of the last checkpoint it
+        wrote in the store's checkpointer (None when there is none to read)."""
+        checkpointer = getattr(self.store, "checkpointer", None)
+        if checkpointer is None:
+            return None
+        written = [
+            row for row in await self.run_checkpoints(record.run_id) if not row.get("checkpoint_ns")
+        ]
+        if not written:
+            return None
+        last = max(written, key=lambda row: str(row["checkpoint_id"]))  # ids sort by time
+        config = {
+            "configurable": {
+                "thread_id": record.thread_id,
+                "checkpoint_ns": "",
+                "checkpoint_id": last["checkpoint_id"],
+            }
+        }
+        found = await checkpointer.aget_tuple(config)
+        if found is None:
+            return None
+        values = found.checkpoint.get("channel_values", {})
+        return {name: value for name, value in values.items() if not name.startswith("__")}
+
 
 __all__ = ["RunQueries"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from langgraph_runstore import RunManager, RunStatus, SQLRunStore
-from langgraph_runstore import workers as workers_module
+from langgraph_runstore import remote as remote_module
 from tests.graphs import blocked_graph
 
 pytestmark = pytest.mark.anyio
@@ -58,7 +58,7 @@ async def test_a_second_manager_cancels_a_plain_managers_run(
 async def test_an_owner_that_does_not_answer_is_taken_over_and_keeps_its_tokens(
     db_url: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(workers_module, "CANCEL_HANDOFF_SECONDS", 0.3)
+    monkeypatch.setattr(remote_module, "CANCEL_HANDOFF_SECONDS", 0.3)
     started, release = asyncio.Event(), asyncio.Event()
     async with (
         SQLRunStore.from_url(db_url) as owner_store,

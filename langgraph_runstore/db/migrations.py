@@ -194,6 +194,14 @@ _PG_ADMIT_WITH_DEFAULTS = _PG_ADMIT.replace(
     '"attempt": 0, "shared_queue": 0}\'::jsonb || p_row || jsonb_build_object(',
 )
 
+# the fleet: one row per worker, written by its heartbeat (assistants is a JSON list)
+_WORKERS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS runstore_workers (worker_id TEXT PRIMARY KEY, "
+    "host TEXT NOT NULL, pid INTEGER NOT NULL, assistants TEXT NOT NULL DEFAULT '[]', "
+    "lease_seconds DOUBLE PRECISION NOT NULL, started_at TEXT NOT NULL, "
+    "heartbeat_at TEXT NOT NULL)",
+)
+
 MIGRATIONS: list[Migration] = [
     Migration(
         version=1,
@@ -243,6 +251,12 @@ MIGRATIONS: list[Migration] = [
         description="runs: calls_without_usage and interrupts",
         sqlite=_CALL_FIDELITY,
         postgresql=(*_CALL_FIDELITY, _PG_ADMIT_WITH_DEFAULTS),
+    ),
+    Migration(
+        version=7,
+        description="runstore_workers: the fleet, one row per worker and its heartbeat",
+        sqlite=_WORKERS_TABLE,
+        postgresql=_WORKERS_TABLE,
     ),
 ]
 

@@ -251,6 +251,28 @@ class RunStore(ABC):
         """Active, owned runs whose lease expired before ``expired_before``, oldest first."""
         raise NotImplementedError(f"{type(self).__name__} does not support several workers")
 
+    async def record_worker(
+        self,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        assistants: Sequence[str],
+        lease_seconds: float,
+        started_at: str,
+    ) -> None:
+        """Write the worker's row of the fleet, with ``heartbeat_at`` now (its heartbeat)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support several workers")
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        """The fleet: each worker's row, with ``held``, how many active runs it owns."""
+        raise NotImplementedError(f"{type(self).__name__} does not support several workers")
+
+    async def remove_workers(self, *, worker_id: str | None = None, stale_before: str = "") -> int:
+        """Remove ``worker_id``'s row (it stopped), or the rows whose heartbeat is older than
+        ``stale_before``; returns how many went."""
+        raise NotImplementedError(f"{type(self).__name__} does not support several workers")
+
     async def release_leases(self, *, worker_id: str) -> int:
         """Give up ``worker_id``'s leases on active runs (shutdown); shared-queue runs that
         have not started go back to the queue. Returns how many rows changed."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -127,6 +128,24 @@ _RELEASE = Statement.of(
 _PG_NOTIFY_QUEUE = Statement.of("SELECT pg_notify('runstore_queue', :assistant_id)")
 
 
+_RECORD_WORKER = Statement.of(
+    "INSERT INTO runstore_workers (worker_id, host, pid, assistants, lease_seconds, "
+    "started_at, heartbeat_at) VALUES (:worker_id, :host, :pid, :assistants, :lease_seconds, "
+    ":started_at, :now) ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = :now, "
+    "assistants = :assistants, lease_seconds = :lease_seconds"
+)
+_LIST_WORKERS = Statement.of(
+    "SELECT w.worker_id, w.host, w.pid, w.assistants, w.lease_seconds, w.started_at, "
+    "w.heartbeat_at, (SELECT count(*) FROM runs r WHERE r.owner_worker_id = w.worker_id "
+    f"AND r.status IN ({_ACTIVE_SQL})) AS held FROM runstore_workers w "
+    "ORDER BY w.started_at, w.worker_id"
+)
+_REMOVE_WORKER = Statement.of("DELETE FROM runstore_workers WHERE worker_id = :worker_id")
+_REMOVE_STALE_WORKERS = Statement.of(
+    "DELETE FROM runstore_workers WHERE heartbeat_at < :stale_before"
+)
+
+
 class WorkerQueries:
     """The SQLRunStore primitives for several workers (mixed into SQLRunStore)."""
 
@@ -205,6 +224,41 @@ class WorkerQueries:
         params["error"] = error
         changed = await self.driver.execute(_RECOVER_ERROR, params)
         return "error" if changed else None
+
+    async def record_worker(
+        self,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        assistants: Sequence[str],
+        lease_seconds: float,
+        started_at: str,
+    ) -> None:
+        await self.driver.execute(
+            _RECORD_WORKER,
+            {
+                "worker_id": worker_id,
+                "host": host,
+                "pid": int(pid),
+                "assistants": json.dumps(sorted(assistants)),
+                "lease_seconds": float(lease_seconds),
+                "started_at": started_at,
+                "now": now_iso(),
+            },
+        )
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        rows = await self.driver.fetch(_LIST_WORKERS, {})
+        return [
+            {**row, "assistants": json.loads(row["assistants"] or "[]"), "held": int(row["held"])}
+            for row in rows
+        ]
+
+    async def remove_workers(self, *, worker_id: str | None = None, stale_before: str = "") -> int:
+        if worker_id is not None:
+            return await self.driver.execute(_REMOVE_WORKER, {"worker_id": worker_id})
+        return await self.driver.execute(_REMOVE_STALE_WORKERS, {"stale_before": stale_before})
 
     async def release_leases(self, *, worker_id: str) -> int:
         return await self.driver.execute(_RELEASE, {"worker_id": worker_id})

@@ -94,6 +94,7 @@ class MemoryRunStore(RunStore):
         # rows per thread, in insertion order: admission and listing never scan every run
         self._by_thread: dict[str, dict[str, dict[str, Any]]] = {}
         self._seq = 0
+        self._workers: dict[str, dict[str, Any]] = {}
 
     async def put(self, run_id: str, *, thread_id: str, **fields: Any) -> None:
         row = prepare_row(run_id, thread_id, fields)
@@ -342,6 +343,47 @@ class MemoryRunStore(RunStore):
             updated_at=now,
         )
         return "error"
+
+    async def record_worker(
+        self,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        assistants: Sequence[str],
+        lease_seconds: float,
+        started_at: str,
+    ) -> None:
+        self._workers[worker_id] = {
+            "worker_id": worker_id,
+            "host": host,
+            "pid": pid,
+            "assistants": list(assistants),
+            "lease_seconds": float(lease_seconds),
+            "started_at": self._workers.get(worker_id, {}).get("started_at", started_at),
+            "heartbeat_at": now_iso(),
+        }
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        held: dict[str, int] = {}
+        for row in self._rows.values():
+            if row.get("owner_worker_id") and self._active(row):
+                held[row["owner_worker_id"]] = held.get(row["owner_worker_id"], 0) + 1
+        rows = sorted(self._workers.values(), key=lambda w: (w["started_at"], w["worker_id"]))
+        return [
+            {**w, "assistants": list(w["assistants"]), "held": held.get(w["worker_id"], 0)}
+            for w in rows
+        ]
+
+    async def remove_workers(self, *, worker_id: str | None = None, stale_before: str = "") -> int:
+        gone = [
+            key
+            for key, w in self._workers.items()
+            if key == worker_id or (worker_id is None and w["heartbeat_at"] < stale_before)
+        ]
+        for key in gone:
+            del self._workers[key]
+        return len(gone)
 
     async def release_leases(self, *, worker_id: str) -> int:
         changed = 0
