@@ -185,7 +185,7 @@ def ensure_json(value: Any, *, name: str, run_id: str | None = None) -> None:
         return
     try:
         json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInputError(
             f"{name} must be JSON-serialisable: {exc} (value: {_short_repr(value)})",
             run_id=run_id,
