@@ -38,6 +38,7 @@ from langgraph_runstore.schemas import (
     RunRecord,
 )
 from langgraph_runstore.store.sql import SQLRunStore
+from langgraph_runstore.validate import check_id
 
 if TYPE_CHECKING:  # rich loads when a table is printed: --json and errors do without it
     from rich.console import Console
@@ -353,6 +354,16 @@ def time_option(name: str, help_text: str, **kwargs: Any) -> Callable[[Any], Any
     return click.option(name, metavar="WHEN", help=help_text, callback=check, **kwargs)
 
 
+def check_id_param(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An id argument or option must be one a run can have (``validate.check_id``)."""
+    if value is not None:
+        try:
+            check_id(value, name=param.name or "id")
+        except InvalidInputError as exc:
+            raise click.BadParameter(exc.message) from None
+    return value
+
+
 def check_cursor(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
         try:
@@ -413,6 +424,7 @@ __all__ = [
     "Output",
     "T",
     "check_cursor",
+    "check_id_param",
     "check_sqlite_file",
     "check_version",
     "cli",
