@@ -248,7 +248,8 @@ def prune(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     async def go() -> None:
-        async with open_store(resolve_db(ctx, db)) as store:
+        # a dry run only reads: it works on read-only storage too
+        async with open_store(resolve_db(ctx, db), read_only=dry_run) as store:
             planned = await store.prune_runs(older_than=older_than, dry_run=True)
             what = "runs" if keep_checkpoints else "runs and their checkpoints"
             when = format_time(older_than)
