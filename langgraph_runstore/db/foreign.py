@@ -92,14 +92,19 @@ def check_new_sqlite_connection(
 
     One read of ``sqlite_master``: the package's names present without its version table
     mean another application's objects (a migration creates its objects and its version row
-    in one transaction). A file that has the version table is checked in full by ``setup``.
+    in one transaction), as does a version table without a ``version`` column. A file that
+    has the version table is checked in full by ``setup``.
     """
     cursor.execute(_sqlite_found_sql([*owned, version_table]))
     found = [(str(kind), str(name)) for kind, name in cursor.fetchall()]
-    if any(name.lower() == version_table for _, name in found):
+    ours = [(kind, name) for kind, name in found if name.lower() == version_table]
+    if not ours:
+        if found:
+            raise refusal(shown, found)
         return
-    if found:
-        raise refusal(shown, found)
+    cursor.execute(f"SELECT 1 FROM pragma_table_info('{version_table}') WHERE name = 'version'")
+    if cursor.fetchone() is None:
+        raise refusal(shown, ours)
 
 
 async def refuse_clashes(
