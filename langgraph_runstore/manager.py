@@ -415,7 +415,8 @@ class RunManager(RunAdmission, BlockingCalls):
         ``create_options`` go to ``create_or_reject`` (multitask_strategy, on_disconnect,
         metadata, user_id, assistant_id …). Runs of one thread execute in the order their
         ``start()`` calls were made, however their INSERTs interleave (``ThreadTurns``).
-        ``timeout`` seconds after it starts, a run is cancelled and ends ``timeout``.
+        ``timeout`` seconds (finite, > 0) after it starts, a run is cancelled and ends
+        ``timeout``. Ids, metadata and the timeout are checked first (``validate``).
         """
         timeout = check_timeout(timeout)
         async with self.admission_turns.turn(thread_id):
