@@ -6,10 +6,10 @@ hold on both backends:
 - an id (``run_id``, ``thread_id``, ``assistant_id``, ``user_id``, ``worker_id``) is text of
   at most ``MAX_ID_BYTES`` (1024) bytes in UTF-8, without NUL and without a lone surrogate.
   PostgreSQL stores no NUL in text, neither backend stores a lone surrogate, and an id is a
-  key of btree indexes, whose entries PostgreSQL caps near 2.7 kB;
+  key of btree indexes, whose entries PostgreSQL caps near 2.7 kB. Ids are refused rather
+  than made storable (``text``): a changed id would name another run;
 - ``metadata`` (and ``kwargs``) is a mapping that encodes as JSON, nested at most
-  ``MAX_JSON_DEPTH`` (32) containers deep, whose text (keys and strings) follows the id rule
-  for NUL and surrogates;
+  ``MAX_JSON_DEPTH`` (32) containers deep (its strings follow ``text``'s rule when written);
 - a ``timeout`` is a number of seconds > 0 that is finite as a float.
 """
 
@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from langgraph_runstore.errors import InvalidInputError
+from langgraph_runstore.text import is_storable
 
 #: The most UTF-8 bytes an id may have (PostgreSQL's btree index entries stop near 2704).
 MAX_ID_BYTES = 1024
@@ -44,24 +45,14 @@ def _clip(text: str, limit: int = 60) -> str:
 
 def _text_fault(text: str) -> str | None:
     """What makes ``text`` unstorable (NUL, a lone surrogate), or None when it is fine."""
-    if text.isascii():
-        if "\x00" in text:
-            return f"a NUL character (U+0000) at index {text.index(chr(0))}"
+    if is_storable(text):
         return None
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        return f"a lone surrogate (U+{ord(text[exc.start]):04X}) at index {exc.start}"
-    if "\x00" in text:
-        return f"a NUL character (U+0000) at index {text.index(chr(0))}"
+    for index, char in enumerate(text):
+        if char == "\x00":
+            return f"a NUL character (U+0000) at index {index}"
+        if "\ud800" <= char <= "\udfff":
+            return f"a lone surrogate (U+{ord(char):04X}) at index {index}"
     return None
-
-
-def _unstorable(name: str, where: str, fault: str, run_id: str | None) -> InvalidInputError:
-    return InvalidInputError(
-        f"{name}: {_clip(where, 80)} contains {fault}, which the database cannot store",
-        run_id=run_id,
-    )
 
 
 def check_id(value: Any, *, name: str, optional: bool = False, run_id: str | None = None) -> None:
@@ -88,8 +79,29 @@ def check_id(value: Any, *, name: str, optional: bool = False, run_id: str | Non
         )
 
 
+def check_depth(value: Any, *, name: str, run_id: str | None = None) -> None:
+    """Raise InvalidInputError when ``value`` nests more than ``MAX_JSON_DEPTH`` containers
+    deep (or contains itself): encoding it, or any recursive walk, would exhaust the stack.
+    Iterative, so a deep value is measured without that happening here."""
+    if not isinstance(value, Mapping | list | tuple) or not value:
+        return
+    stack: list[tuple[Any, int, str]] = [(value, 1, name)]
+    while stack:
+        node, depth, where = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidInputError(
+                f"{name} nests more than {MAX_JSON_DEPTH} levels deep (at {_clip(where)}), "
+                "or contains itself",
+                run_id=run_id,
+            )
+        items = node.items() if isinstance(node, Mapping) else enumerate(node)
+        for key, item in items:
+            if isinstance(item, Mapping | list | tuple):
+                stack.append((item, depth + 1, f"{where}[{key!r}]"))
+
+
 def check_json_mapping(value: Any, *, name: str, run_id: str | None = None) -> dict[str, Any]:
-    """A dict copy of ``value`` once it is known to be storable JSON (module docstring).
+    """A dict copy of ``value`` once it is known to encode as JSON (module docstring).
 
     None is an empty mapping. A value nested deeper than ``MAX_JSON_DEPTH`` (or one that
     contains itself) is refused before it is encoded, which would exhaust the stack.
@@ -103,25 +115,7 @@ def check_json_mapping(value: Any, *, name: str, run_id: str | None = None) -> d
         )
     if not value:
         return {}
-    # iterative, so a deep value cannot exhaust the stack before it is measured
-    stack: list[tuple[Any, int, str]] = [(value, 1, name)]
-    while stack:
-        node, depth, where = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise InvalidInputError(
-                f"{name} nests more than {MAX_JSON_DEPTH} levels deep (at {_clip(where)}), "
-                "or contains itself",
-                run_id=run_id,
-            )
-        items = node.items() if isinstance(node, Mapping) else enumerate(node)
-        for key, item in items:
-            if isinstance(key, str) and (fault := _text_fault(key)) is not None:
-                raise _unstorable(name, f"key {key!r} of {where}", fault, run_id)
-            if isinstance(item, str):
-                if (fault := _text_fault(item)) is not None:
-                    raise _unstorable(name, f"{where}[{key!r}]", fault, run_id)
-            elif isinstance(item, Mapping | list | tuple):
-                stack.append((item, depth + 1, f"{where}[{key!r}]"))
+    check_depth(value, name=name, run_id=run_id)
     try:
         json.dumps(value if type(value) is dict else dict(value), allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -158,6 +152,7 @@ def check_timeout(value: Any, *, name: str = "timeout") -> float | None:
 __all__ = [
     "MAX_ID_BYTES",
     "MAX_JSON_DEPTH",
+    "check_depth",
     "check_id",
     "check_json_mapping",
     "check_timeout",
