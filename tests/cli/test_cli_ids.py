@@ -39,6 +39,9 @@ def test_bad_ids_are_usage_errors_naming_the_argument(db: Path) -> None:
             "threads show": ("threads", "show"),
             "runs list --thread": ("runs", "list", "--thread"),
             "runs list --user": ("runs", "list", "--user"),
+            "runs show --user": ("runs", "show", "r1", "--user"),
+            "runs cancel --user": ("runs", "cancel", "r1", "--user"),
+            "threads show --user": ("threads", "show", "t1", "--user"),
         }.items()
     }
     expected_name = {
@@ -47,6 +50,9 @@ def test_bad_ids_are_usage_errors_naming_the_argument(db: Path) -> None:
         "threads show": "thread_id",
         "runs list --thread": "thread_id",
         "runs list --user": "user_id",
+        "runs show --user": "user_id",
+        "runs cancel --user": "user_id",
+        "threads show --user": "user_id",
     }
     before = sqlite_snapshot(db)
     wrong = []
