@@ -26,8 +26,8 @@ from langgraph_runstore.schemas import (
     MultitaskStrategy,
     RunRecord,
     RunStatus,
-    ensure_json,
 )
+from langgraph_runstore.validate import check_id, check_json_mapping, check_timeout
 from langgraph_runstore.workers import encode_input, utc_in
 
 #: beyond a remote run's lease and grace period: how long a cancelled run may take to end
@@ -143,21 +143,22 @@ class RunAdmission(RunQueries):
         user_id: str | None,
         run_id: str | None,
     ) -> RunRecord:
-        if not isinstance(thread_id, str) or not thread_id:
-            raise InvalidInputError(f"thread_id must be a non-empty string, got {thread_id!r}")
+        check_id(thread_id, name="thread_id")
         strategy = MultitaskStrategy.parse(multitask_strategy)
         if run_id is None:
             run_id = str(uuid.uuid4())
-        elif not isinstance(run_id, str) or not run_id:
-            raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
-        elif run_id in self.lifecycle.records:
-            raise InvalidInputError(
-                f"run_id {run_id!r} already names a run: a run_id names exactly one run",
-                run_id=run_id,
-                thread_id=thread_id,
-            )
-        ensure_json(metadata or {}, name="metadata", run_id=run_id)
-        ensure_json(kwargs or {}, name="kwargs", run_id=run_id)
+        else:
+            check_id(run_id, name="run_id")
+            if run_id in self.lifecycle.records:
+                raise InvalidInputError(
+                    f"run_id {run_id!r} already names a run: a run_id names exactly one run",
+                    run_id=run_id,
+                    thread_id=thread_id,
+                )
+        check_id(assistant_id, name="assistant_id", optional=True, run_id=run_id)
+        check_id(user_id, name="user_id", optional=True, run_id=run_id)
+        metadata = check_json_mapping(metadata, name="metadata", run_id=run_id)
+        kwargs = check_json_mapping(kwargs, name="kwargs", run_id=run_id)
         now = self.lifecycle.clock()
         self.lifecycle.evict_expired()
         return RunRecord(
@@ -166,8 +167,8 @@ class RunAdmission(RunQueries):
             assistant_id=assistant_id,
             on_disconnect=DisconnectMode.parse(on_disconnect),
             multitask_strategy=strategy.value,
-            metadata=dict(metadata or {}),
-            kwargs=dict(kwargs or {}),
+            metadata=metadata,
+            kwargs=kwargs,
             created_at=now,
             updated_at=now,
             model_name=model_name,
@@ -295,7 +296,7 @@ class RunAdmission(RunQueries):
         if store is None:
             raise InvalidInputError("submit() needs a store that the workers share")
         strategy = MultitaskStrategy.parse(multitask_strategy)
-        kwargs = {**encode_input(input), "config": config or {}, "timeout": timeout}
+        kwargs = {**encode_input(input), "config": config or {}, "timeout": check_timeout(timeout)}
         # in turn: the workers claim a thread's runs in the order their rows were inserted
         async with self.admission_turns.turn(thread_id):
             if not (self.is_worker and assistant_id in self.graphs):

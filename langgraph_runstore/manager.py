@@ -38,6 +38,7 @@ from langgraph_runstore.schemas import (
 )
 from langgraph_runstore.store.base import RunStore
 from langgraph_runstore.tracking import RunTracker, SyncRunTracker, check_flush_interval
+from langgraph_runstore.validate import check_id, check_timeout
 from langgraph_runstore.workers import RecoveryPolicy, WorkerServices, default_worker_id
 
 logger = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ class RunManager(RunAdmission, BlockingCalls):
         self.flush_interval = check_flush_interval(flush_interval)
         self.retry_policy = persistence_retry_policy or PersistenceRetryPolicy()
         self.retain_finished_for = retain_finished_for
+        check_id(worker_id, name="worker_id", optional=True)
         self.worker_id = worker_id or default_worker_id()
         # the clock is looked up at each call, so that patching _now_iso reaches it
         self.lifecycle = RunLifecycle(
@@ -407,12 +409,10 @@ class RunManager(RunAdmission, BlockingCalls):
         ``create_options`` go to ``create_or_reject`` (multitask_strategy, on_disconnect,
         metadata, user_id, assistant_id …). Runs of one thread execute in the order their
         ``start()`` calls were made, however their INSERTs interleave (``ThreadTurns``).
-        ``timeout`` seconds after it starts, a run is cancelled and ends ``timeout``.
+        ``timeout`` seconds (finite, > 0) after it starts, a run is cancelled and ends
+        ``timeout``. Ids, metadata and the timeout are checked first (``validate``).
         """
-        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-            raise InvalidInputError(
-                f"timeout must be a positive number of seconds, got {timeout!r}"
-            )
+        timeout = check_timeout(timeout)
         async with self.admission_turns.turn(thread_id):
             record = await self.create_or_reject(thread_id, start_now=True, **create_options)
             tracker = self.tracker(record.run_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -185,7 +186,7 @@ def ensure_json(value: Any, *, name: str, run_id: str | None = None) -> None:
         return
     try:
         json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInputError(
             f"{name} must be JSON-serialisable: {exc} (value: {_short_repr(value)})",
             run_id=run_id,
@@ -193,7 +194,10 @@ def ensure_json(value: Any, *, name: str, run_id: str | None = None) -> None:
 
 
 def _short_repr(value: Any, limit: int = 120) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # nested too deep to show whole
+        text = reprlib.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -33,6 +33,7 @@ from langgraph_runstore.cli.base import (
     UNTIL_HELP,
     CliError,
     Output,
+    check_id_param,
     cli,
     database_url,
     db_option,
@@ -68,12 +69,13 @@ async def thread_status(
 
 
 @threads.command("show")
-@click.argument("thread_id")
+@click.argument("thread_id", callback=check_id_param)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
 @click.option(
     "--user",
     "user_id",
     metavar="USER_ID",
+    callback=check_id_param,
     help="Only this user's runs, in the list, the totals and the status.",
 )
 @json_option
@@ -246,7 +248,8 @@ def prune(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     async def go() -> None:
-        async with open_store(resolve_db(ctx, db)) as store:
+        # a dry run only reads: it works on read-only storage too
+        async with open_store(resolve_db(ctx, db), read_only=dry_run) as store:
             planned = await store.prune_runs(older_than=older_than, dry_run=True)
             what = "runs" if keep_checkpoints else "runs and their checkpoints"
             when = format_time(older_than)

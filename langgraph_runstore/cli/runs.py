@@ -30,6 +30,7 @@ from langgraph_runstore.cli.base import (
     CliError,
     Output,
     check_cursor,
+    check_id_param,
     db_option,
     emit_json,
     json_option,
@@ -44,7 +45,13 @@ from langgraph_runstore.cli.base import (
 
 
 @runs.command("list")
-@click.option("--thread", "thread_id", metavar="THREAD_ID", help="Only runs of this thread.")
+@click.option(
+    "--thread",
+    "thread_id",
+    metavar="THREAD_ID",
+    callback=check_id_param,
+    help="Only runs of this thread.",
+)
 @click.option(
     "--status",
     "statuses",
@@ -52,7 +59,9 @@ from langgraph_runstore.cli.base import (
     type=click.Choice([s.value for s in RunStatus]),
     help="Only runs in this status (repeat for several).",
 )
-@click.option("--user", "user_id", metavar="USER_ID", help="Only runs of this user.")
+@click.option(
+    "--user", "user_id", metavar="USER_ID", callback=check_id_param, help="Only runs of this user."
+)
 @time_option("--since", SINCE_HELP)
 @time_option("--until", UNTIL_HELP)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
@@ -165,11 +174,12 @@ def _show_run(record: RunRecord, checkpoints: list[dict[str, Any]]) -> None:
 
 
 @runs.command("show")
-@click.argument("run_id")
+@click.argument("run_id", callback=check_id_param)
 @click.option(
     "--user",
     "user_id",
     metavar="USER_ID",
+    callback=check_id_param,
     help="Only a run of this user: another user's run reads as unknown.",
 )
 @json_option
@@ -196,7 +206,7 @@ def runs_show(
 
 
 @runs.command("cancel")
-@click.argument("run_id")
+@click.argument("run_id", callback=check_id_param)
 @click.option(
     "--action",
     type=click.Choice(["interrupt", "rollback"]),
@@ -208,6 +218,7 @@ def runs_show(
     "--user",
     "user_id",
     metavar="USER_ID",
+    callback=check_id_param,
     help="Only a run of this user: another user's run reads as unknown and is left alone.",
 )
 @json_option

@@ -27,6 +27,7 @@ from langgraph_runstore.schemas import (
     now_iso,
 )
 from langgraph_runstore.text import storable_fields
+from langgraph_runstore.validate import check_depth
 
 _PUT_FIELDS = frozenset(ROW_FIELDS) - {"run_id", "thread_id"}
 _TIMESTAMP_FIELDS = (
@@ -381,6 +382,8 @@ def prepare_row(
             f"expected some of {sorted(_PUT_FIELDS)}",
             run_id=run_id,
         )
+    for name in JSON_FIELDS:
+        check_depth(fields.get(name), name=name, run_id=run_id)  # before any walk of it
     row = storable_fields(fields, JSON_FIELDS)
     row["run_id"] = run_id
     row["thread_id"] = thread_id
