@@ -1,5 +1,6 @@
-"""Throughput with 1, 2 and 4 worker processes on one PostgreSQL database, and dispatch
-latency (submit -> running).
+"""Throughput with 1, 2, 4 and 8 worker processes on one PostgreSQL database, and dispatch
+latency (submit -> running). On a 2-core machine the 8-worker row measures contention as
+much as dispatch: 8 processes share 2 cores, so read it with that caveat.
 
 Each worker is ``tests/workers/worker_process.py``: it serves the ``echo`` assistant, a
 one-node graph whose node sleeps 50 ms (an LLM-latency stand-in), and runs at most 2 runs
@@ -114,7 +115,7 @@ async def main() -> None:
     try:
         async with SQLRunStore.from_url(url) as store:
             client = RunManager(store=store)
-            for count in (1, 2, 4):
+            for count in (1, 2, 4, 8):
                 procs = [spawn(url, f"bench-{count}-{n}") for n in range(count)]
                 try:
                     await drain(client, f"warm{count}")
@@ -137,14 +138,19 @@ async def main() -> None:
     lat.sort()
     p50, p90 = lat[len(lat) // 2], lat[int(len(lat) * 0.9)]
     print()
-    one, four = throughput[1], throughput[4]
+    one, four, eight = throughput[1], throughput[4], throughput[8]
     print(
         f"4 workers vs 1: {four.max / one.max:.2f}x min, "
-        f"{four.median / one.median:.2f}x median (goal >= 3x)"
+        f"{four.median / one.median:.2f}x median (goal >= 3.9x)"
+    )
+    cores = os.cpu_count() or 1
+    print(
+        f"8 workers vs 1: {eight.max / one.max:.2f}x min, {eight.median / one.median:.2f}x "
+        f"median ({cores} CPU cores here: with fewer than 8 the row shows contention)"
     )
     print(
         "dispatch latency submit->running on idle workers: "
-        f"p50 {p50:.1f} ms, p90 {p90:.1f} ms (goal p50 < 50 ms)"
+        f"p50 {p50:.1f} ms, p90 {p90:.1f} ms (goal p50 < 5 ms)"
     )
 
 

@@ -296,11 +296,13 @@ class RunAdmission(RunQueries):
         if store is None:
             raise InvalidInputError("submit() needs a store that the workers share")
         strategy = MultitaskStrategy.parse(multitask_strategy)
+        if not isinstance(wait_for_worker, (int, float)) or not 0 <= wait_for_worker < 1e9:
+            raise InvalidInputError(
+                f"wait_for_worker must be a number of seconds >= 0, got {wait_for_worker!r}"
+            )
         kwargs = {**encode_input(input), "config": config or {}, "timeout": check_timeout(timeout)}
         # in turn: the workers claim a thread's runs in the order their rows were inserted
         async with self.admission_turns.turn(thread_id):
-            if not (self.is_worker and assistant_id in self.graphs):
-                await until_served(store, assistant_id, timeout=wait_for_worker)
             record = self._new_record(
                 thread_id,
                 assistant_id,
@@ -314,6 +316,8 @@ class RunAdmission(RunQueries):
             )
             if create_options:
                 raise InvalidInputError(f"unknown submit() option(s): {sorted(create_options)}")
+            if not (self.is_worker and assistant_id in self.graphs):  # the input is valid
+                await until_served(store, assistant_id, timeout=wait_for_worker)
             record.owner_worker_id = None
             record.lease_expires_at = None
             record.shared_queue = True
