@@ -25,13 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_delay,
-    wait_exponential_jitter,
-)
+from tenacity import AsyncRetrying, retry_if_exception, stop_before_delay, wait_exponential_jitter
 
 from langgraph_runstore.checkpoint._codec import dumps_json
 from langgraph_runstore.checkpoint._prune import PG_PRUNE, prune_sqlite, refuse
@@ -310,20 +304,24 @@ class PostgresBackend:
                 raise
             if timeout <= 0:
                 raise _gave_up(exc, timeout, 1) from exc
-
-        def give_up(state: RetryCallState) -> T:
-            error = state.outcome.exception() if state.outcome is not None else None
-            assert error is not None  # called only once a transient error ran out of time
-            raise _gave_up(error, timeout, state.attempt_number + 1) from error
-
+        # the first retry goes at once: a fresh connection usually works straight away
+        attempts = 1
         retrying = AsyncRetrying(
-            stop=stop_after_delay(timeout),
-            wait=wait_exponential_jitter(initial=0.05, max=1.0, jitter=0.05),
+            stop=stop_before_delay(timeout),
+            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
             retry=retry_if_exception(is_transient),
-            retry_error_callback=give_up,
+            reraise=True,
         )
-        result: T = await retrying(call)
-        return result
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    return await call()
+        except Exception as exc:
+            if is_transient(exc):
+                raise _gave_up(exc, timeout, attempts) from exc
+            raise  # a retry reached the server, which refused the operation itself
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
         rows: list[Row] = await self._run(lambda conn: conn.fetch(sql, *params))

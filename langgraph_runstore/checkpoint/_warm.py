@@ -40,14 +40,21 @@ Batch = list[tuple[str, Sequence[Any], "asyncio.Future[None]"]]
 
 
 def is_connection_lost(exc: BaseException) -> bool:
-    """Whether ``exc`` says the connection itself failed, not the statement it carried."""
-    sqlstate = getattr(exc, "sqlstate", None)
-    if isinstance(sqlstate, str) and sqlstate.startswith(_CONNECTION_SQLSTATES):
-        return True
-    # asyncpg's client-side errors, by name (asyncpg is optional): InterfaceError (its
-    # subclasses too) and InternalClientError ("cannot switch to state ...") after a cut
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    return bool(names & {"InterfaceError", "InternalClientError"}) or isinstance(exc, OSError)
+    """Whether ``exc`` says the connection itself failed, not the statement it carried
+    (SQLAlchemy's wrappers of asyncpg's errors included)."""
+    for _ in range(4):
+        sqlstate = getattr(exc, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_CONNECTION_SQLSTATES):
+            return True
+        # asyncpg's client-side errors, by name (asyncpg is optional): InterfaceError (its
+        # subclasses too) and InternalClientError ("cannot switch to state ...") after a cut
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if names & {"InterfaceError", "InternalClientError"} or isinstance(exc, OSError):
+            return True
+        if exc.__cause__ is None:
+            return False
+        exc = exc.__cause__
+    return False
 
 
 class WarmConnections:
@@ -114,7 +121,7 @@ class WarmConnections:
             return await self._open()
         except BaseException:
             self._count -= 1
-            self._grant_slot()
+            self._refill()
             raise
 
     async def _open(self) -> PoolProxiedConnection:
@@ -232,10 +239,10 @@ class WarmConnections:
             conn = await self._open()
         except BaseException as exc:
             self._count -= 1
-            self._grant_slot()
-            failed = [item for item in self._writes]
+            failed = list(self._writes)
             self._writes.clear()
             self._fail(failed, exc)
+            self._grant_slot()
             if not isinstance(exc, Exception):
                 raise
             return
@@ -259,6 +266,11 @@ class WarmConnections:
     def discard(self, conn: PoolProxiedConnection) -> None:
         """Drop a connection that may be mid-statement or broken; a waiter may open anew."""
         self._drop(conn)
+        self._refill()
+
+    def _refill(self) -> None:
+        """Hand a freed place to a waiting operation, else to the queued writes: nobody else
+        would open a connection for them."""
         if not self._closed:
             self._grant_slot()
             if self._writes and self._count < self._limit:
