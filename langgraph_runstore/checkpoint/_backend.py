@@ -226,11 +226,7 @@ class PostgresBackend:
         import asyncpg
 
         self._postgres_error: type[BaseException] = asyncpg.PostgresError
-        if not (isinstance(reconnect_timeout, (int, float)) and 0 <= reconnect_timeout < 1e6):
-            raise InvalidInputError(
-                f"reconnect_timeout must be a number of seconds >= 0, not {reconnect_timeout!r}"
-            )
-        self._reconnect_timeout = float(reconnect_timeout)
+        self._reconnect_timeout = seconds(reconnect_timeout)
         self._engine = engine
         self._bridge = bridge
         self._bridge_engine: AsyncEngine | None = None
@@ -383,6 +379,16 @@ class PostgresBackend:
             self._sets.pop(other).abandon()
 
 
+def seconds(reconnect_timeout: float) -> float:
+    """``reconnect_timeout`` checked: a finite number of seconds >= 0."""
+    value = reconnect_timeout
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e6:
+        raise InvalidInputError(
+            f"reconnect_timeout must be a number of seconds >= 0, not {reconnect_timeout!r}"
+        )
+    return float(value)
+
+
 #: SQLSTATEs worth sending again on a healthy connection: serialisation failure, deadlock
 _RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 
@@ -394,7 +400,12 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _gave_up(error: BaseException, timeout: float, attempts: int) -> CheckpointError:
-    return CheckpointError(
+    what = (
         "lost the PostgreSQL connection and could not complete the checkpoint operation on "
-        f"a new one within {timeout:g} s ({attempts} attempts): {type(error).__name__}: {error}"
+        "a new one"
+        if is_connection_lost(error)
+        else "PostgreSQL kept asking to retry the checkpoint operation"
+    )
+    return CheckpointError(
+        f"{what} within {timeout:g} s ({attempts} attempts): {type(error).__name__}: {error}"
     )

@@ -31,6 +31,7 @@ from langgraph_runstore.checkpoint._backend import (
     Row,
     SqliteBackend,
     WriteRow,
+    seconds,
 )
 from langgraph_runstore.checkpoint._codec import decode, dumps_json, encode, loads_json
 from langgraph_runstore.checkpoint._deltas import ListDeltas, ListState
@@ -74,8 +75,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
     On PostgreSQL the saver keeps up to ``max_connections`` (default: 8, or the engine's
     pool size if smaller) of the engine's pooled connections warm for its operations and
     hands them back on ``aclose()``, so close a saver you made yourself when done with it.
-    An operation whose connection is cut (``pg_terminate_backend``, a server restart) is sent
-    again on a fresh one for up to ``reconnect_timeout`` seconds, then raises CheckpointError.
+    An operation cut off mid-way is retried on new connections for ``reconnect_timeout`` s.
 
     Sync API: ``get_tuple``, ``list``, ``put`` … (what ``graph.invoke`` and ``graph.stream``
     call) run the async method on a private event loop that the saver starts on a daemon
@@ -104,7 +104,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         self.engine = engine
         self._bridge = LoopThread(f"SQLAlchemySaver-{id(self):x}")
         self._bridge_ready = False
-        dialect = engine.dialect.name
+        dialect, reconnect_timeout = engine.dialect.name, seconds(reconnect_timeout)
         backend: Backend
         if dialect == "sqlite" and engine.dialect.driver == "aiosqlite":
             backend = SqliteBackend(engine)

@@ -32,7 +32,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from langgraph_runstore import RunManager, SQLRunStore
 from langgraph_runstore.checkpoint import SQLAlchemySaver
 from langgraph_runstore.checkpoint._backend import is_transient
-from langgraph_runstore.errors import CheckpointError, InvalidInputError
+from langgraph_runstore.errors import CheckpointError, DatabaseConfigError, InvalidInputError
 from tests.graphs import listed_model, reply, two_model_graph
 
 pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
@@ -251,16 +251,26 @@ def test_transient_errors_are_classified() -> None:
     assert [is_transient(e) for e in refused] == [False] * len(refused)
 
 
-@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "10"])
-async def test_reconnect_timeout_is_checked(pg_url: str, bad: Any) -> None:
+async def test_psycopg_urls_are_refused_so_these_faults_cover_every_supported_driver(
+    pg_url: str,
+) -> None:
+    # psycopg support is a later issue; when it lands, run this module's tests on it too
+    with pytest.raises(DatabaseConfigError, match="psycopg"):
+        async with SQLAlchemySaver.from_url(pg_url.replace("+asyncpg", "+psycopg")):
+            pass
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan"), float("inf"), "10", True])
+async def test_reconnect_timeout_is_checked(pg_url: str, tmp_path: Path, bad: Any) -> None:
     from langgraph_runstore.db.engine import create_engine
 
-    engine = create_engine(pg_url)
-    try:
-        with pytest.raises(InvalidInputError, match="reconnect_timeout"):
-            SQLAlchemySaver(engine, reconnect_timeout=bad)
-    finally:
-        await engine.dispose()
+    for url in (pg_url, f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"):
+        engine = create_engine(url)
+        try:
+            with pytest.raises(InvalidInputError, match="reconnect_timeout"):
+                SQLAlchemySaver(engine, reconnect_timeout=bad)
+        finally:
+            await engine.dispose()
 
 
 # --- a private server, stopped and started under the saver ---------------------------------
