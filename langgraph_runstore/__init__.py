@@ -14,16 +14,19 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
+    "BackgroundRetryPolicy": "durability",
     "CancelAction": "schemas",
     "CheckpointError": "errors",
     "ConflictError": "errors",
     "DatabaseConfigError": "errors",
     "DisconnectMode": "schemas",
+    "ForeignDatabaseError": "errors",
     "InvalidInputError": "errors",
     "InvalidTransitionError": "errors",
     "MemoryRunStore": "store.memory",
     "MultitaskStrategy": "schemas",
-    "PersistenceRetryPolicy": "lifecycle",
+    "NoWorkerError": "errors",
+    "PersistenceRetryPolicy": "retry",
     "PruneRefusedError": "errors",
     "PruneResult": "query",
     "RecoveryPolicy": "workers",
@@ -48,15 +51,18 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "BackgroundRetryPolicy",
     "CancelAction",
     "CheckpointError",
     "ConflictError",
     "DatabaseConfigError",
     "DisconnectMode",
+    "ForeignDatabaseError",
     "InvalidInputError",
     "InvalidTransitionError",
     "MemoryRunStore",
     "MultitaskStrategy",
+    "NoWorkerError",
     "PersistenceRetryPolicy",
     "PruneRefusedError",
     "PruneResult",
@@ -97,12 +103,15 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from langgraph_runstore.checkpoint import SQLAlchemySaver
+    from langgraph_runstore.durability import BackgroundRetryPolicy
     from langgraph_runstore.errors import (
         CheckpointError,
         ConflictError,
         DatabaseConfigError,
+        ForeignDatabaseError,
         InvalidInputError,
         InvalidTransitionError,
+        NoWorkerError,
         PruneRefusedError,
         RunAlreadyInvokedError,
         RunNotFoundError,
@@ -110,9 +119,9 @@ if TYPE_CHECKING:
         SchemaVersionError,
         UnsupportedStrategyError,
     )
-    from langgraph_runstore.lifecycle import PersistenceRetryPolicy
     from langgraph_runstore.manager import RunManager
     from langgraph_runstore.query import PruneResult, RunPage, UsageRow
+    from langgraph_runstore.retry import PersistenceRetryPolicy
     from langgraph_runstore.schemas import (
         CancelAction,
         DisconnectMode,

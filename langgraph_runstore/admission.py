@@ -1,6 +1,7 @@
 """Admission: creating runs and applying the multitask strategies to a thread's active runs
-(``reject`` atomically in the store, ``enqueue``, ``interrupt``, ``rollback``), and putting
-runs in the workers' shared queue. Per-thread FIFO execution is ``execution``'s.
+(``reject`` atomically in the store, ``enqueue``, ``interrupt``, ``rollback``), putting runs
+in the workers' shared queue, and admitting the runs of a thread in call order
+(``ThreadTurns``). Per-thread FIFO execution is ``execution``'s.
 
 ``RunAdmission`` is a mixin on the facade, over the read side (``queries``) it consults;
 what else it needs of the facade is declared on the class.
@@ -8,12 +9,16 @@ what else it needs of the facade is declared on the class.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from langgraph_runstore.awaitable import async_api
 from langgraph_runstore.errors import ConflictError, InvalidInputError
 from langgraph_runstore.queries import RunQueries
+from langgraph_runstore.remote import until_ended, until_served
 from langgraph_runstore.schemas import (
     ACTIVE_STATUSES,
     CancelAction,
@@ -21,9 +26,55 @@ from langgraph_runstore.schemas import (
     MultitaskStrategy,
     RunRecord,
     RunStatus,
-    ensure_json,
 )
+from langgraph_runstore.validate import check_id, check_json_mapping, check_timeout
 from langgraph_runstore.workers import encode_input, utc_in
+
+#: beyond a remote run's lease and grace period: how long a cancelled run may take to end
+STOP_WAIT_SECONDS = 5.0
+
+
+class ThreadTurns:
+    """Admission of each thread's runs in the order it was asked for, within one process.
+
+    ``async with turns.turn(thread_id)`` waits until every block entered before it on that
+    thread has left. ``start()`` and ``submit()`` admit a run inside one: concurrent INSERTs
+    finish in any order (on PostgreSQL, each on its own pooled connection), so without it
+    runs would be launched, and take their place in the store's sequence, in that order
+    rather than in the order the calls were made.
+    """
+
+    def __init__(self) -> None:
+        self._last: dict[str, asyncio.Future[None]] = {}
+
+    @asynccontextmanager
+    async def turn(self, thread_id: object) -> AsyncIterator[None]:
+        """Wait for the earlier turns of ``thread_id``, hold this one for the block."""
+        if not isinstance(thread_id, str):
+            yield  # admission refuses it with InvalidInputError
+            return
+        loop = asyncio.get_running_loop()
+        previous = self._last.get(thread_id)
+        if previous is not None and previous.get_loop() is not loop:
+            previous = None  # a turn taken on another loop cannot be awaited on this one
+        mine: asyncio.Future[None] = loop.create_future()
+        self._last[thread_id] = mine
+        try:
+            if previous is not None and not previous.done():
+                await asyncio.wait([previous])  # unlike await, never cancels it
+            yield
+        finally:
+            if previous is None or previous.done():
+                self._pass(thread_id, mine)
+            else:
+                # cancelled while waiting: the turns after ours still come after the earlier
+                previous.add_done_callback(lambda _: self._pass(thread_id, mine))
+
+    def _pass(self, thread_id: str, mine: asyncio.Future[None]) -> None:
+        if not mine.done():
+            mine.set_result(None)
+        if self._last.get(thread_id) is mine:
+            del self._last[thread_id]
 
 
 class RunAdmission(RunQueries):
@@ -31,6 +82,10 @@ class RunAdmission(RunQueries):
 
     worker_id: str
     lease_seconds: float | None
+    grace_seconds: float
+    graphs: dict[str, Any]
+    #: orders ``start()`` and ``submit()`` of one thread (the facade makes it)
+    admission_turns: ThreadTurns
 
     @property
     def is_worker(self) -> bool:
@@ -88,21 +143,22 @@ class RunAdmission(RunQueries):
         user_id: str | None,
         run_id: str | None,
     ) -> RunRecord:
-        if not isinstance(thread_id, str) or not thread_id:
-            raise InvalidInputError(f"thread_id must be a non-empty string, got {thread_id!r}")
+        check_id(thread_id, name="thread_id")
         strategy = MultitaskStrategy.parse(multitask_strategy)
         if run_id is None:
             run_id = str(uuid.uuid4())
-        elif not isinstance(run_id, str) or not run_id:
-            raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
-        elif run_id in self.lifecycle.records:
-            raise InvalidInputError(
-                f"run_id {run_id!r} already names a run: a run_id names exactly one run",
-                run_id=run_id,
-                thread_id=thread_id,
-            )
-        ensure_json(metadata or {}, name="metadata", run_id=run_id)
-        ensure_json(kwargs or {}, name="kwargs", run_id=run_id)
+        else:
+            check_id(run_id, name="run_id")
+            if run_id in self.lifecycle.records:
+                raise InvalidInputError(
+                    f"run_id {run_id!r} already names a run: a run_id names exactly one run",
+                    run_id=run_id,
+                    thread_id=thread_id,
+                )
+        check_id(assistant_id, name="assistant_id", optional=True, run_id=run_id)
+        check_id(user_id, name="user_id", optional=True, run_id=run_id)
+        metadata = check_json_mapping(metadata, name="metadata", run_id=run_id)
+        kwargs = check_json_mapping(kwargs, name="kwargs", run_id=run_id)
         now = self.lifecycle.clock()
         self.lifecycle.evict_expired()
         return RunRecord(
@@ -111,14 +167,14 @@ class RunAdmission(RunQueries):
             assistant_id=assistant_id,
             on_disconnect=DisconnectMode.parse(on_disconnect),
             multitask_strategy=strategy.value,
-            metadata=dict(metadata or {}),
-            kwargs=dict(kwargs or {}),
+            metadata=metadata,
+            kwargs=kwargs,
             created_at=now,
             updated_at=now,
             model_name=model_name,
             user_id=user_id,
-            # owned (with a lease) only in worker mode, where leases mean something
-            owner_worker_id=self.worker_id if self.is_worker else None,
+            # every run names the process that executes it; only workers hold a lease
+            owner_worker_id=self.worker_id,
             lease_expires_at=(utc_in(self.lease_seconds or 30.0) if self.is_worker else None),
         )
 
@@ -165,9 +221,14 @@ class RunAdmission(RunQueries):
                 row = record.to_row(sparse=True)
                 del row["run_id"], row["thread_id"]
                 store = self.store
-                admitted = await self.lifecycle.retrying(
-                    lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
-                )
+
+                def admit() -> Awaitable[bool]:
+                    return store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
+
+                admitted = await self.lifecycle.retrying(admit)
+                if not admitted and await self.lifecycle.settle_thread(thread_id):
+                    # the active row was one of ours whose end had not landed: now it has
+                    admitted = await self.lifecycle.retrying(admit)
                 if not admitted:
                     raise ConflictError(
                         f"thread {thread_id!r} already has a pending or running run "
@@ -177,11 +238,28 @@ class RunAdmission(RunQueries):
             self.lifecycle.hold(record)
             return record
         if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
-            for active in await self.active_runs(thread_id):
-                await self.cancel(active.run_id, action=strategy.value)
+            await self._cancel_active(thread_id, strategy.value)
         self.lifecycle.hold(record)
         await self.lifecycle.persist_new(record)
         return record
+
+    async def _cancel_active(self, thread_id: str, action: str) -> None:
+        """Cancel the thread's active runs and wait until each has ended where it runs, so
+        that the new run never executes beside an old one on another worker."""
+        for active in await self.active_runs(thread_id):
+            await self.cancel(active.run_id, action=action)
+            if not active.store_only or self.store is None or active.is_final:
+                continue
+            # its owner stops it at its next renewal (or at once on a NOTIFY); if the owner
+            # died, recovery ends it once the lease and the grace period have passed
+            timeout = (self.lease_seconds or 0.0) + self.grace_seconds + STOP_WAIT_SECONDS
+            if await until_ended(self.lifecycle, active, timeout=timeout) is None:
+                raise ConflictError(
+                    f"run {active.run_id!r} of thread {thread_id!r} was asked to stop "
+                    f"({action}) but is still active after {timeout:.0f} s",
+                    run_id=active.run_id,
+                    thread_id=thread_id,
+                )
 
     def _reject_if_busy_locally(self, thread_id: str) -> None:
         for other in self.lifecycle.thread_records(thread_id):
@@ -203,51 +281,58 @@ class RunAdmission(RunQueries):
         config: dict[str, Any] | None = None,
         timeout: float | None = None,
         multitask_strategy: MultitaskStrategy | str = MultitaskStrategy.enqueue,
+        wait_for_worker: float = 10.0,
         **create_options: Any,
     ) -> RunRecord:
         """Put a run in the shared queue, for any worker whose ``graphs`` has ``assistant_id``.
 
         ``input`` (or a ``Command``) and ``config`` must be JSON-serialisable: they are stored
-        with the run. Returns the pending record; ``join(run_id)`` waits for its end.
+        with the run. Returns the pending record; ``join(run_id)`` waits for its end. When
+        no live worker serves ``assistant_id`` (the fleet table), it waits up to
+        ``wait_for_worker`` seconds for one to start, then raises NoWorkerError and writes
+        nothing: a run nobody will claim would wait forever.
         """
         store = self.store
         if store is None:
             raise InvalidInputError("submit() needs a store that the workers share")
         strategy = MultitaskStrategy.parse(multitask_strategy)
-        kwargs = {**encode_input(input), "config": config or {}, "timeout": timeout}
-        record = self._new_record(
-            thread_id,
-            assistant_id,
-            kwargs=kwargs,
-            multitask_strategy=strategy,
-            on_disconnect=create_options.pop("on_disconnect", DisconnectMode.cancel),
-            metadata=create_options.pop("metadata", None),
-            model_name=create_options.pop("model_name", None),
-            user_id=create_options.pop("user_id", None),
-            run_id=create_options.pop("run_id", None),
-        )
-        if create_options:
-            raise InvalidInputError(f"unknown submit() option(s): {sorted(create_options)}")
-        record.owner_worker_id = None
-        record.lease_expires_at = None
-        record.shared_queue = True
-        row = record.to_row()
-        del row["run_id"], row["thread_id"]
-        if strategy == MultitaskStrategy.reject:
-            admitted = await self.lifecycle.retrying(
-                lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
+        kwargs = {**encode_input(input), "config": config or {}, "timeout": check_timeout(timeout)}
+        # in turn: the workers claim a thread's runs in the order their rows were inserted
+        async with self.admission_turns.turn(thread_id):
+            if not (self.is_worker and assistant_id in self.graphs):
+                await until_served(store, assistant_id, timeout=wait_for_worker)
+            record = self._new_record(
+                thread_id,
+                assistant_id,
+                kwargs=kwargs,
+                multitask_strategy=strategy,
+                on_disconnect=create_options.pop("on_disconnect", DisconnectMode.cancel),
+                metadata=create_options.pop("metadata", None),
+                model_name=create_options.pop("model_name", None),
+                user_id=create_options.pop("user_id", None),
+                run_id=create_options.pop("run_id", None),
             )
-            if not admitted:
-                raise ConflictError(
-                    f"thread {thread_id!r} already has a pending or running run "
-                    "(multitask_strategy='reject')",
-                    thread_id=thread_id,
+            if create_options:
+                raise InvalidInputError(f"unknown submit() option(s): {sorted(create_options)}")
+            record.owner_worker_id = None
+            record.lease_expires_at = None
+            record.shared_queue = True
+            row = record.to_row()
+            del row["run_id"], row["thread_id"]
+            if strategy == MultitaskStrategy.reject:
+                admitted = await self.lifecycle.retrying(
+                    lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
                 )
-        else:
-            if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
-                for active in await self.active_runs(thread_id):
-                    await self.cancel(active.run_id, action=strategy.value)
-            await self.lifecycle.put_record(record)
+                if not admitted:
+                    raise ConflictError(
+                        f"thread {thread_id!r} already has a pending or running run "
+                        "(multitask_strategy='reject')",
+                        thread_id=thread_id,
+                    )
+            else:
+                if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
+                    await self._cancel_active(thread_id, strategy.value)
+                await self.lifecycle.put_record(record)
         notify = getattr(store, "notify_queue", None)
         if notify is not None:
             await notify(assistant_id)

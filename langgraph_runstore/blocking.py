@@ -1,6 +1,7 @@
-"""Blocking calls into an async RunManager: ``run_sync``, the loop thread it runs on, and
-``RunManager.sync_from_url``. Scripts with no event loop use these through the manager's
-sync methods (``invoke``, ``track_sync``) or through ``SyncRunManager``.
+"""Blocking calls into an async RunManager: ``run_sync``, the loop thread it runs on,
+``invoke`` (one ``graph.invoke`` as a tracked run, over the facade's ``track_sync``) and
+``RunManager.sync_from_url``. Scripts with no event loop use these directly or through
+``SyncRunManager``.
 
 ``BlockingCalls`` is a mixin on the facade. Every blocking call of one manager runs on that
 manager's private loop thread, so its store I/O happens on one event loop.
@@ -9,19 +10,24 @@ manager's private loop thread, so its store I/O happens on one event loop.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
 from langgraph_runstore.loop_thread import LoopThread
+from langgraph_runstore.schemas import RunRecord
 from langgraph_runstore.store.base import RunStore
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Manager = TypeVar("Manager", bound="BlockingCalls")
 
 
 class BlockingCalls:
-    """``run_sync``, ``close_sync`` and ``sync_from_url`` (see the module docstring)."""
+    """``run_sync``, ``invoke``, ``close_sync`` and ``sync_from_url`` (see the module
+    docstring)."""
 
     store: RunStore | None
     loop_thread: LoopThread | None = None
@@ -49,6 +55,39 @@ class BlockingCalls:
             return await factory()
 
         return self.loop_thread.run(call)
+
+    def track_sync(
+        self,
+        *,
+        thread_id: str,
+        config: dict[str, Any] | None = None,
+        graph: Any = None,
+        **create_options: Any,
+    ) -> AbstractContextManager[RunRecord]:
+        """Record the one ``graph.invoke``/``stream`` made in the block (the facade's)."""
+        raise NotImplementedError
+
+    def invoke(
+        self,
+        graph: Any,
+        input: Any,
+        *,
+        thread_id: str,
+        config: dict[str, Any] | None = None,
+        **create_options: Any,
+    ) -> RunRecord:
+        """Run ``graph.invoke(input)`` as one tracked run, synchronously; return the record.
+
+        Exceptions of the graph are recorded on the run (status ``error``), not raised.
+        """
+        with self.track_sync(
+            thread_id=thread_id, config=config, graph=graph, **create_options
+        ) as run:
+            try:
+                run.output = graph.invoke(input, run.config)
+            except Exception:  # recorded by the tracker as the run's error
+                logger.debug("Run %s failed", run.run_id, exc_info=True)
+        return run
 
     def close_sync(self) -> None:
         """Stop the background loop that sync calls run on (``sync_from_url`` does this on

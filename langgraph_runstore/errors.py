@@ -9,10 +9,12 @@
     ├── InvalidInputError          a bad argument value (also a ValueError)
     │   └── UnsupportedStrategyError   an unknown multitask strategy
     ├── DatabaseConfigError        an unsupported database URL or driver (also a ValueError)
+    │   └── ForeignDatabaseError   a database the package would clash with, or not SQLite at all
     ├── SchemaVersionError         the database was migrated by a newer package version
     ├── CheckpointError            a checkpoint that cannot be read or written
     │   └── PruneRefusedError      keep_latest refused a DeltaChannel thread (a NotImplementedError)
-    └── RunAlreadyInvokedError     a second graph invocation under one run_id
+    ├── RunAlreadyInvokedError     a second graph invocation under one run_id
+    └── NoWorkerError              no live worker serves the assistant a run is submitted to
 """
 
 from __future__ import annotations
@@ -70,6 +72,22 @@ class DatabaseConfigError(RunStoreError, ValueError):
     """The database URL names a backend or driver the package does not support."""
 
 
+class ForeignDatabaseError(DatabaseConfigError):
+    """The database holds another application's objects under names the package's schema
+    needs (``names``), or the file is not a SQLite database; nothing in it was changed."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        thread_id: str | None = None,
+        names: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message, run_id=run_id, thread_id=thread_id)
+        self.names = names
+
+
 class SchemaVersionError(RunStoreError):
     """The database schema is newer than this package knows; upgrade the package."""
 
@@ -98,12 +116,18 @@ class RunAlreadyInvokedError(RunStoreError):
     """A run_id names one graph invocation; a second one under the same run was attempted."""
 
 
+class NoWorkerError(RunStoreError):
+    """``submit()`` found no live worker serving the assistant: nobody would claim the run."""
+
+
 __all__ = [
     "CheckpointError",
     "ConflictError",
     "DatabaseConfigError",
+    "ForeignDatabaseError",
     "InvalidInputError",
     "InvalidTransitionError",
+    "NoWorkerError",
     "PruneRefusedError",
     "RunAlreadyInvokedError",
     "RunNotFoundError",

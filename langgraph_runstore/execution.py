@@ -82,6 +82,11 @@ class RunExecutor:
         self._tails[record.thread_id] = task
         task.add_done_callback(lambda done: self._forget(record, done))
 
+    def unfinished(self) -> list[asyncio.Task[Any]]:
+        """The tasks of the runs this executor started that have not ended."""
+        tasks = (execution.record.task for execution in self._executions.values())
+        return [task for task in tasks if task is not None and not task.done()]
+
     def active_count(self) -> int:
         """How many runs this executor has started and not yet finished (queued included)."""
         return len(self._executions)

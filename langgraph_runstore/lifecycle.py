@@ -5,28 +5,29 @@ The store is the truth. Every status change is one conditional write
 (``RunStore.write_status``) whose answer, the row's status fields as stored, updates the
 live record; a change the store refuses (another process ended the run) leaves the record
 showing what the store holds, with a warning and no traceback. Store writes are retried on
-transient lock, serialisation and connection errors (``PersistenceRetryPolicy``); a row
-that went missing is re-created from the live record; a permanent failure is logged with
-the run id and never crashes the caller. Records of finished runs stay for
+transient errors (retry.py); a row that went missing is re-created from the live record;
+a final write that still fails is retried in the background (durability.py) and never
+crashes the caller. Records of finished runs stay for
 ``retain_finished_for`` seconds, then only the store has them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-import sqlite3
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy.exc import DBAPIError
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
-
-from langgraph_runstore.errors import InvalidInputError, RunNotFoundError
+from langgraph_runstore.durability import BackgroundRetryPolicy, UnsavedFinalWrites
+from langgraph_runstore.errors import ConflictError, InvalidInputError, RunNotFoundError
+from langgraph_runstore.query import FINAL_STATUS_VALUES
+from langgraph_runstore.retry import PersistenceRetryPolicy, is_transient_error, retry_transient
 from langgraph_runstore.schemas import (
     COMPLETION_FIELDS,
+    JSON_FIELDS,
+    TOKEN_FIELDS,
     CancelAction,
     RunRecord,
     RunStatus,
@@ -34,63 +35,24 @@ from langgraph_runstore.schemas import (
     now_iso,
 )
 from langgraph_runstore.store.base import RunStore, StatusWrite
+from langgraph_runstore.text import storable_fields, storable_text
 
 T = TypeVar("T")
 
-_TRANSIENT_SQLSTATES = frozenset({"40001", "40P01"})
-# class 08: connection exceptions; 57P01-57P03: the server is shutting down or restarting
-_CONNECTION_SQLSTATE_PREFIXES = ("08", "57P0")
-# asyncpg's errors for a connection that closed under us (matched by name: asyncpg is optional)
-_LOST_CONNECTION_ERRORS = frozenset({"ConnectionDoesNotExistError", "InterfaceError"})
-
-
-@dataclass(frozen=True)
-class PersistenceRetryPolicy:
-    """How store writes are retried on transient errors (locks, serialisation failures).
-
-    Attempt ``n`` waits ``initial_delay * multiplier ** (n - 1)`` seconds, capped at
-    ``max_delay``. Permanent errors are never retried.
-    """
-
-    max_attempts: int = 5
-    initial_delay: float = 0.05
-    max_delay: float = 2.0
-    multiplier: float = 2.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.max_attempts, int) or self.max_attempts < 1:
-            raise InvalidInputError(f"max_attempts must be an int >= 1, got {self.max_attempts!r}")
-        for name in ("initial_delay", "max_delay"):
-            if getattr(self, name) < 0:
-                raise InvalidInputError(f"{name} must be >= 0, got {getattr(self, name)!r}")
-        if self.multiplier < 1:
-            raise InvalidInputError(f"multiplier must be >= 1, got {self.multiplier!r}")
-
-
-def is_transient_error(exc: BaseException) -> bool:
-    """True for errors worth retrying: a locked SQLite file, SQLSTATE 40001/40P01, a lost
-    connection. Walks SQLAlchemy's ``orig`` and the ``__cause__`` chain."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, DBAPIError) and current.connection_invalidated:
-            return True
-        sqlstate = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
-        if isinstance(sqlstate, str) and (
-            sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith(_CONNECTION_SQLSTATE_PREFIXES)
-        ):
-            return True
-        if type(current).__name__ in _LOST_CONNECTION_ERRORS:
-            return True
-        if isinstance(current, sqlite3.OperationalError):
-            message = str(current).lower()
-            if "locked" in message or "busy" in message:
-                return True
-        if isinstance(current, (ConnectionError, TimeoutError)):
-            return True
-        current = getattr(current, "orig", None) or current.__cause__
-    return False
+_YIELDING = frozenset({RunStatus.success, RunStatus.error, RunStatus.timeout})
+#: What a run itself measured: true whoever wrote its end (see ``RunLifecycle._keep_results``)
+RESULT_FIELDS = frozenset(
+    {
+        *TOKEN_FIELDS,
+        "token_usage_by_model",
+        "llm_call_count",
+        "calls_without_usage",
+        "message_count",
+        "last_ai_message",
+        "first_human_message",
+        "model_name",
+    }
+)
 
 
 def check_completion_fields(run_id: str, fields: dict[str, Any]) -> None:
@@ -111,7 +73,11 @@ class RunLifecycle:
     """The live records of one RunManager and every status change made to them.
 
     ``clock`` gives the timestamps records carry; ``log`` is the logger persistence failures
-    go to (the facade's); ``on_final(record)`` runs when a live run reaches a final status.
+    go to (the facade's); ``on_final(record)`` runs when a live run reaches a final status;
+    ``background_retry`` paces the retries of final writes that did not land;
+    ``on_change()`` runs when a held record starts running or ends;
+    ``on_cancel_requested(run_id, action)`` cancels a run whose completion met a cancel
+    request a peer recorded first (the completion then yields to it).
     """
 
     def __init__(
@@ -123,6 +89,9 @@ class RunLifecycle:
         clock: Callable[[], str] = now_iso,
         log: logging.Logger | None = None,
         on_final: Callable[[RunRecord], None] = lambda record: None,
+        background_retry: BackgroundRetryPolicy | None = None,
+        on_change: Callable[[], None] = lambda: None,
+        on_cancel_requested: Callable[[str, str], Awaitable[object]] | None = None,
     ) -> None:
         self.store = store
         self.retry_policy = retry_policy
@@ -130,6 +99,10 @@ class RunLifecycle:
         self.clock = clock
         self.log = log or logging.getLogger(__name__)
         self.on_final = on_final
+        self.on_change = on_change
+        self.on_cancel_requested = on_cancel_requested
+        #: cancels this lifecycle started on its own (a completion that met a request)
+        self.background: set[asyncio.Task[Any]] = set()
         #: every record held, live or finished and not yet evicted
         self.records: dict[str, RunRecord] = {}
         #: the held records that have not ended: what a worker heartbeats and drains
@@ -138,33 +111,16 @@ class RunLifecycle:
         self.fenced: set[str] = set()
         self._by_thread: dict[str, dict[str, RunRecord]] = {}
         self._evictions: deque[tuple[float, str]] = deque()
+        #: final writes that did not land yet, retried in the background
+        self.unsaved = UnsavedFinalWrites(
+            self.land_final,
+            on_landed=self.schedule_eviction,
+            policy=background_retry or BackgroundRetryPolicy(),
+            log=self.log,
+        )
 
     async def retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        # the first attempt runs bare: building a tenacity controller per store write would
-        # cost more than the write itself, and nearly every write succeeds first time
-        policy = self.retry_policy
-        try:
-            return await call()
-        except Exception as exc:
-            if policy.max_attempts == 1 or not is_transient_error(exc):
-                raise
-            self.log.debug("Transient store error, retrying: %s", exc)
-        await asyncio.sleep(min(policy.initial_delay, policy.max_delay))
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts - 1),
-            # continues the series: initial_delay * multiplier, * multiplier ** 2, ...
-            wait=wait_exponential(
-                multiplier=policy.initial_delay * policy.multiplier,
-                max=policy.max_delay,
-                exp_base=policy.multiplier,
-            ),
-            retry=retry_if_exception(is_transient_error),
-            reraise=True,
-        )
-        async for attempt in retrying:
-            with attempt:
-                return await call()
-        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
+        return await retry_transient(call, self.retry_policy, self.log)
 
     async def put_record(self, record: RunRecord) -> None:
         assert self.store is not None
@@ -197,6 +153,7 @@ class RunLifecycle:
             self.forget(record.run_id)
             raise
         except Exception:
+            record.durable = False
             self.log.exception(
                 "Could not persist new run %s (thread %s); later updates will re-create it",
                 record.run_id,
@@ -220,44 +177,166 @@ class RunLifecycle:
         error: str | None,
         fields: dict[str, Any] | None,
     ) -> bool:
-        """One conditional write of a status change, whose answer updates the record."""
+        """One conditional write of a status change, whose answer updates the record. A
+        final write that fails is kept and retried in the background (``unsaved``)."""
         store = self.store
-        if store is None or not self.may_write(record):
-            return store is None
+        if store is None:
+            return True
+        if not self.may_write(record):
+            await self._adopt_stored(record)
+            return False
+        try:
+            return await self._land(record, status, error, fields)
+        except ConflictError as exc:
+            if status is not RunStatus.running:
+                raise
+            await self._refuse_start(record, exc)
+            return False
+        except Exception as exc:
+            if status.is_final:
+                self.unsaved.keep(record, exc)
+            else:
+                record.durable = False
+                self.log.exception("Gave up persisting %s for run %s", status.value, record.run_id)
+            return False
+
+    async def _refuse_start(self, record: RunRecord, exc: ConflictError) -> None:
+        """The store refused to start the run: its thread has another running run (on
+        another worker). The run does not execute: it ends ``error`` and its graph stops."""
+        self.log.warning("Run %s could not start: %s", record.run_id, exc.message)
+        record.abort_action = CancelAction.interrupt.value
+        record.abort_event.set()
+        await self.complete(record, RunStatus.error, {"error": f"ConflictError: {exc.message}"})
+        if record.task is not None and not record.task.done():
+            record.task.cancel()
+
+    async def _adopt_stored(self, record: RunRecord) -> None:
+        """A fenced run (another worker took it over): show what the store holds. While the
+        run is active elsewhere the record is forgotten, so reads go to the store."""
+        store = self.store
+        assert store is not None
+        try:
+            stored = await self.retrying(lambda: store.get_status(record.run_id))
+        except Exception as exc:
+            self.log.warning("Could not read fenced run %s: %s", record.run_id, exc)
+            return
+        if stored is None:
+            return
+        self.adopt(record, stored)
+        if not record.is_final:
+            self.forget(record.run_id)
+
+    async def _land(
+        self,
+        record: RunRecord,
+        status: RunStatus,
+        error: str | None,
+        fields: dict[str, Any] | None,
+    ) -> bool:
+        """Write once (with the retry policy) and adopt the answer; raise when the store
+        cannot be written. True when the store applied the change."""
+        store = self.store
+        assert store is not None
         run_id = record.run_id
         kind = "Status" if fields is None else "Completion"
 
+        # an owner's own end yields to a cancel a peer recorded first (the cancel wins)
+        yields = status in _YIELDING and not record.store_only and bool(self.on_cancel_requested)
+
         def write() -> Awaitable[StatusWrite]:
+            if yields:
+                return store.write_status(
+                    run_id, status.value, error=error, fields=fields, yield_to_cancel=True
+                )
             return store.write_status(run_id, status.value, error=error, fields=fields)
 
-        try:
+        answer = await self.retrying(write)
+        if answer.stored is None:
+            self.log.warning(
+                "%s update for run %s affected no rows; re-creating the row", kind, run_id
+            )
+            await self.put_record(record)
+            record.durable = True
+            if fields is None:
+                return True  # the row was written from the record, status and all
             answer = await self.retrying(write)
             if answer.stored is None:
                 self.log.warning(
-                    "%s update for run %s affected no rows; re-creating the row", kind, run_id
+                    "Completion update for run %s affected no rows after row recreation",
+                    run_id,
                 )
-                await self.put_record(record)
-                if fields is None:
-                    return True  # the row was written from the record, status and all
-                answer = await self.retrying(write)
-                if answer.stored is None:
-                    self.log.warning(
-                        "Completion update for run %s affected no rows after row recreation",
-                        run_id,
-                    )
-                    return False
-        except Exception:
-            self.log.exception("Gave up persisting %s for run %s", status.value, run_id)
+                return False
+        stored_status = answer.stored.get("status")
+        if (
+            not answer.applied
+            and yields
+            and stored_status not in FINAL_STATUS_VALUES
+            and answer.stored.get("cancel_requested_at")
+        ):
+            self.adopt(record, answer.stored)
+            self._cancel_as_requested(record, answer.stored.get("cancel_action"))
             return False
         if not answer.applied:
             self.log.warning(
                 "Run %s is %s in the store, which refused %s: the record now shows the store's",
                 run_id,
-                answer.stored.get("status"),
+                stored_status,
                 status.value,
             )
+            if status.is_final and fields:
+                answer = await self._keep_results(run_id, answer, fields)
+        record.durable = True
+        assert answer.stored is not None
         self.adopt(record, answer.stored)
         return answer.applied
+
+    def _cancel_as_requested(self, record: RunRecord, action: str | None) -> None:
+        self.log.info(
+            "Run %s ends as cancelled (%s): a cancel request stood when it completed",
+            record.run_id,
+            action,
+        )
+        assert self.on_cancel_requested is not None
+        # a task of its own: a rollback waits for the run's task, which may be this one
+        task = asyncio.ensure_future(
+            self.on_cancel_requested(record.run_id, action or CancelAction.interrupt.value)
+        )
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def _keep_results(
+        self, run_id: str, refused: StatusWrite, fields: Mapping[str, Any]
+    ) -> StatusWrite:
+        """Write a run's own results (tokens, calls, messages) onto the end another process
+        stored first (a cancel, a recovery): that end stands, and the numbers stay true."""
+        store = self.store
+        assert store is not None and refused.stored is not None
+        results = {name: value for name, value in fields.items() if name in RESULT_FIELDS}
+        stored_status = refused.stored.get("status")
+        if not results or stored_status not in FINAL_STATUS_VALUES:
+            return refused
+        try:
+            kept = await self.retrying(
+                lambda: store.write_status(run_id, stored_status, fields=results)
+            )
+        except Exception as exc:
+            self.log.warning("Could not keep the results of run %s: %s", run_id, exc)
+            return refused
+        return StatusWrite(applied=False, stored=kept.stored or refused.stored)
+
+    async def land_final(self, record: RunRecord) -> None:
+        """Write an ended record's whole final state (the background retry's write)."""
+        fields = {name: getattr(record, name) for name in COMPLETION_FIELDS}
+        if not await self._land(record, record.status, None, fields):
+            if record.durable:
+                return  # the store holds another end, which the record now shows
+            raise RuntimeError(f"the row of run {record.run_id!r} could not be re-created")
+
+    async def settle_thread(self, thread_id: str) -> bool:
+        """Write now the unsaved final writes of ``thread_id``'s runs (their rows still read
+        active); True when there were some and all landed, so admission can look again."""
+        owed = self.unsaved.for_thread(thread_id)
+        return bool(owed) and await self.unsaved.land_now(owed)
 
     def adopt(self, record: RunRecord, stored: Mapping[str, Any]) -> None:
         """Make ``record`` hold the store's status fields (``STATUS_FIELDS``). A live run
@@ -272,8 +351,13 @@ class RunLifecycle:
         record.started_at = stored["started_at"]
         record.ended_at = stored["ended_at"]
         record.updated_at = stored["updated_at"]
+        record.cancel_requested_at = stored.get("cancel_requested_at")
+        record.cancel_action = stored.get("cancel_action")
+        if was_final and not record.is_final:  # an end the store refused: still active
+            self.live[record.run_id] = record
         if record.is_final and not was_final:
             self.live.pop(record.run_id, None)
+            self.on_change()
             if record.task is not None and not record.task.done():
                 record.abort_action = CancelAction.interrupt.value
                 record.abort_event.set()
@@ -287,7 +371,11 @@ class RunLifecycle:
         run_id = record.run_id
 
         def mark_error() -> Awaitable[StatusWrite]:
-            return store.write_status(run_id, RunStatus.error.value, error=error)
+            # only from an active row: a run another process ended (or recovered) first is
+            # no match, so exactly one recoverer reports it
+            return store.write_status(
+                run_id, RunStatus.error.value, error=error, only_from_active=True
+            )
 
         def mark_orphaned() -> Awaitable[StatusWrite]:
             return store.write_status(
@@ -321,12 +409,17 @@ class RunLifecycle:
         while self._evictions and self._evictions[0][0] <= now:
             _, run_id = self._evictions.popleft()
             record = self.records.get(run_id)
-            if (
-                record is not None
-                and record.is_final
-                and (record.task is None or record.task.done())
-            ):
-                self.forget(run_id)
+            if record is None or not record.is_final or not record.durable:
+                continue  # an unsaved record is queued again once its write lands
+            if record.task is not None and not record.task.done():
+                # its graph task is still unwinding: evict once it is done
+                record.task.add_done_callback(functools.partial(self._forget_if_same, record))
+                continue
+            self.forget(run_id)
+
+    def _forget_if_same(self, record: RunRecord, _task: object = None) -> None:
+        if self.records.get(record.run_id) is record:
+            self.forget(record.run_id)
 
     def schedule_eviction(self, record: RunRecord) -> None:
         deadline = asyncio.get_running_loop().time() + self.retain_finished_for
@@ -348,6 +441,8 @@ class RunLifecycle:
         self.records[record.run_id] = record
         self.live[record.run_id] = record
         self._by_thread.setdefault(record.thread_id, {})[record.run_id] = record
+        if record.status is RunStatus.running:
+            self.on_change()
 
     def forget(self, run_id: str) -> None:
         record = self.records.pop(run_id, None)
@@ -375,7 +470,9 @@ class RunLifecycle:
         if status.is_final and record.ended_at is None:
             record.ended_at = now
         if error is not None:
-            record.error = error
+            record.error = storable_text(error)
+        if status is RunStatus.running or status.is_final:
+            self.on_change()
 
     async def transition(self, record: RunRecord, status: RunStatus, error: str | None) -> None:
         if not check_transition(record.status, status, run_id=record.run_id):
@@ -392,6 +489,7 @@ class RunLifecycle:
 
     async def complete(self, record: RunRecord, status: RunStatus, fields: dict[str, Any]) -> None:
         check_transition(record.status, status, run_id=record.run_id)
+        fields = storable_fields(fields, JSON_FIELDS)  # the record reads as the row will
         for name, value in fields.items():
             setattr(record, name, value)
         self.apply_status(record, status, None)
@@ -410,6 +508,7 @@ class RunLifecycle:
         if record.status is not RunStatus.running:
             return
         check_completion_fields(record.run_id, fields)
+        fields = storable_fields(fields, JSON_FIELDS)
         for name, value in fields.items():
             setattr(record, name, value)
         await self.persist_completion(record, RunStatus.running, fields)
@@ -436,6 +535,7 @@ class RunLifecycle:
 
 
 __all__ = [
+    "RESULT_FIELDS",
     "PersistenceRetryPolicy",
     "RunLifecycle",
     "check_completion_fields",

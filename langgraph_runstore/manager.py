@@ -12,11 +12,13 @@ import logging
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
-from langgraph_runstore.admission import RunAdmission
+from langgraph_runstore.admission import RunAdmission, ThreadTurns
 from langgraph_runstore.awaitable import async_api
 from langgraph_runstore.blocking import BlockingCalls
+from langgraph_runstore.cancel_watch import CancelWatch
+from langgraph_runstore.durability import BackgroundRetryPolicy
 from langgraph_runstore.errors import (
     InvalidInputError,
     RunNotFoundError,
@@ -27,6 +29,7 @@ from langgraph_runstore.lifecycle import (
     RunLifecycle,
     check_completion_fields,
 )
+from langgraph_runstore.remote import cancel_elsewhere, reconcile_orphans, standing_action
 from langgraph_runstore.schemas import (
     CancelAction,
     RunRecord,
@@ -35,17 +38,10 @@ from langgraph_runstore.schemas import (
 )
 from langgraph_runstore.store.base import RunStore
 from langgraph_runstore.tracking import RunTracker, SyncRunTracker, check_flush_interval
-from langgraph_runstore.workers import (
-    RecoveryPolicy,
-    WorkerServices,
-    cancel_elsewhere,
-    default_worker_id,
-    reconcile_orphans,
-)
+from langgraph_runstore.validate import check_id, check_timeout
+from langgraph_runstore.workers import RecoveryPolicy, WorkerServices, default_worker_id
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 #: Default message for runs that startup recovery finds without a live owner.
 ORPHAN_ERROR = "The worker that owned this run stopped before the run reached a final status."
@@ -60,15 +56,10 @@ class RunManager(RunAdmission, BlockingCalls):
     """Creates runs, moves them through their statuses and persists every change.
 
     ``RunManager()`` keeps runs in memory only; ``RunManager(store=...)`` also writes them
-    to the store and reads back runs it does not hold (after a restart, or of other workers).
-    Records of finished runs stay in memory for ``retain_finished_for`` seconds, then only
-    the store has them, so memory stays bounded however many runs a process makes.
-
-    Several workers share one database when each runs as a worker:
-    ``async with RunManager(store=store, lease_seconds=30, graphs={"agent": graph})`` owns
-    its runs through leases, executes runs others ``submit()`` for the assistants in
-    ``graphs``, recovers runs of dead workers and receives cancels sent from other workers
-    (see ``workers.py`` and the README's "Running several workers").
+    to the store and reads back runs it does not hold. Finished records stay in memory for
+    ``retain_finished_for`` seconds. A worker (``lease_seconds=`` or ``graphs=``) owns its
+    runs through leases and executes what others ``submit()`` (README: "Running several
+    workers").
     """
 
     def __init__(
@@ -76,6 +67,7 @@ class RunManager(RunAdmission, BlockingCalls):
         store: RunStore | None = None,
         *,
         persistence_retry_policy: PersistenceRetryPolicy | None = None,
+        final_write_retry_policy: BackgroundRetryPolicy | None = None,
         retain_finished_for: float = 300.0,
         worker_id: str | None = None,
         lease_seconds: float | None = None,
@@ -100,6 +92,7 @@ class RunManager(RunAdmission, BlockingCalls):
         self.flush_interval = check_flush_interval(flush_interval)
         self.retry_policy = persistence_retry_policy or PersistenceRetryPolicy()
         self.retain_finished_for = retain_finished_for
+        check_id(worker_id, name="worker_id", optional=True)
         self.worker_id = worker_id or default_worker_id()
         # the clock is looked up at each call, so that patching _now_iso reaches it
         self.lifecycle = RunLifecycle(
@@ -109,7 +102,13 @@ class RunManager(RunAdmission, BlockingCalls):
             clock=lambda: _now_iso(),
             log=logger,
             on_final=self._release,
+            background_retry=final_write_retry_policy,
+            on_cancel_requested=lambda run_id, action: self.cancel(run_id, action=action),
+            on_change=lambda: self._watch.notice() if self._workers is None else None,
         )
+        # cancels recorded by other processes, for the runs this one executes
+        self._watch = CancelWatch(self.lifecycle, cancel=self.cancel, poll_interval=poll_interval)
+        self.admission_turns = ThreadTurns()
         self._trackers: dict[str, RunTracker | SyncRunTracker] = {}
         self._rollback_targets: dict[str, tuple[Any, Any]] = {}
         self._executor = RunExecutor(cancel=self.cancel, on_run_ended=self.wake_workers)
@@ -214,25 +213,37 @@ class RunManager(RunAdmission, BlockingCalls):
 
     @async_api("RunManager")
     async def cancel(
-        self, run_id: str, *, action: CancelAction | str = CancelAction.interrupt
+        self,
+        run_id: str,
+        *,
+        action: CancelAction | str = CancelAction.interrupt,
+        user_id: str | None = None,
     ) -> bool:
         """Cancel a pending or running run; False if it had already finished.
 
-        The run ends ``interrupted`` at once and its graph task is cancelled. ``interrupt``
-        keeps the checkpoints written so far (stop_reason ``cancelled``); ``rollback`` waits
-        for the graph to stop, then removes the run's checkpoints (stop_reason
-        ``rolled_back``). Raises RunNotFoundError for an unknown run_id.
-        """
+        The run ends ``interrupted`` and its graph stops. ``interrupt`` keeps the checkpoints
+        written so far (stop_reason ``cancelled``); ``rollback`` removes them once the graph
+        stopped (``rolled_back``). The first cancel's action stands. RunNotFoundError for an
+        unknown run_id, and with ``user_id`` for another user's run (left untouched)."""
         parsed_action = CancelAction.parse(action)
-        record = await self.lifecycle.lookup(run_id)
+        record = await self._visible_run(run_id, user_id)
         if record.is_final:
             return False
         if record.store_only and self.store is not None:
-            delivered = await cancel_elsewhere(
-                self.lifecycle, record, parsed_action, worker_id=self.worker_id
+            delivered, standing = await cancel_elsewhere(
+                self.lifecycle,
+                record,
+                parsed_action,
+                worker_id=self.worker_id,
+                grace_seconds=self.grace_seconds,
             )
             if delivered is not None:
                 return delivered
+            parsed_action = CancelAction(standing)
+        elif self.store is not None:  # a request already recorded (by a peer) stands
+            parsed_action = await standing_action(self.lifecycle, record, parsed_action)
+        if record.status.is_final:  # it ended while the request was recorded
+            return False
         record.abort_action = parsed_action.value
         record.abort_event.set()
         task = record.task
@@ -396,31 +407,36 @@ class RunManager(RunAdmission, BlockingCalls):
         """Create a run and execute ``graph.ainvoke(input)`` under it in the background.
 
         ``create_options`` go to ``create_or_reject`` (multitask_strategy, on_disconnect,
-        metadata, user_id, assistant_id …). Runs of one thread execute in creation order.
-        ``timeout`` seconds after it starts, a run is cancelled and ends ``timeout``.
+        metadata, user_id, assistant_id …). Runs of one thread execute in the order their
+        ``start()`` calls were made, however their INSERTs interleave (``ThreadTurns``).
+        ``timeout`` seconds (finite, > 0) after it starts, a run is cancelled and ends
+        ``timeout``. Ids, metadata and the timeout are checked first (``validate``).
         """
-        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
-            raise InvalidInputError(
-                f"timeout must be a positive number of seconds, got {timeout!r}"
+        timeout = check_timeout(timeout)
+        async with self.admission_turns.turn(thread_id):
+            record = await self.create_or_reject(thread_id, start_now=True, **create_options)
+            tracker = self.tracker(record.run_id)
+            record.config = tracker.config(thread_id=thread_id, extra=config)
+            self._executor.launch(
+                record,
+                graph,
+                input,
+                tracker,
+                timeout=timeout,
+                stream_mode=stream_mode,
+                subgraphs=subgraphs,
             )
-        record = await self.create_or_reject(thread_id, start_now=True, **create_options)
-        tracker = self.tracker(record.run_id)
-        record.config = tracker.config(thread_id=thread_id, extra=config)
-        self._executor.launch(
-            record,
-            graph,
-            input,
-            tracker,
-            timeout=timeout,
-            stream_mode=stream_mode,
-            subgraphs=subgraphs,
-        )
         return record
 
     @async_api("RunManager")
-    async def join(self, run_id: str, *, poll_interval: float = 0.2) -> RunRecord:
+    async def join(
+        self, run_id: str, *, poll_interval: float = 0.2, user_id: str | None = None
+    ) -> RunRecord:
         """Wait until the run has ended and return its record (``output`` holds the final
-        state when this process ran it). Runs of other processes are polled in the store."""
+        state when this process ran it). Runs of other processes are polled in the store.
+        RunNotFoundError for an unknown run, and with ``user_id`` for another user's."""
+        if user_id is not None:
+            await self._visible_run(run_id, user_id)
         record = self.lifecycle.records.get(run_id)
         if record is not None:
             if record.task is not None and not record.task.done():
@@ -430,6 +446,8 @@ class RunManager(RunAdmission, BlockingCalls):
         while True:
             found = await self.lifecycle.lookup(run_id)
             if found.is_final:
+                if found.store_only and found.output is None:  # it ran elsewhere
+                    found.output = await self.stored_output(found)
                 return found
             await asyncio.sleep(poll_interval)
 
@@ -494,39 +512,25 @@ class RunManager(RunAdmission, BlockingCalls):
             raise
         tracker.close()
 
-    def invoke(
-        self,
-        graph: Any,
-        input: Any,
-        *,
-        thread_id: str,
-        config: dict[str, Any] | None = None,
-        **create_options: Any,
-    ) -> RunRecord:
-        """Run ``graph.invoke(input)`` as one tracked run, synchronously; return the record.
-
-        Exceptions of the graph are recorded on the run (status ``error``), not raised.
-        """
-        with self.track_sync(
-            thread_id=thread_id, config=config, graph=graph, **create_options
-        ) as run:
-            try:
-                run.output = graph.invoke(input, run.config)
-            except Exception:  # recorded by the tracker as the run's error
-                logger.debug("Run %s failed", run.run_id, exc_info=True)
-        return run
-
     @async_api("RunManager")
     async def aclose(self) -> None:
         """Shut down: as a worker, stop claiming, let running runs finish for
         ``drain_timeout`` seconds and cancel the rest, then release every lease; otherwise
-        cancel the runs this manager executes. Final statuses are persisted either way."""
+        cancel the runs this manager executes. Final statuses are persisted either way: a
+        final write still owed to the store is tried for up to ``drain_timeout`` seconds,
+        and the runs it could not write are logged by run id."""
         if self._workers is not None:
             workers, self._workers = self._workers, None
             await workers.stop(drain_timeout=self.drain_timeout)
+        tasks = self._executor.unfinished()
         for record in list(self.lifecycle.records.values()):
             if record.task is not None and not record.is_final:
                 await self.cancel(record.run_id)
+        if tasks := [t for t in (*tasks, *self.lifecycle.background) if not t.done()]:
+            await asyncio.wait(tasks, timeout=self.drain_timeout)  # the runs it ended are done
+        await self._watch.stop()
+        if self.lifecycle.unsaved.pending:
+            await self.lifecycle.unsaved.flush(timeout=self.drain_timeout)
         self.close_sync()
 
     async def start_worker(self) -> None:

@@ -4,6 +4,9 @@ the longest and costliest runs, retention, and the checkpoints a run wrote.
 ``RunQueries`` is a mixin on the facade, so each query's signature is written once. It reads
 the live records of the manager's ``lifecycle`` (they win over the store's copy of the same
 run) and the store; without a store, it answers from memory.
+
+``user_id=`` scopes a query to one user's runs, the same way everywhere: a run of another
+user (or of no user) is treated as if it did not exist.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from langgraph_runstore.awaitable import async_api
-from langgraph_runstore.errors import DatabaseConfigError
+from langgraph_runstore.errors import DatabaseConfigError, RunNotFoundError
 from langgraph_runstore.interrupts import read_pending
 from langgraph_runstore.lifecycle import RunLifecycle
 from langgraph_runstore.query import (
@@ -38,20 +41,33 @@ from langgraph_runstore.store.base import RunStore
 _log = logging.getLogger(__name__)
 
 
+def _owned_by(record: RunRecord, user_id: str | None) -> bool:
+    return user_id is None or record.user_id == user_id
+
+
 class RunQueries:
     """Read methods over ``self.lifecycle`` and ``self.store`` (see the module docstring)."""
 
     lifecycle: RunLifecycle
     store: RunStore | None
 
+    async def _visible_run(self, run_id: str, user_id: str | None) -> RunRecord:
+        """The run's live record or store snapshot; RunNotFoundError when there is none or it
+        belongs to another ``user_id`` (with the same message: the two look alike)."""
+        record = await self.lifecycle.lookup(run_id)
+        if not _owned_by(record, user_id):
+            raise RunNotFoundError(f"no run with run_id {run_id!r}", run_id=run_id)
+        return record
+
     @async_api("RunManager")
-    async def active_runs(self, thread_id: str) -> list[RunRecord]:
-        """The thread's pending and running runs: live records, then store rows (a store that
-        cannot be read contributes none; the failure is logged)."""
+    async def active_runs(self, thread_id: str, *, user_id: str | None = None) -> list[RunRecord]:
+        """The thread's pending and running runs (of ``user_id`` only, when given): live
+        records, then store rows (a store that cannot be read contributes none; the failure
+        is logged)."""
         active = {
             r.run_id: r
             for r in self.lifecycle.thread_records(thread_id)
-            if r.status in ACTIVE_STATUSES
+            if r.status in ACTIVE_STATUSES and _owned_by(r, user_id)
         }
         if self.store is not None:
             try:
@@ -60,7 +76,9 @@ class RunQueries:
                 _log.exception("Could not list active runs of thread %s from the store", thread_id)
                 rows = []
             for row in rows:
-                if row["run_id"] not in active and row["run_id"] not in self.lifecycle.records:
+                if row["run_id"] in active or row["run_id"] in self.lifecycle.records:
+                    continue
+                if user_id is None or row.get("user_id") == user_id:
                     active[row["run_id"]] = RunRecord.from_row(row)
         return list(active.values())
 
@@ -112,19 +130,27 @@ class RunQueries:
         return runs[:limit]
 
     @async_api("RunManager")
-    async def has_inflight(self, thread_id: str) -> bool:
-        """True while the thread has a pending or running run (here or in the store)."""
-        if any(r.status in ACTIVE_STATUSES for r in self.lifecycle.thread_records(thread_id)):
+    async def has_inflight(self, thread_id: str, *, user_id: str | None = None) -> bool:
+        """True while the thread has a pending or running run (here or in the store); with
+        ``user_id``, a run of that user."""
+        if any(
+            r.status in ACTIVE_STATUSES and _owned_by(r, user_id)
+            for r in self.lifecycle.thread_records(thread_id)
+        ):
             return True
-        return bool(await self.active_runs(thread_id))
+        return bool(await self.active_runs(thread_id, user_id=user_id))
 
     @async_api("RunManager")
-    async def thread_status(self, thread_id: str) -> ThreadStatus:
+    async def thread_status(self, thread_id: str, *, user_id: str | None = None) -> ThreadStatus:
         """idle, busy (a run is pending or running), interrupted (the last run paused on
-        an interrupt and waits to be resumed) or error (the last run failed or timed out)."""
-        if await self.has_inflight(thread_id):
+        an interrupt and waits to be resumed) or error (the last run failed or timed out).
+
+        With ``user_id`` only that user's runs count: a thread where the user has no run
+        reads as idle, whatever other users run on it.
+        """
+        if await self.has_inflight(thread_id, user_id=user_id):
             return ThreadStatus.busy
-        latest = await self.list_by_thread(thread_id, limit=1)
+        latest = await self.list_by_thread(thread_id, user_id=user_id, limit=1)
         if not latest:
             return ThreadStatus.idle
         last = latest[0]
@@ -244,19 +270,24 @@ class RunQueries:
         since: TimeBound = None,
         until: TimeBound = None,
         limit: int = 10,
+        user_id: str | None = None,
     ) -> list[RunRecord]:
-        """The longest finished runs (``by="duration"``) or those with the most tokens."""
+        """The longest finished runs (``by="duration"``) or those with the most tokens; with
+        ``user_id``, of that user only."""
         if self.store is None:
             rows = top_rows(
                 self._memory_rows(),
                 by=check_top_order(by),
                 limit=check_limit(limit),
+                user_id=user_id,
                 **window_arguments(since, until),
             )
         else:
             store = self.store
             rows = await self.lifecycle.retrying(
-                lambda: store.top_runs(by=by, since=since, until=until, limit=limit)
+                lambda: store.top_runs(
+                    by=by, since=since, until=until, limit=limit, user_id=user_id
+                )
             )
         return [
             self.lifecycle.records.get(row["run_id"]) or RunRecord.from_row(row) for row in rows
@@ -300,12 +331,45 @@ class RunQueries:
         return result
 
     @async_api("RunManager")
-    async def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
-        """The checkpoints the run wrote, from the store (empty without one)."""
+    async def run_checkpoints(
+        self, run_id: str, *, user_id: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The checkpoints the run wrote, from the store (empty without one, and for a run
+        of another ``user_id``)."""
         if self.store is None:
             return []
+        if user_id is not None:
+            try:
+                await self._visible_run(run_id, user_id)
+            except RunNotFoundError:
+                return []
         store = self.store
         return await self.lifecycle.retrying(lambda: store.run_checkpoints(run_id))
+
+    async def stored_output(self, record: RunRecord) -> Any:
+        """The state a run of another process left: the values of the last checkpoint it
+        wrote in the store's checkpointer (None when there is none to read)."""
+        checkpointer = getattr(self.store, "checkpointer", None)
+        if checkpointer is None:
+            return None
+        written = [
+            row for row in await self.run_checkpoints(record.run_id) if not row.get("checkpoint_ns")
+        ]
+        if not written:
+            return None
+        last = max(written, key=lambda row: str(row["checkpoint_id"]))  # ids sort by time
+        config = {
+            "configurable": {
+                "thread_id": record.thread_id,
+                "checkpoint_ns": "",
+                "checkpoint_id": last["checkpoint_id"],
+            }
+        }
+        found = await checkpointer.aget_tuple(config)
+        if found is None:
+            return None
+        values = found.checkpoint.get("channel_values", {})
+        return {name: value for name, value in values.items() if not name.startswith("__")}
 
 
 __all__ = ["RunQueries"]

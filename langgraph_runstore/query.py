@@ -372,9 +372,14 @@ def top_rows(
     since: str | None,
     until: str | None,
     limit: int,
+    user_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """``top_runs`` over rows in memory: by duration (finished runs) or by total tokens."""
-    kept = [dict(row) for row in rows if _in_window(row, since, until)]
+    kept = [
+        dict(row)
+        for row in rows
+        if _in_window(row, since, until) and (user_id is None or row.get("user_id") == user_id)
+    ]
     if by == "duration":
         scored = [(duration_of(row), row) for row in kept]
         ranked = [(score, row) for score, row in scored if score is not None]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import reprlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
@@ -185,7 +186,7 @@ def ensure_json(value: Any, *, name: str, run_id: str | None = None) -> None:
         return
     try:
         json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidInputError(
             f"{name} must be JSON-serialisable: {exc} (value: {_short_repr(value)})",
             run_id=run_id,
@@ -193,7 +194,10 @@ def ensure_json(value: Any, *, name: str, run_id: str | None = None) -> None:
 
 
 def _short_repr(value: Any, limit: int = 120) -> str:
-    text = repr(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # nested too deep to show whole
+        text = reprlib.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -321,6 +325,9 @@ class RunRecord:
     shared_queue: bool = False
     # live state, never persisted
     store_only: bool = False
+    #: False while the store does not hold this record's latest status: a write failed,
+    #: and a final one is being retried in the background (see durability.py)
+    durable: bool = True
     task: asyncio.Task[Any] | None = field(default=None, repr=False)
     abort_action: str = CancelAction.interrupt.value
     output: Any = field(default=None, repr=False)
@@ -427,7 +434,8 @@ class RunRecord:
 ROW_FIELDS: tuple[str, ...] = tuple(
     f.name
     for f in fields(RunRecord)
-    if f.name not in {"store_only", "task", "_abort_event", "abort_action", "output", "config"}
+    if f.name
+    not in {"store_only", "durable", "task", "_abort_event", "abort_action", "output", "config"}
 )
 
 

@@ -103,13 +103,13 @@ class SyncRunManager:
             lambda: self.manager.list_by_thread(thread_id, user_id=user_id, limit=limit)
         )
 
-    def has_inflight(self, thread_id: str) -> bool:
+    def has_inflight(self, thread_id: str, *, user_id: str | None = None) -> bool:
         """See ``RunManager.has_inflight``."""
-        return self._run(lambda: self.manager.has_inflight(thread_id))
+        return self._run(lambda: self.manager.has_inflight(thread_id, user_id=user_id))
 
-    def thread_status(self, thread_id: str) -> ThreadStatus:
+    def thread_status(self, thread_id: str, *, user_id: str | None = None) -> ThreadStatus:
         """See ``RunManager.thread_status``."""
-        return self._run(lambda: self.manager.thread_status(thread_id))
+        return self._run(lambda: self.manager.thread_status(thread_id, user_id=user_id))
 
     def thread_interrupts(
         self, thread_id: str, *, checkpointer: Any = None
@@ -147,13 +147,25 @@ class SyncRunManager:
         """See ``RunManager.aggregate_usage`` (by, since, until, thread_id, user_id)."""
         return self._run(lambda: self.manager.aggregate_usage(**options))
 
-    def top_runs(self, **options: Any) -> list[RunRecord]:
-        """See ``RunManager.top_runs`` (by, since, until, limit)."""
-        return self._run(lambda: self.manager.top_runs(**options))
+    def top_runs(
+        self,
+        *,
+        by: str = "duration",
+        since: TimeBound = None,
+        until: TimeBound = None,
+        limit: int = 10,
+        user_id: str | None = None,
+    ) -> list[RunRecord]:
+        """See ``RunManager.top_runs``."""
+        return self._run(
+            lambda: self.manager.top_runs(
+                by=by, since=since, until=until, limit=limit, user_id=user_id
+            )
+        )
 
-    def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
+    def run_checkpoints(self, run_id: str, *, user_id: str | None = None) -> list[dict[str, Any]]:
         """See ``RunManager.run_checkpoints``."""
-        return self._run(lambda: self.manager.run_checkpoints(run_id))
+        return self._run(lambda: self.manager.run_checkpoints(run_id, user_id=user_id))
 
     def prune_runs(self, *, older_than: TimeBound, **options: Any) -> PruneResult:
         """See ``RunManager.prune_runs``."""
@@ -177,9 +189,15 @@ class SyncRunManager:
         """See ``RunManager.set_status``."""
         return self._run(lambda: self.manager.set_status(run_id, status, error=error))
 
-    def cancel(self, run_id: str, *, action: CancelAction | str = CancelAction.interrupt) -> bool:
+    def cancel(
+        self,
+        run_id: str,
+        *,
+        action: CancelAction | str = CancelAction.interrupt,
+        user_id: str | None = None,
+    ) -> bool:
         """See ``RunManager.cancel``."""
-        return self._run(lambda: self.manager.cancel(run_id, action=action))
+        return self._run(lambda: self.manager.cancel(run_id, action=action, user_id=user_id))
 
     def submit(self, assistant_id: str, input: Any, *, thread_id: str, **options: Any) -> RunRecord:
         """See ``RunManager.submit``: a run for the workers' shared queue."""
@@ -187,9 +205,13 @@ class SyncRunManager:
             lambda: self.manager.submit(assistant_id, input, thread_id=thread_id, **options)
         )
 
-    def join(self, run_id: str, *, poll_interval: float = 0.2) -> RunRecord:
+    def join(
+        self, run_id: str, *, poll_interval: float = 0.2, user_id: str | None = None
+    ) -> RunRecord:
         """See ``RunManager.join``: block until the run has ended."""
-        return self._run(lambda: self.manager.join(run_id, poll_interval=poll_interval))
+        return self._run(
+            lambda: self.manager.join(run_id, poll_interval=poll_interval, user_id=user_id)
+        )
 
     # -- running graphs --------------------------------------------------------------------
 

@@ -33,10 +33,8 @@ from langgraph.types import Command
 from langgraph_runstore.errors import InvalidInputError
 from langgraph_runstore.lifecycle import RunLifecycle
 from langgraph_runstore.schemas import (
-    CancelAction,
     RunRecord,
     RunStatus,
-    normalize_timestamp,
     now_iso,
 )
 
@@ -69,10 +67,12 @@ class RecoveryPolicy:
             raise InvalidInputError(f"max_attempts must be >= 1, got {self.max_attempts!r}")
 
 
-def utc_in(seconds: float) -> str:
-    """The UTC time ``seconds`` from now, in the stored text form."""
-    moment = datetime.now(timezone.utc) + timedelta(seconds=seconds)
-    return moment.isoformat(timespec="microseconds")
+def utc_in(seconds: float, *, since: str | None = None) -> str:
+    """The UTC time ``seconds`` from now (or from the stored time ``since``), in the stored
+    text form."""
+    start = datetime.fromisoformat(since) if since else datetime.now(timezone.utc)
+    moment = start + timedelta(seconds=seconds)
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 def encode_input(graph_input: Any) -> dict[str, Any]:
@@ -141,6 +141,7 @@ class WorkerServices:
         self._stopping = False
         self._last_confirmed = asyncio.get_running_loop().time()
         self._deliveries: set[asyncio.Future[None]] = set()
+        self.started_at = now_iso()
 
     @property
     def store(self) -> Any:
@@ -152,6 +153,8 @@ class WorkerServices:
     # -- life cycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        self.started_at = now_iso()
+        await self.record()
         await self.sweep()
         self._spawn(self._heartbeat_loop(), "heartbeat")
         self._spawn(self._sweep_loop(), "sweep")
@@ -160,6 +163,22 @@ class WorkerServices:
         listen = getattr(self.store, "listen", None)
         if listen is not None and getattr(self.store, "dialect", None) == "postgresql":
             self._spawn(self._listen_loop(listen), "listen")
+
+    async def record(self) -> None:
+        """Write this worker's row of the fleet (``workers list``), heartbeat now."""
+        try:
+            await self.store.record_worker(
+                self.worker_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                assistants=sorted(self.graphs),
+                lease_seconds=self.lease_seconds,
+                started_at=self.started_at,
+            )
+        except NotImplementedError:
+            pass
+        except Exception as exc:
+            logger.warning("Worker %s could not write its fleet row: %s", self.worker_id, exc)
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"runstore {name} {self.worker_id}"))
@@ -184,6 +203,9 @@ class WorkerServices:
         self._tasks.clear()
         try:
             await self.store.release_leases(worker_id=self.worker_id)
+            await self.store.remove_workers(worker_id=self.worker_id)
+        except NotImplementedError:
+            pass
         except Exception:
             logger.exception("Worker %s could not release its leases", self.worker_id)
 
@@ -202,21 +224,35 @@ class WorkerServices:
             await self.heartbeat()
 
     async def heartbeat(self) -> None:
-        """Renew every lease in one statement; act on cancel requests and lost leases."""
+        """Renew every lease in one statement; act on cancel requests and lost leases; then
+        write the fleet row (bounded, so that a stuck database cannot stall the beat)."""
+        try:
+            await self._renew()
+        finally:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.record(), timeout=self.lease_seconds / 3)
+
+    async def _renew(self) -> None:
         loop = asyncio.get_running_loop()
         local = {record.run_id: record for record in self._local_active()}
         if not local:
             self._last_confirmed = loop.time()
             return
+        # a renewal may take only until the lease it renews runs out: one that hangs (a
+        # silent network, a stuck lock) fences the runs then, rather than never
+        left = self.lease_seconds - (loop.time() - self._last_confirmed)
         try:
-            renewed = await self.store.renew_leases(
-                worker_id=self.worker_id,
-                run_ids=sorted(local),
-                lease_expires_at=self.lease_expiry(),
+            renewed = await asyncio.wait_for(
+                self.store.renew_leases(
+                    worker_id=self.worker_id,
+                    run_ids=sorted(local),
+                    lease_expires_at=self.lease_expiry(),
+                ),
+                timeout=max(left, 0.001),
             )
         except Exception:
             logger.warning("Worker %s could not renew its leases", self.worker_id, exc_info=True)
-            if loop.time() - self._last_confirmed > self.lease_seconds:
+            if loop.time() - self._last_confirmed >= self.lease_seconds:
                 for record in local.values():
                     self.fence(record, "the database stayed unreachable for a whole lease")
             return
@@ -257,6 +293,10 @@ class WorkerServices:
         """Recover runs whose lease expired more than ``grace_seconds`` ago; return their ids."""
         expired_before = utc_in(-self.grace_seconds)
         recovered = []
+        with contextlib.suppress(NotImplementedError):  # a fleet row long silent goes
+            await self.store.remove_workers(
+                stale_before=utc_in(-max(60.0, 10 * self.lease_seconds))
+            )
         for row in await self.store.list_expired(expired_before=expired_before):
             record = self.lifecycle.records.get(row["run_id"])
             ours = row["owner_worker_id"] == self.worker_id and record is not None
@@ -297,6 +337,7 @@ class WorkerServices:
                 expired_before=expired_before,
                 requeue=requeue,
                 error=f"Worker {row['owner_worker_id']} stopped renewing its lease on this run.",
+                seen=row,
             )
             if outcome is not None:
                 logger.warning(
@@ -381,67 +422,6 @@ class WorkerServices:
             )
 
 
-async def cancel_elsewhere(
-    lifecycle: RunLifecycle, record: RunRecord, action: CancelAction, *, worker_id: str
-) -> bool | None:
-    """Cancel a run this process does not hold. None: nobody holds a lease on it, so the
-    caller ends it here; otherwise whether the request was delivered or taken over."""
-    store = lifecycle.store
-    assert store is not None
-    try:
-        owner = await lifecycle.retrying(
-            lambda: store.request_cancel(record.run_id, action=action.value)
-        )
-    except NotImplementedError:
-        return None
-    if owner is None:
-        return False  # it ended meanwhile
-    lease = owner.get("lease_expires_at")
-    if owner.get("owner_worker_id") is None or lease is None:
-        return None
-    now = now_iso()
-    if lease > now:
-        # the owner sees the request at once (NOTIFY) or at its next heartbeat
-        return True
-    outcome = await store.recover_expired(
-        record.run_id,
-        expired_before=now,
-        requeue=False,
-        error=f"Worker {owner['owner_worker_id']} stopped renewing its lease; "
-        f"cancelled by {worker_id}.",
-    )
-    return outcome is not None
-
-
-async def reconcile_orphans(
-    lifecycle: RunLifecycle, *, worker_id: str, error: str, before: str | datetime | None
-) -> list[RunRecord]:
-    """End as ``error`` the pending and running rows that no live worker owns (see
-    ``RunManager.reconcile_orphaned_inflight_runs``); return those whose end was written."""
-    store = lifecycle.store
-    if store is None:
-        return []
-    cutoff = normalize_timestamp(before, name="before")
-    rows = await lifecycle.retrying(lambda: store.list_inflight(before=cutoff))
-    now = now_iso()
-    recovered: list[RunRecord] = []
-    for row in rows:
-        live = lifecycle.records.get(row["run_id"])
-        if live is not None and not live.is_final:
-            continue
-        lease = row.get("lease_expires_at")
-        if row.get("owner_worker_id") not in (None, worker_id) and lease and lease > now:
-            continue
-        if row.get("shared_queue") and row.get("owner_worker_id") is None:
-            continue  # waiting in the shared queue for a worker: not an orphan
-        record = RunRecord.from_row(row)
-        if await lifecycle.end_orphan(record, error):
-            recovered.append(record)
-    if recovered:
-        logger.warning("Recovered %d orphaned run(s) as error", len(recovered))
-    return recovered
-
-
 def default_worker_id() -> str:
     """host:pid:random, unique per RunManager even within one process."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -450,10 +430,8 @@ def default_worker_id() -> str:
 __all__ = [
     "RecoveryPolicy",
     "WorkerServices",
-    "cancel_elsewhere",
     "decode_input",
     "default_worker_id",
     "encode_input",
-    "reconcile_orphans",
     "utc_in",
 ]

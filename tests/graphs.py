@@ -139,3 +139,29 @@ def approval_graph(model: Any) -> StateGraph[State]:
     builder.add_edge("draft", "approve")
     builder.add_edge("approve", END)
     return builder
+
+
+def blocked_graph(
+    started: asyncio.Event, release: asyncio.Event, *, checkpointer: Any = None
+) -> Any:
+    """think (an LLM call: 15 tokens) -> hold (waits for ``release``), compiled (on an
+    InMemorySaver unless ``checkpointer`` is given)."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    model = listed_model(reply("thought", input_tokens=11, output_tokens=4))
+
+    async def think(state: State) -> dict[str, Any]:
+        return {"messages": [await model.ainvoke(state["messages"])]}
+
+    async def hold(state: State) -> dict[str, Any]:
+        started.set()
+        await release.wait()
+        return {"messages": [("ai", "released")]}
+
+    builder = StateGraph(State)
+    builder.add_node("think", think)
+    builder.add_node("hold", hold)
+    builder.add_edge(START, "think")
+    builder.add_edge("think", "hold")
+    builder.add_edge("hold", END)
+    return builder.compile(checkpointer=checkpointer or InMemorySaver())

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from langgraph_runstore import (
+    BackgroundRetryPolicy,
     ConflictError,
     DisconnectMode,
     InvalidInputError,
@@ -316,7 +317,7 @@ async def test_a_locked_sqlite_file_loses_no_final_status(tmp_path: Path) -> Non
     await engine.dispose()
 
 
-async def test_a_lock_held_past_the_retry_budget_is_logged_with_the_run_id(
+async def test_a_final_write_held_off_past_the_retry_budget_lands_in_the_background(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "locked.db"
@@ -326,16 +327,26 @@ async def test_a_lock_held_past_the_retry_budget_is_logged_with_the_run_id(
     manager = RunManager(
         store=store,
         persistence_retry_policy=PersistenceRetryPolicy(max_attempts=2, initial_delay=0),
+        final_write_retry_policy=BackgroundRetryPolicy(initial_delay=0.01, max_delay=0.05),
     )
     run = await manager.create("t1")
     blocker = sqlite3.connect(path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
-    with caplog.at_level(logging.ERROR, logger="langgraph_runstore.manager"):
+    with caplog.at_level(logging.WARNING, logger="langgraph_runstore.manager"):
         await manager.set_status(run.run_id, RunStatus.error, error="E: boom")
+    assert run.status is RunStatus.error  # the live record keeps the truth
+    assert run.durable is False  # and says the store does not hold it yet
+    assert run.run_id in caplog.text and "not yet durable" in caplog.text
     blocker.execute("ROLLBACK")
     blocker.close()
-    assert run.status is RunStatus.error  # the live record keeps the truth
-    assert run.run_id in caplog.text and "Gave up" in caplog.text
+    for _ in range(200):  # the background retry lands it once the lock is gone
+        if run.durable:
+            break
+        await asyncio.sleep(0.01)
+    row = await store.get(run.run_id)
+    assert run.durable and row is not None and row["status"] == "error"
+    assert row["error"] == "E: boom"
+    await manager.aclose()
     await store.aclose()
     await engine.dispose()
 

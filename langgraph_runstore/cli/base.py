@@ -25,6 +25,7 @@ from langgraph_runstore.db.engine import (
     sqlite_path,
 )
 from langgraph_runstore.db.migrations import VERSION_TABLE, current_version, latest_version
+from langgraph_runstore.db.read_only import cannot_write, read_only_uri
 from langgraph_runstore.display import (
     STATUS_COLORS,
     format_duration,
@@ -38,6 +39,7 @@ from langgraph_runstore.schemas import (
     RunRecord,
 )
 from langgraph_runstore.store.sql import SQLRunStore
+from langgraph_runstore.validate import check_id
 
 if TYPE_CHECKING:  # rich loads when a table is printed: --json and errors do without it
     from rich.console import Console
@@ -90,7 +92,7 @@ def probe_sqlite(path: Path) -> int:
     if header and header != b"SQLite format 3\x00":
         raise CliError(f"{path} is not a SQLite database")
     try:
-        conn = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+        conn = sqlite3.connect(read_only_uri(path), uri=True)
     except sqlite3.Error as exc:
         raise CliError(f"cannot open {path}: {exc}") from None
     try:
@@ -141,6 +143,19 @@ def check_version(version: int, shown: str, *, for_migrate: bool) -> None:
         )
 
 
+READ_COMMANDS = "runs list, runs show, threads show, usage, report, prune --dry-run"
+
+
+def read_only_refusal(reason: str) -> CliError:
+    """The one-line error of a command that writes, on a database it cannot write."""
+    ctx = click.get_current_context(silent=True)
+    command = f"`{ctx.command_path}`" if ctx is not None else "this command"
+    return CliError(
+        f"the storage is read-only ({reason}) and {command} writes to the database; "
+        f"the read commands still work: {READ_COMMANDS}"
+    )
+
+
 @asynccontextmanager
 async def open_store(
     db: str | None, *, for_migrate: bool = False, read_only: bool = False
@@ -150,7 +165,9 @@ async def open_store(
     Nothing is created or migrated here, unless ``for_migrate`` (then a missing SQLite file
     is fine and the caller migrates). With ``read_only``, a SQLite file is read through the
     standard library alone (``SQLRunStore.open_read_only``): the read commands never
-    import SQLAlchemy, which costs more than the whole command otherwise.
+    import SQLAlchemy, which costs more than the whole command otherwise. Without it the
+    command writes, and a database it cannot write is refused up front ("the storage is
+    read-only"), rather than failing half-way or reporting writes that never landed.
     """
     url = database_url(db)
     database = sqlite_file(url) if read_only else None
@@ -176,6 +193,12 @@ async def open_store(
             raise CliError("an in-memory SQLite database holds no runs: pass --db with a file")
         path = check_sqlite_file(sqlite_path(parsed), for_migrate=for_migrate)
         shown = str(path)
+        if not read_only:
+            reason = cannot_write(path)
+            if parsed.query.get("mode") == "ro" or parsed.query.get("immutable") in ("1", "true"):
+                reason = f"the URL opens {path} read-only"
+            if reason is not None:
+                raise read_only_refusal(reason)
     else:
         engine_kwargs["connect_args"] = {"timeout": PG_CONNECT_TIMEOUT}
     engine = create_engine(parsed, **engine_kwargs)
@@ -183,8 +206,18 @@ async def open_store(
         try:
             async with engine.connect() as conn:
                 version = await current_version(conn)
+                writes_refused = (
+                    not read_only
+                    and conn.dialect.name == "postgresql"
+                    and (await conn.exec_driver_sql("SHOW transaction_read_only")).scalar() == "on"
+                )
         except Exception as exc:
             raise CliError(f"cannot open database {shown}: {one_line(exc)}") from None
+        if writes_refused:
+            raise read_only_refusal(
+                f"{shown} accepts no writes (transaction_read_only is on: a standby, or "
+                "default_transaction_read_only)"
+            )
         check_version(version, shown, for_migrate=for_migrate)
         store = SQLRunStore(engine)
         try:
@@ -353,6 +386,16 @@ def time_option(name: str, help_text: str, **kwargs: Any) -> Callable[[Any], Any
     return click.option(name, metavar="WHEN", help=help_text, callback=check, **kwargs)
 
 
+def check_id_param(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """An id argument or option must be one a run can have (``validate.check_id``)."""
+    if value is not None:
+        try:
+            check_id(value, name=param.name or "id")
+        except InvalidInputError as exc:
+            raise click.BadParameter(exc.message) from None
+    return value
+
+
 def check_cursor(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     if value is not None:
         try:
@@ -405,6 +448,7 @@ __all__ = [
     "EXIT_USAGE",
     "PG_CONNECT_TIMEOUT",
     "PROG",
+    "READ_COMMANDS",
     "RUN_HEADERS",
     "SINCE_HELP",
     "UNTIL_HELP",
@@ -413,6 +457,7 @@ __all__ = [
     "Output",
     "T",
     "check_cursor",
+    "check_id_param",
     "check_sqlite_file",
     "check_version",
     "cli",
@@ -426,6 +471,7 @@ __all__ = [
     "print_runs",
     "print_usage",
     "probe_sqlite",
+    "read_only_refusal",
     "resolve_db",
     "run_async",
     "runs",

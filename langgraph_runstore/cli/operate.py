@@ -33,6 +33,7 @@ from langgraph_runstore.cli.base import (
     UNTIL_HELP,
     CliError,
     Output,
+    check_id_param,
     cli,
     database_url,
     db_option,
@@ -49,11 +50,15 @@ from langgraph_runstore.cli.base import (
 )
 
 
-async def thread_status(store: SQLRunStore, latest: dict[str, Any]) -> ThreadStatus:
+async def thread_status(
+    store: SQLRunStore, latest: dict[str, Any], *, user_id: str | None = None
+) -> ThreadStatus:
     """``RunManager.thread_status`` of a process that runs nothing itself, from the store
-    alone (so that ``threads show`` needs no LangGraph); ``latest`` is the thread's newest run.
+    alone (so that ``threads show`` needs no LangGraph); ``latest`` is the thread's newest run
+    (of ``user_id``, whose runs alone count when it is given).
     """
-    if await store.list_inflight(thread_id=latest["thread_id"]):
+    inflight = await store.list_inflight(thread_id=latest["thread_id"])
+    if any(user_id is None or row.get("user_id") == user_id for row in inflight):
         return ThreadStatus.busy
     last = RunRecord.from_row(latest)
     if last.status in (RunStatus.error, RunStatus.timeout):
@@ -64,13 +69,25 @@ async def thread_status(store: SQLRunStore, latest: dict[str, Any]) -> ThreadSta
 
 
 @threads.command("show")
-@click.argument("thread_id")
+@click.argument("thread_id", callback=check_id_param)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=20, show_default=True)
+@click.option(
+    "--user",
+    "user_id",
+    metavar="USER_ID",
+    callback=check_id_param,
+    help="Only this user's runs, in the list, the totals and the status.",
+)
 @json_option
 @db_option
 @click.pass_context
 def threads_show(
-    ctx: click.Context, thread_id: str, limit: int, as_json: bool, db: str | None
+    ctx: click.Context,
+    thread_id: str,
+    limit: int,
+    user_id: str | None,
+    as_json: bool,
+    db: str | None,
 ) -> None:
     """A thread's status, what it waits on when paused, its runs (newest first), its totals.
 
@@ -80,11 +97,12 @@ def threads_show(
 
     async def go() -> None:
         async with open_store(resolve_db(ctx, db), read_only=True) as store:
-            page = await store.list_runs(thread_id=thread_id, limit=limit)
+            page = await store.list_runs(thread_id=thread_id, user_id=user_id, limit=limit)
             if not page.runs:
-                raise CliError(f"no runs on thread {thread_id!r}")
-            status = await thread_status(store, page.runs[0])
-            totals = await store.aggregate_usage(by="thread", thread_id=thread_id)
+                of_user = f" of user {user_id!r}" if user_id is not None else ""
+                raise CliError(f"no runs{of_user} on thread {thread_id!r}")
+            status = await thread_status(store, page.runs[0], user_id=user_id)
+            totals = await store.aggregate_usage(by="thread", thread_id=thread_id, user_id=user_id)
         total = totals[0]
         latest = RunRecord.from_row(page.runs[0])
         waiting = latest if status is ThreadStatus.interrupted else None
@@ -230,7 +248,8 @@ def prune(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     async def go() -> None:
-        async with open_store(resolve_db(ctx, db)) as store:
+        # a dry run only reads: it works on read-only storage too
+        async with open_store(resolve_db(ctx, db), read_only=dry_run) as store:
             planned = await store.prune_runs(older_than=older_than, dry_run=True)
             what = "runs" if keep_checkpoints else "runs and their checkpoints"
             when = format_time(older_than)

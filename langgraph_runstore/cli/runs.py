@@ -30,6 +30,7 @@ from langgraph_runstore.cli.base import (
     CliError,
     Output,
     check_cursor,
+    check_id_param,
     db_option,
     emit_json,
     json_option,
@@ -44,7 +45,13 @@ from langgraph_runstore.cli.base import (
 
 
 @runs.command("list")
-@click.option("--thread", "thread_id", metavar="THREAD_ID", help="Only runs of this thread.")
+@click.option(
+    "--thread",
+    "thread_id",
+    metavar="THREAD_ID",
+    callback=check_id_param,
+    help="Only runs of this thread.",
+)
 @click.option(
     "--status",
     "statuses",
@@ -52,7 +59,9 @@ from langgraph_runstore.cli.base import (
     type=click.Choice([s.value for s in RunStatus]),
     help="Only runs in this status (repeat for several).",
 )
-@click.option("--user", "user_id", metavar="USER_ID", help="Only runs of this user.")
+@click.option(
+    "--user", "user_id", metavar="USER_ID", callback=check_id_param, help="Only runs of this user."
+)
 @time_option("--since", SINCE_HELP)
 @time_option("--until", UNTIL_HELP)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
@@ -165,17 +174,26 @@ def _show_run(record: RunRecord, checkpoints: list[dict[str, Any]]) -> None:
 
 
 @runs.command("show")
-@click.argument("run_id")
+@click.argument("run_id", callback=check_id_param)
+@click.option(
+    "--user",
+    "user_id",
+    metavar="USER_ID",
+    callback=check_id_param,
+    help="Only a run of this user: another user's run reads as unknown.",
+)
 @json_option
 @db_option
 @click.pass_context
-def runs_show(ctx: click.Context, run_id: str, as_json: bool, db: str | None) -> None:
+def runs_show(
+    ctx: click.Context, run_id: str, user_id: str | None, as_json: bool, db: str | None
+) -> None:
     """Every field of a run, its tokens per model and the checkpoints it wrote."""
 
     async def go() -> None:
         async with open_store(resolve_db(ctx, db), read_only=True) as store:
             row = await store.get(run_id)
-            if row is None:
+            if row is None or (user_id is not None and row.get("user_id") != user_id):
                 raise CliError(f"no run with id {run_id!r}")
             checkpoints = await store.run_checkpoints(run_id)
         record = RunRecord.from_row(row)
@@ -188,7 +206,7 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool, db: str | None) ->
 
 
 @runs.command("cancel")
-@click.argument("run_id")
+@click.argument("run_id", callback=check_id_param)
 @click.option(
     "--action",
     type=click.Choice(["interrupt", "rollback"]),
@@ -196,11 +214,23 @@ def runs_show(ctx: click.Context, run_id: str, as_json: bool, db: str | None) ->
     show_default=True,
     help="interrupt keeps the checkpoints written so far; rollback removes them.",
 )
+@click.option(
+    "--user",
+    "user_id",
+    metavar="USER_ID",
+    callback=check_id_param,
+    help="Only a run of this user: another user's run reads as unknown and is left alone.",
+)
 @json_option
 @db_option
 @click.pass_context
 def runs_cancel(
-    ctx: click.Context, run_id: str, action: str, as_json: bool, db: str | None
+    ctx: click.Context,
+    run_id: str,
+    action: str,
+    user_id: str | None,
+    as_json: bool,
+    db: str | None,
 ) -> None:
     """Cancel a pending or running run (exit 1 if it is unknown or already finished)."""
     from langgraph_runstore.manager import RunManager
@@ -210,7 +240,7 @@ def runs_cancel(
             manager = RunManager(store=store)
             try:
                 try:
-                    cancelled = await manager.cancel(run_id, action=action)
+                    cancelled = await manager.cancel(run_id, action=action, user_id=user_id)
                 except RunNotFoundError:
                     raise CliError(f"no run with id {run_id!r}") from None
                 row = await store.get(run_id)

@@ -9,9 +9,12 @@ SQLAlchemy (and tenacity) load inside the functions that use them: importing thi
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
+from langgraph_runstore.db.foreign import check_new_sqlite_connection, not_sqlite
+from langgraph_runstore.db.migrations import VERSION_TABLE, created_names
 from langgraph_runstore.errors import DatabaseConfigError
 
 if TYPE_CHECKING:
@@ -172,7 +175,9 @@ def install_sqlite_pragmas(
     """Set WAL, busy_timeout and synchronous=NORMAL on every new connection of ``engine``.
 
     Safe to call on an engine the user made; it is a no-op for non-SQLite engines and
-    installs the listener only once per engine.
+    installs the listener only once per engine. A file that is not SQLite, or that holds
+    another application's objects under the package's names, is refused on connect
+    (ForeignDatabaseError) before it is switched to WAL (see ``db.foreign``).
     """
     if engine.dialect.name != "sqlite":
         return
@@ -181,14 +186,30 @@ def install_sqlite_pragmas(
     sync_engine = engine.sync_engine
     if getattr(sync_engine, "_runstore_pragmas", False):
         return
+    in_memory = is_memory_sqlite(engine.url)
+    shown = sqlite_path(engine.url) or ":memory:"
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            cursor.execute("PRAGMA journal_mode")
-            if str(cursor.fetchone()[0]).lower() != "wal":
+            try:
+                cursor.execute("PRAGMA journal_mode")  # the first read of the file
+                journal_mode = str(cursor.fetchone()[0]).lower()
+            except sqlite3.OperationalError:
+                raise
+            except sqlite3.DatabaseError as exc:  # not a database, or a damaged one
+                raise not_sqlite(shown, exc) from None
+            if journal_mode != "wal":
+                if not in_memory:
+                    # WAL is a lasting change to the file: only on a file the package may use
+                    check_new_sqlite_connection(
+                        cursor,
+                        owned=created_names("sqlite"),
+                        version_table=VERSION_TABLE,
+                        shown=shown,
+                    )
                 try:
                     _enable_wal(cursor)
                 except Exception as exc:

@@ -7,11 +7,14 @@ apply each migration exactly once. Never edit a released migration: append a new
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
-from langgraph_runstore.errors import SchemaVersionError
+from langgraph_runstore.db.foreign import refuse_clashes
+from langgraph_runstore.errors import ForeignDatabaseError, SchemaVersionError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -194,6 +197,14 @@ _PG_ADMIT_WITH_DEFAULTS = _PG_ADMIT.replace(
     '"attempt": 0, "shared_queue": 0}\'::jsonb || p_row || jsonb_build_object(',
 )
 
+# the fleet: one row per worker, written by its heartbeat (assistants is a JSON list)
+_WORKERS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS runstore_workers (worker_id TEXT PRIMARY KEY, "
+    "host TEXT NOT NULL, pid INTEGER NOT NULL, assistants TEXT NOT NULL DEFAULT '[]', "
+    "lease_seconds DOUBLE PRECISION NOT NULL, started_at TEXT NOT NULL, "
+    "heartbeat_at TEXT NOT NULL)",
+)
+
 MIGRATIONS: list[Migration] = [
     Migration(
         version=1,
@@ -244,6 +255,12 @@ MIGRATIONS: list[Migration] = [
         sqlite=_CALL_FIDELITY,
         postgresql=(*_CALL_FIDELITY, _PG_ADMIT_WITH_DEFAULTS),
     ),
+    Migration(
+        version=7,
+        description="runstore_workers: the fleet, one row per worker and its heartbeat",
+        sqlite=_WORKERS_TABLE,
+        postgresql=_WORKERS_TABLE,
+    ),
 ]
 
 
@@ -252,30 +269,78 @@ def latest_version() -> int:
     return MIGRATIONS[-1].version
 
 
+_CREATED = re.compile(
+    r"CREATE (?:UNIQUE )?(TABLE|INDEX) IF NOT EXISTS (\w+)"
+    r"|CREATE OR REPLACE FUNCTION (\w+)\(([^)]*)\)"
+)
+_IDENTITY = re.compile(r"(\w+) BIGINT GENERATED ALWAYS AS IDENTITY")
+
+
+@cache
+def created_names(dialect: str) -> dict[str, int]:
+    """Every name the migrations create on ``dialect``, with the version that creates it:
+    tables, indexes, functions (as ``name(argument types)``), and on PostgreSQL the keys and
+    sequences that tables imply."""
+    names: dict[str, int] = {}
+    for migration in MIGRATIONS:
+        for statement in migration.statements(dialect):
+            for kind, name, function, arguments in _CREATED.findall(statement):
+                types = ", ".join(arg.split()[-1] for arg in arguments.split(",") if arg.strip())
+                created = [name or f"{function}({types})"]
+                if dialect != "sqlite" and kind == "TABLE":
+                    if "PRIMARY KEY" in statement:
+                        created.append(f"{name}_pkey")
+                    created += [f"{name}_{column}_seq" for column in _IDENTITY.findall(statement)]
+                for each in created:
+                    names.setdefault(each, migration.version)
+    return names
+
+
 async def current_version(conn: AsyncConnection) -> int:
     """The highest migration applied to the database behind ``conn`` (0 for a new one)."""
     from sqlalchemy import text
 
     dialect = conn.dialect.name
+    # (columns, of which "version") of the version table: (0, 0) when there is none
     if dialect == "sqlite":
-        exists = await conn.exec_driver_sql(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (VERSION_TABLE,)
+        shape = await conn.exec_driver_sql(
+            "SELECT COUNT(*), COALESCE(SUM(name = 'version'), 0) FROM pragma_table_info(?)",
+            (VERSION_TABLE,),
         )
     else:
-        exists = await conn.exec_driver_sql("SELECT to_regclass($1)", (VERSION_TABLE,))
-        if exists.scalar() is None:
-            return 0
-        exists = None
-    if exists is not None and exists.first() is None:
+        shape = await conn.exec_driver_sql(
+            "SELECT COUNT(*), COUNT(*) FILTER (WHERE attname = 'version') FROM pg_attribute "
+            "WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
+            (VERSION_TABLE,),
+        )
+    columns, version_columns = (int(value or 0) for value in shape.one())
+    if not columns:
         return 0
+    if not version_columns:
+        raise ForeignDatabaseError(
+            f"database {shown_database(conn)} has a table {VERSION_TABLE!r} that "
+            "langgraph-runstore did not create (it has no version column): nothing was "
+            "changed. Use another database for the runs, or rename that table",
+            names=(VERSION_TABLE,),
+        )
     result = await conn.execute(text(f"SELECT MAX(version) FROM {VERSION_TABLE}"))
     return int(result.scalar() or 0)
+
+
+def shown_database(conn: AsyncConnection) -> str:
+    """The database as an error names it: a SQLite file's name, else the URL (no password)."""
+    url = conn.engine.url
+    if url.get_backend_name() == "sqlite":
+        return url.database or ":memory:"
+    return url.render_as_string(hide_password=True)
 
 
 async def setup(engine: AsyncEngine) -> int:
     """Apply every missing migration and return the schema version; safe to call repeatedly.
 
-    Raises SchemaVersionError when the database was migrated by a newer package.
+    Raises SchemaVersionError when the database was migrated by a newer package, and
+    ForeignDatabaseError, before changing anything, when another application's objects hold
+    names the migrations would create (``db.foreign``).
     """
     from sqlalchemy import text
 
@@ -298,12 +363,16 @@ async def setup(engine: AsyncEngine) -> int:
                 text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_MIGRATION_LOCK_KEY}
             )
         try:
+            # nothing is created before this check: a database it refuses stays as it was
+            version = await current_version(conn)
+            _check_not_newer(version)
+            await refuse_clashes(
+                conn, owned=created_names(dialect), version=version, shown=shown_database(conn)
+            )
             await conn.exec_driver_sql(
                 f"CREATE TABLE IF NOT EXISTS {VERSION_TABLE} "
                 "(version INTEGER PRIMARY KEY, description TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            version = await current_version(conn)
-            _check_not_newer(version)
             for migration in MIGRATIONS:
                 if migration.version <= version:
                     continue

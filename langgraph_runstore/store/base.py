@@ -26,6 +26,8 @@ from langgraph_runstore.schemas import (
     normalize_timestamp,
     now_iso,
 )
+from langgraph_runstore.text import storable_fields
+from langgraph_runstore.validate import check_depth
 
 _PUT_FIELDS = frozenset(ROW_FIELDS) - {"run_id", "thread_id"}
 _TIMESTAMP_FIELDS = (
@@ -39,7 +41,16 @@ _TIMESTAMP_FIELDS = (
 
 
 #: The columns a status write answers with: what a status change may have set.
-STATUS_FIELDS = ("status", "error", "stop_reason", "started_at", "ended_at", "updated_at")
+STATUS_FIELDS = (
+    "status",
+    "error",
+    "stop_reason",
+    "started_at",
+    "ended_at",
+    "updated_at",
+    "cancel_requested_at",
+    "cancel_action",
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +65,17 @@ class StatusWrite:
 
     applied: bool
     stored: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class StatusGuard:
+    """Extra conditions on one status write. ``only_from_active``: apply only to a pending
+    or running row (a takeover: ending an already ended run is no match, not a no-op).
+    ``yield_to_cancel``: do not apply while a cancel request stands on the row (an owner's
+    completion loses to a peer's accepted cancel)."""
+
+    only_from_active: bool = False
+    yield_to_cancel: bool = False
 
 
 class RunStore(ABC):
@@ -113,16 +135,26 @@ class RunStore(ABC):
         *,
         error: str | None = None,
         fields: Mapping[str, Any] | None = None,
+        only_from_active: bool = False,
+        yield_to_cancel: bool = False,
     ) -> StatusWrite:
         """Change the status (with the completion ``fields`` when given) as one conditional
         write, and answer with what the store holds afterwards. This is the call a
-        RunManager makes for every status change.
+        RunManager makes for every status change; ``only_from_active`` and
+        ``yield_to_cancel`` add the conditions of ``StatusGuard``.
 
         A change the row's status forbids is not an error here: the answer has
         ``applied=False`` and the row's final status. This default composes
-        ``update_status``/``update_run_completion`` with ``get``; a store that can answer
-        from the write itself (``UPDATE ... RETURNING``) overrides it.
+        ``update_status``/``update_run_completion`` with ``get_status``; a store that can
+        answer from the write itself (``UPDATE ... RETURNING``) overrides it.
         """
+        if only_from_active or yield_to_cancel:
+            current = await self.get_status(run_id)  # a missing row: the write reports it
+            if current is not None and (
+                (only_from_active and current.get("status") in FINAL_STATUS_VALUES)
+                or (yield_to_cancel and current.get("cancel_requested_at"))
+            ):
+                return StatusWrite(applied=False, stored=current)
         try:
             if fields is None:
                 applied = await self.update_status(run_id, status, error=error)
@@ -168,9 +200,9 @@ class RunStore(ABC):
     ) -> dict[str, Any] | None:
         """Atomically take the oldest claimable shared-queue run and mark it running.
 
-        Claimable: pending, ``shared_queue``, unowned, of one of ``assistant_ids``, the oldest
-        pending run of its thread, and its thread has no running run. Returns the claimed row
-        (now running, owned by ``worker_id``, attempt + 1) or None.
+        Claimable: pending, ``shared_queue``, unowned, of one of ``assistant_ids``, the pending
+        run of its thread admitted first (lowest ``seq``), and its thread has no running run.
+        Returns the claimed row (now running, owned by ``worker_id``, attempt + 1) or None.
         """
         raise NotImplementedError(f"{type(self).__name__} does not support several workers")
 
@@ -188,26 +220,58 @@ class RunStore(ABC):
         raise NotImplementedError(f"{type(self).__name__} does not support several workers")
 
     async def request_cancel(self, run_id: str, *, action: str) -> dict[str, Any] | None:
-        """Record a durable cancel request on an active run (and notify its owner).
+        """Record a durable cancel request on an active run (and notify its owner). The
+        first request stands: a later one keeps its time and action.
 
-        Returns the run's ``owner_worker_id`` and ``lease_expires_at``, or None when the run
-        is not active (finished, or unknown).
+        Returns the run's ``owner_worker_id``, ``lease_expires_at`` and the standing
+        ``cancel_action``, or None when the run is not active (finished, or unknown).
         """
         raise NotImplementedError(f"{type(self).__name__} does not support several workers")
 
     async def recover_expired(
-        self, run_id: str, *, expired_before: str, requeue: bool, error: str
+        self,
+        run_id: str,
+        *,
+        expired_before: str,
+        requeue: bool,
+        error: str,
+        seen: Mapping[str, Any] | None = None,
     ) -> str | None:
         """Take over an active run whose lease expired before ``expired_before``.
 
-        With ``requeue`` the run goes back to the shared queue as pending and unowned;
-        otherwise it ends ``error`` with stop_reason ``orphan_recovered``. Returns the new
-        status, or None when the lease was renewed or the run ended meanwhile.
+        A compare-and-set: ``seen`` is the ``owner_worker_id`` and ``lease_expires_at`` the
+        caller read (say, from ``list_expired``), and the run is taken only if they are
+        still what the row holds, so a renewal or another worker's takeover in between
+        wins. With ``requeue`` the run goes back to the shared queue as pending and
+        unowned; otherwise it ends ``error`` with stop_reason ``orphan_recovered``. Returns
+        the new status, or None when the lease was renewed, taken or the run ended.
         """
         raise NotImplementedError(f"{type(self).__name__} does not support several workers")
 
     async def list_expired(self, *, expired_before: str) -> list[dict[str, Any]]:
         """Active, owned runs whose lease expired before ``expired_before``, oldest first."""
+        raise NotImplementedError(f"{type(self).__name__} does not support several workers")
+
+    async def record_worker(
+        self,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        assistants: Sequence[str],
+        lease_seconds: float,
+        started_at: str,
+    ) -> None:
+        """Write the worker's row of the fleet, with ``heartbeat_at`` now (its heartbeat)."""
+        raise NotImplementedError(f"{type(self).__name__} does not support several workers")
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        """The fleet: each worker's row, with ``held``, how many active runs it owns."""
+        raise NotImplementedError(f"{type(self).__name__} does not support several workers")
+
+    async def remove_workers(self, *, worker_id: str | None = None, stale_before: str = "") -> int:
+        """Remove ``worker_id``'s row (it stopped), or the rows whose heartbeat is older than
+        ``stale_before``; returns how many went."""
         raise NotImplementedError(f"{type(self).__name__} does not support several workers")
 
     async def release_leases(self, *, worker_id: str) -> int:
@@ -267,8 +331,10 @@ class RunStore(ABC):
         since: str | datetime | timedelta | None = None,
         until: str | datetime | timedelta | None = None,
         limit: int = 10,
+        user_id: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The longest runs (``by="duration"``, finished runs) or those with the most tokens."""
+        """The longest runs (``by="duration"``, finished runs) or those with the most tokens;
+        with ``user_id``, of that user only."""
         raise NotImplementedError(f"{type(self).__name__} does not support top_runs")
 
     async def prune_runs(
@@ -316,7 +382,9 @@ def prepare_row(
             f"expected some of {sorted(_PUT_FIELDS)}",
             run_id=run_id,
         )
-    row: dict[str, Any] = dict(fields)
+    for name in JSON_FIELDS:
+        check_depth(fields.get(name), name=name, run_id=run_id)  # before any walk of it
+    row = storable_fields(fields, JSON_FIELDS)
     row["run_id"] = run_id
     row["thread_id"] = thread_id
     status = row.get("status", RunStatus.pending.value)
@@ -346,7 +414,7 @@ def prepare_completion(
             run_id=run_id,
         )
     parsed = RunStatus.parse(status, run_id=run_id)
-    fields = dict(kwargs)
+    fields = storable_fields(kwargs, JSON_FIELDS)
     by_model = fields.get("token_usage_by_model")
     if check_json and by_model is not None and not _is_usage_shaped(by_model):
         ensure_json(by_model, name="token_usage_by_model", run_id=run_id)

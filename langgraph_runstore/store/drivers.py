@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from langgraph_runstore.db.engine import DEFAULT_SQLITE_BUSY_TIMEOUT_MS, is_memory_sqlite
+from langgraph_runstore.db.read_only import read_only_uri
 from langgraph_runstore.errors import ConflictError, InvalidInputError
 from langgraph_runstore.store.statements import Statement
 
@@ -113,9 +114,10 @@ class SQLiteDriver:
 
     def _open_direct(self, path: str) -> sqlite3.Connection:
         if self.engine is None:
-            # mode=ro: never creates the file, never writes to it (nor switches it to WAL)
+            # never creates the file, never writes to it (nor switches it to WAL), and reads
+            # it on read-only storage too (db.read_only)
             return sqlite3.connect(
-                f"{Path(path).as_uri()}?mode=ro",
+                read_only_uri(Path(path)),
                 uri=True,
                 isolation_level=None,
                 check_same_thread=False,

@@ -7,7 +7,9 @@ SQLRunStore, whose ``driver`` it sends them through.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import contextlib
+import json
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -22,12 +24,15 @@ _ACTIVE_SQL = ", ".join(f"'{status}'" for status in ACTIVE_STATUS_VALUES)
 _CLAIMABLE = (
     "r.status = 'pending' AND r.shared_queue = 1 AND r.owner_worker_id IS NULL "
     "AND r.assistant_id IN ({assistants}) "
-    # the thread is free: nothing running, and no older pending run (FIFO per thread)
+    # the thread is free: nothing running, and no pending run admitted before this one (FIFO
+    # per thread). Admitted means seq, not created_at: a thread's INSERTs hold its advisory
+    # lock on PostgreSQL (one writer on SQLite), so its seq order is its commit order, and a
+    # claim never passes over a run that committed first. created_at is the client's clock,
+    # and a row created earlier may commit after a later one was claimed.
     "AND NOT EXISTS (SELECT 1 FROM runs o WHERE o.thread_id = r.thread_id "
     "AND o.status = 'running') "
     "AND NOT EXISTS (SELECT 1 FROM runs e WHERE e.thread_id = r.thread_id "
-    "AND e.status = 'pending' AND (e.created_at < r.created_at "
-    "OR (e.created_at = r.created_at AND e.seq < r.seq)))"
+    "AND e.status = 'pending' AND e.seq < r.seq)"
 )
 
 
@@ -58,6 +63,15 @@ def _claim_sql(dialect: str, assistant_count: int) -> Statement:
 
 
 @lru_cache(maxsize=64)
+def _cancel_requests_sql(count: int) -> Statement:
+    ids = ", ".join(f":run_{i}" for i in range(count))
+    return Statement.of(
+        "SELECT run_id, cancel_action FROM runs WHERE cancel_requested_at IS NOT NULL "
+        f"AND run_id IN ({ids})"
+    )
+
+
+@lru_cache(maxsize=64)
 def _renew_sql(count: int) -> Statement:
     ids = ", ".join(f":run_{i}" for i in range(count))
     return Statement.of(
@@ -67,27 +81,35 @@ def _renew_sql(count: int) -> Statement:
     )
 
 
+# the first request's time and action stand: a second request (or a peer's retry of the
+# same one) changes nothing, so a rollback never turns into an interrupt
+_ASK = (
+    "cancel_requested_at = COALESCE(cancel_requested_at, :now), "
+    "cancel_action = COALESCE(cancel_action, :action), updated_at = :now"
+)
 _REQUEST_CANCEL = Statement.of(
-    "UPDATE runs SET cancel_requested_at = :now, cancel_action = :action, updated_at = :now "
-    f"WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
-    "RETURNING owner_worker_id, lease_expires_at"
+    f"UPDATE runs SET {_ASK} WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
+    "RETURNING owner_worker_id, lease_expires_at, cancel_action"
 )
 _PG_REQUEST_CANCEL = Statement.of(
-    "WITH asked AS (UPDATE runs SET cancel_requested_at = :now, cancel_action = :action, "
-    f"updated_at = :now WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
-    "RETURNING run_id, owner_worker_id, lease_expires_at) "
+    f"WITH asked AS (UPDATE runs SET {_ASK} "
+    f"WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
+    "RETURNING run_id, owner_worker_id, lease_expires_at, cancel_action) "
     # NOTIFY reaches the owner as soon as this autocommit statement commits
-    "SELECT owner_worker_id, lease_expires_at, pg_notify('runstore_cancel', run_id) "
-    "FROM asked"
+    "SELECT owner_worker_id, lease_expires_at, cancel_action, "
+    "pg_notify('runstore_cancel', run_id) FROM asked"
 )
 _LIST_EXPIRED = Statement.of(
     f"SELECT {SELECT_COLUMNS} FROM runs WHERE owner_worker_id IS NOT NULL "
     f"AND status IN ({_ACTIVE_SQL}) AND lease_expires_at < :expired_before "
     "ORDER BY created_at, seq"
 )
+# a compare-and-set: still active, still expired at the moment of the write, and still the
+# owner and lease the recovering worker saw (a renewal or another takeover in between wins)
 _EXPIRED_GUARD = (
     f"WHERE run_id = :run_id AND status IN ({_ACTIVE_SQL}) "
-    "AND lease_expires_at IS NOT NULL AND lease_expires_at < :expired_before"
+    "AND lease_expires_at IS NOT NULL AND lease_expires_at < :expired_before "
+    "AND owner_worker_id = :seen_owner AND lease_expires_at = :seen_lease"
 )
 _RECOVER_REQUEUE = Statement.of(
     "UPDATE runs SET status = 'pending', owner_worker_id = NULL, lease_expires_at = NULL, "
@@ -97,12 +119,31 @@ _RECOVER_ERROR = Statement.of(
     "UPDATE runs SET status = 'error', error = :error, stop_reason = 'orphan_recovered', "
     f"ended_at = :now, updated_at = :now {_EXPIRED_GUARD}"
 )
+_LEASE = Statement.of("SELECT owner_worker_id, lease_expires_at FROM runs WHERE run_id = :run_id")
 _RELEASE = Statement.of(
     "UPDATE runs SET lease_expires_at = NULL, owner_worker_id = CASE WHEN shared_queue = 1 "
     "AND status = 'pending' THEN NULL ELSE owner_worker_id END "
     f"WHERE owner_worker_id = :worker_id AND status IN ({_ACTIVE_SQL})"
 )
 _PG_NOTIFY_QUEUE = Statement.of("SELECT pg_notify('runstore_queue', :assistant_id)")
+
+
+_RECORD_WORKER = Statement.of(
+    "INSERT INTO runstore_workers (worker_id, host, pid, assistants, lease_seconds, "
+    "started_at, heartbeat_at) VALUES (:worker_id, :host, :pid, :assistants, :lease_seconds, "
+    ":started_at, :now) ON CONFLICT (worker_id) DO UPDATE SET heartbeat_at = :now, "
+    "assistants = :assistants, lease_seconds = :lease_seconds"
+)
+_LIST_WORKERS = Statement.of(
+    "SELECT w.worker_id, w.host, w.pid, w.assistants, w.lease_seconds, w.started_at, "
+    "w.heartbeat_at, (SELECT count(*) FROM runs r WHERE r.owner_worker_id = w.worker_id "
+    f"AND r.status IN ({_ACTIVE_SQL})) AS held FROM runstore_workers w "
+    "ORDER BY w.started_at, w.worker_id"
+)
+_REMOVE_WORKER = Statement.of("DELETE FROM runstore_workers WHERE worker_id = :worker_id")
+_REMOVE_STALE_WORKERS = Statement.of(
+    "DELETE FROM runstore_workers WHERE heartbeat_at < :stale_before"
+)
 
 
 class WorkerQueries:
@@ -136,6 +177,15 @@ class WorkerQueries:
         params.update({f"run_{i}": run_ids[0] for i in range(len(run_ids), padded)})
         return await self.driver.fetch(_renew_sql(padded), params)
 
+    async def cancel_requests(self, run_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The ``run_id`` and ``cancel_action`` of those of ``run_ids`` with a recorded
+        cancel request (what a process that is not a worker polls for)."""
+        if not run_ids:
+            return []
+        padded = 1 << (len(run_ids) - 1).bit_length()
+        params = {f"run_{i}": run_ids[min(i, len(run_ids) - 1)] for i in range(padded)}
+        return await self.driver.fetch(_cancel_requests_sql(padded), params)
+
     async def request_cancel(self, run_id: str, *, action: str) -> dict[str, Any] | None:
         statement = _PG_REQUEST_CANCEL if self.dialect == "postgresql" else _REQUEST_CANCEL
         rows = await self.driver.fetch(
@@ -148,15 +198,67 @@ class WorkerQueries:
         return [decode_row(row) for row in rows]
 
     async def recover_expired(
-        self, run_id: str, *, expired_before: str, requeue: bool, error: str
+        self,
+        run_id: str,
+        *,
+        expired_before: str,
+        requeue: bool,
+        error: str,
+        seen: Mapping[str, Any] | None = None,
     ) -> str | None:
-        params = {"run_id": run_id, "expired_before": expired_before, "now": now_iso()}
+        if seen is None:  # the caller saw no lease: compare with the row as it is now
+            rows = await self.driver.fetch(_LEASE, {"run_id": run_id})
+            if not rows:
+                return None
+            seen = rows[0]
+        params = {
+            "run_id": run_id,
+            "expired_before": expired_before,
+            "now": now_iso(),
+            "seen_owner": seen.get("owner_worker_id"),
+            "seen_lease": seen.get("lease_expires_at"),
+        }
         if requeue:
             changed = await self.driver.execute(_RECOVER_REQUEUE, params)
             return "pending" if changed else None
         params["error"] = error
         changed = await self.driver.execute(_RECOVER_ERROR, params)
         return "error" if changed else None
+
+    async def record_worker(
+        self,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        assistants: Sequence[str],
+        lease_seconds: float,
+        started_at: str,
+    ) -> None:
+        await self.driver.execute(
+            _RECORD_WORKER,
+            {
+                "worker_id": worker_id,
+                "host": host,
+                "pid": int(pid),
+                "assistants": json.dumps(sorted(assistants)),
+                "lease_seconds": float(lease_seconds),
+                "started_at": started_at,
+                "now": now_iso(),
+            },
+        )
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        rows = await self.driver.fetch(_LIST_WORKERS, {})
+        return [
+            {**row, "assistants": json.loads(row["assistants"] or "[]"), "held": int(row["held"])}
+            for row in rows
+        ]
+
+    async def remove_workers(self, *, worker_id: str | None = None, stale_before: str = "") -> int:
+        if worker_id is not None:
+            return await self.driver.execute(_REMOVE_WORKER, {"worker_id": worker_id})
+        return await self.driver.execute(_REMOVE_STALE_WORKERS, {"stale_before": stale_before})
 
     async def release_leases(self, *, worker_id: str) -> int:
         return await self.driver.execute(_RELEASE, {"worker_id": worker_id})
@@ -172,7 +274,16 @@ class WorkerQueries:
         driver = self.driver
         assert isinstance(driver, PostgresDriver)  # the workers listen on PostgreSQL only
         url = driver.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        conn = await asyncpg.connect(url)
+        connecting = asyncio.ensure_future(asyncpg.connect(url))
+        try:
+            conn = await asyncio.shield(connecting)
+        except asyncio.CancelledError:
+            # a worker stopped mid-handshake: let the handshake end, then close, since a
+            # connect cancelled half-way leaves asyncpg an unhandled connection_lost()
+            with contextlib.suppress(Exception):
+                opened = await asyncio.wait_for(connecting, timeout=10)
+                await opened.close()
+            raise
         closed = asyncio.Event()
         conn.add_termination_listener(lambda _conn: closed.set())
         try:

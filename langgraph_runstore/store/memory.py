@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -39,6 +39,7 @@ from langgraph_runstore.store.base import (
     prepare_row,
     status_stamps,
 )
+from langgraph_runstore.text import storable_text
 
 _STATUS_COLUMNS = ("thread_id", *STATUS_FIELDS)
 _DEFAULTS: dict[str, Any] = dict.fromkeys(ROW_FIELDS)
@@ -93,6 +94,7 @@ class MemoryRunStore(RunStore):
         # rows per thread, in insertion order: admission and listing never scan every run
         self._by_thread: dict[str, dict[str, dict[str, Any]]] = {}
         self._seq = 0
+        self._workers: dict[str, dict[str, Any]] = {}
 
     async def put(self, run_id: str, *, thread_id: str, **fields: Any) -> None:
         row = prepare_row(run_id, thread_id, fields)
@@ -181,7 +183,7 @@ class MemoryRunStore(RunStore):
         self._check(row, value)
         self._stamp(row, value)
         if error is not None:
-            row["error"] = error
+            row["error"] = storable_text(error)
         return True
 
     async def update_run_completion(self, run_id: str, *, status: str, **kwargs: Any) -> bool:
@@ -230,13 +232,14 @@ class MemoryRunStore(RunStore):
     async def claim_next(
         self, *, worker_id: str, assistant_ids: Sequence[str], lease_expires_at: str
     ) -> dict[str, Any] | None:
-        rows = sorted(self._rows.values(), key=lambda row: (row["created_at"], row["seq"]))
-        running = {row["thread_id"] for row in rows if row.get("status") == "running"}
-        seen: set[str] = set()
-        for row in rows:
-            if row.get("status") != "pending" or row["thread_id"] in seen:
-                continue
-            seen.add(row["thread_id"])  # only the oldest pending run of a thread may start
+        running = {
+            row["thread_id"] for row in self._rows.values() if row.get("status") == "running"
+        }
+        first: dict[str, dict[str, Any]] = {}  # each thread's first-admitted pending run
+        for row in sorted(self._rows.values(), key=lambda row: row["seq"]):
+            if row.get("status") == "pending":
+                first.setdefault(row["thread_id"], row)
+        for row in sorted(first.values(), key=lambda row: (row["created_at"], row["seq"])):
             if (
                 row.get("shared_queue")
                 and row.get("owner_worker_id") is None
@@ -280,10 +283,11 @@ class MemoryRunStore(RunStore):
         if row is None or not self._active(row):
             return None
         now = now_iso()
-        row.update(cancel_requested_at=now, cancel_action=action, updated_at=now)
+        row["cancel_requested_at"] = row.get("cancel_requested_at") or now
+        row["cancel_action"] = row.get("cancel_action") or action
+        row["updated_at"] = now
         return {
-            "owner_worker_id": row.get("owner_worker_id"),
-            "lease_expires_at": row.get("lease_expires_at"),
+            name: row.get(name) for name in ("owner_worker_id", "lease_expires_at", "cancel_action")
         }
 
     async def list_expired(self, *, expired_before: str) -> list[dict[str, Any]]:
@@ -299,7 +303,13 @@ class MemoryRunStore(RunStore):
         return [copy.deepcopy(row) for row in rows]
 
     async def recover_expired(
-        self, run_id: str, *, expired_before: str, requeue: bool, error: str
+        self,
+        run_id: str,
+        *,
+        expired_before: str,
+        requeue: bool,
+        error: str,
+        seen: Mapping[str, Any] | None = None,
     ) -> str | None:
         row = self._rows.get(run_id)
         if (
@@ -309,6 +319,11 @@ class MemoryRunStore(RunStore):
             or row["lease_expires_at"] >= expired_before
         ):
             return None
+        if seen is not None and (
+            row.get("owner_worker_id") != seen.get("owner_worker_id")
+            or row.get("lease_expires_at") != seen.get("lease_expires_at")
+        ):
+            return None  # renewed or taken over since the caller looked
         now = now_iso()
         if requeue:
             row.update(
@@ -328,6 +343,47 @@ class MemoryRunStore(RunStore):
             updated_at=now,
         )
         return "error"
+
+    async def record_worker(
+        self,
+        worker_id: str,
+        *,
+        host: str,
+        pid: int,
+        assistants: Sequence[str],
+        lease_seconds: float,
+        started_at: str,
+    ) -> None:
+        self._workers[worker_id] = {
+            "worker_id": worker_id,
+            "host": host,
+            "pid": pid,
+            "assistants": list(assistants),
+            "lease_seconds": float(lease_seconds),
+            "started_at": self._workers.get(worker_id, {}).get("started_at", started_at),
+            "heartbeat_at": now_iso(),
+        }
+
+    async def list_workers(self) -> list[dict[str, Any]]:
+        held: dict[str, int] = {}
+        for row in self._rows.values():
+            if row.get("owner_worker_id") and self._active(row):
+                held[row["owner_worker_id"]] = held.get(row["owner_worker_id"], 0) + 1
+        rows = sorted(self._workers.values(), key=lambda w: (w["started_at"], w["worker_id"]))
+        return [
+            {**w, "assistants": list(w["assistants"]), "held": held.get(w["worker_id"], 0)}
+            for w in rows
+        ]
+
+    async def remove_workers(self, *, worker_id: str | None = None, stale_before: str = "") -> int:
+        gone = [
+            key
+            for key, w in self._workers.items()
+            if key == worker_id or (worker_id is None and w["heartbeat_at"] < stale_before)
+        ]
+        for key in gone:
+            del self._workers[key]
+        return len(gone)
 
     async def release_leases(self, *, worker_id: str) -> int:
         changed = 0
@@ -388,11 +444,13 @@ class MemoryRunStore(RunStore):
         since: str | datetime | timedelta | None = None,
         until: str | datetime | timedelta | None = None,
         limit: int = 10,
+        user_id: str | None = None,
     ) -> list[dict[str, Any]]:
         rows = top_rows(
             self._rows.values(),
             by=check_top_order(by),
             limit=check_limit(limit),
+            user_id=user_id,
             **window_arguments(since, until),
         )
         return copy.deepcopy(rows)

@@ -216,11 +216,20 @@ def _aggregate_sql(dialect: str, by: str, clauses: tuple[str, ...]) -> Statement
 
 
 def top_runs_query(
-    dialect: str, *, by: str, since: str | None, until: str | None, limit: int
+    dialect: str,
+    *,
+    by: str,
+    since: str | None,
+    until: str | None,
+    limit: int,
+    user_id: str | None = None,
 ) -> tuple[Statement, dict[str, Any]]:
-    """The ``limit`` longest finished runs, or those with the most tokens."""
+    """The ``limit`` longest finished runs, or those with the most tokens (of one user)."""
     clauses: list[str] = []
     params: dict[str, Any] = {"limit": limit}
+    if user_id is not None:
+        clauses.append("user_id = :user_id")
+        params["user_id"] = user_id
     _window(clauses, params, since, until, "")
     return _top_sql(dialect, by, tuple(clauses)), params
 

@@ -59,6 +59,7 @@ from langgraph_runstore.store.base import (
     ACTIVE_STATUS_VALUES,
     STATUS_FIELDS,
     RunStore,
+    StatusGuard,
     StatusWrite,
     allowed_from,
     prepare_completion,
@@ -68,6 +69,7 @@ from langgraph_runstore.store.base import (
 from langgraph_runstore.store.drivers import PostgresDriver, SQLiteDriver
 from langgraph_runstore.store.leases import WorkerQueries
 from langgraph_runstore.store.statements import SELECT_COLUMNS, Statement, decode_row, encode_row
+from langgraph_runstore.text import storable_text
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
@@ -111,28 +113,45 @@ def _insert_if_idle_sql(columns: tuple[str, ...]) -> Statement:
     )
 
 
-def _guard(status: str) -> str:
-    allowed = ", ".join(f"'{value}'" for value in allowed_from(status))
-    return f"(status IS NULL OR status = :status OR status IN ({allowed}))"
+WriteGuard = StatusGuard | None
+
+
+def _guard(status: str, strictness: WriteGuard = None) -> str:
+    if strictness is not None and strictness.only_from_active:
+        guard = f"(status IS NULL OR status IN ({_ACTIVE_VALUES}))"
+    else:
+        allowed = ", ".join(f"'{value}'" for value in allowed_from(status))
+        guard = f"(status IS NULL OR status = :status OR status IN ({allowed}))"
+    if strictness is not None and strictness.yield_to_cancel:
+        guard += " AND cancel_requested_at IS NULL"
+    return guard
+
+
+_ACTIVE_VALUES = ", ".join(f"'{value}'" for value in ACTIVE_STATUS_VALUES)
 
 
 _RETURNING_STATUS = f" RETURNING thread_id, {', '.join(STATUS_FIELDS)}"
 
 
 @lru_cache(maxsize=32)
-def _update_status_sql(status: str, with_error: bool, returning: bool) -> Statement:
+def _update_status_sql(
+    status: str, with_error: bool, returning: bool, strictness: WriteGuard = None
+) -> Statement:
     sets = ["status = :status", "updated_at = :now"]
     sets += [f"{name} = COALESCE({name}, :now)" for name in status_stamps(status, "")]
     if with_error:
         sets.append("error = :error")
     return Statement.of(
-        f"UPDATE runs SET {', '.join(sets)} WHERE run_id = :run_id AND {_guard(status)}"
+        f"UPDATE runs SET {', '.join(sets)} "
+        f"WHERE run_id = :run_id AND {_guard(status, strictness)}"
         + (_RETURNING_STATUS if returning else "")
     )
 
 
 @lru_cache(maxsize=128)
-def _completion_sql(status: str, columns: tuple[str, ...], returning: bool) -> Statement:
+def _completion_sql(
+    status: str, columns: tuple[str, ...], returning: bool, strictness: WriteGuard = None
+) -> Statement:
     sets = ["status = :status", "updated_at = :now"]
     sets += [f"{name} = :{name}" for name in columns]
     sets += [
@@ -141,7 +160,8 @@ def _completion_sql(status: str, columns: tuple[str, ...], returning: bool) -> S
         if name not in columns
     ]
     return Statement.of(
-        f"UPDATE runs SET {', '.join(sets)} WHERE run_id = :run_id AND {_guard(status)}"
+        f"UPDATE runs SET {', '.join(sets)} "
+        f"WHERE run_id = :run_id AND {_guard(status, strictness)}"
         + (_RETURNING_STATUS if returning else "")
     )
 
@@ -333,15 +353,20 @@ class SQLRunStore(WorkerQueries, RunStore):
         fields: Mapping[str, Any] | None,
         *,
         returning: bool,
+        strictness: WriteGuard = None,
     ) -> tuple[str, Statement, dict[str, Any]]:
         if fields is None:
             value = RunStatus.parse(status, run_id=run_id).value
+            if error is not None:
+                error = storable_text(error)
             params = {"run_id": run_id, "status": value, "now": now_iso(), "error": error}
-            return value, _update_status_sql(value, error is not None, returning), params
+            statement = _update_status_sql(value, error is not None, returning, strictness)
+            return value, statement, params
         value, checked = prepare_completion(run_id, status, fields, check_json=False)
         params = encode_row(checked, run_id=run_id)
         params.update(run_id=run_id, status=value, now=now_iso())
-        return value, _completion_sql(value, tuple(sorted(checked)), returning), params
+        columns = tuple(sorted(checked))
+        return value, _completion_sql(value, columns, returning, strictness), params
 
     async def get_status(self, run_id: str) -> dict[str, Any] | None:
         found = await self.driver.fetch(_STATUS, {"run_id": run_id})
@@ -354,10 +379,19 @@ class SQLRunStore(WorkerQueries, RunStore):
         *,
         error: str | None = None,
         fields: Mapping[str, Any] | None = None,
+        only_from_active: bool = False,
+        yield_to_cancel: bool = False,
     ) -> StatusWrite:
         """One ``UPDATE ... RETURNING``: the answer is the row the write left. Only a write
         that matched nothing reads the row again, to tell a missing row from a final one."""
-        _, statement, params = self._status_statement(run_id, status, error, fields, returning=True)
+        strictness = (
+            StatusGuard(only_from_active=only_from_active, yield_to_cancel=yield_to_cancel)
+            if only_from_active or yield_to_cancel
+            else None
+        )
+        _, statement, params = self._status_statement(
+            run_id, status, error, fields, returning=True, strictness=strictness
+        )
         try:
             written = await self.driver.fetch(statement, params)
         except ConflictError as exc:
@@ -479,11 +513,13 @@ class SQLRunStore(WorkerQueries, RunStore):
         since: str | datetime | timedelta | None = None,
         until: str | datetime | timedelta | None = None,
         limit: int = 10,
+        user_id: str | None = None,
     ) -> list[dict[str, Any]]:
         return await reads.top_runs(
             self._read_access,
             by=check_top_order(by),
             limit=check_limit(limit),
+            user_id=user_id,
             **window_arguments(since, until),
         )
 

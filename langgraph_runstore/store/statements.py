@@ -55,7 +55,7 @@ def encode_row(row: dict[str, Any], *, run_id: str | None = None) -> dict[str, A
                 continue
             try:
                 encoded[name] = json.dumps(value, allow_nan=False)
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, RecursionError) as exc:
                 raise InvalidInputError(
                     f"{name} must be JSON-serialisable: {exc}", run_id=run_id or row.get("run_id")
                 ) from None

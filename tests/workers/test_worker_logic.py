@@ -148,7 +148,7 @@ async def test_cancel_of_a_run_whose_owner_died_takes_it_over(store: RunStore) -
         thread_id="t1",
         status="running",
         owner_worker_id="dead",
-        lease_expires_at=utc_in(-1),
+        lease_expires_at=utc_in(-10),  # past the default 5 s grace
     )
     assert await RunManager(store=store).cancel("orphan") is True
     row = await store.get("orphan")
