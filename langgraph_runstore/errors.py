@@ -12,12 +12,14 @@
     │   └── ForeignDatabaseError   a database the package would clash with, or not SQLite at all
     ├── SchemaVersionError         the database was migrated by a newer package version
     ├── CheckpointError            a checkpoint that cannot be read or written
+    │   └── PruneRefusedError      keep_latest refused a DeltaChannel thread (a NotImplementedError)
     ├── RunAlreadyInvokedError     a second graph invocation under one run_id
     └── NoWorkerError              no live worker serves the assistant a run is submitted to
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -94,6 +96,22 @@ class CheckpointError(RunStoreError):
     """A checkpoint, blob or write could not be stored or decoded."""
 
 
+class PruneRefusedError(CheckpointError, NotImplementedError):
+    """``prune(strategy="keep_latest")`` refused threads it cannot prune without losing state
+    (they use a DeltaChannel); nothing was deleted. ``thread_ids`` names them."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        thread_id: str | None = None,
+        thread_ids: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, run_id=run_id, thread_id=thread_id)
+        self.thread_ids = tuple(thread_ids)
+
+
 class RunAlreadyInvokedError(RunStoreError):
     """A run_id names one graph invocation; a second one under the same run was attempted."""
 
@@ -110,6 +128,7 @@ __all__ = [
     "InvalidInputError",
     "InvalidTransitionError",
     "NoWorkerError",
+    "PruneRefusedError",
     "RunAlreadyInvokedError",
     "RunNotFoundError",
     "RunStoreError",

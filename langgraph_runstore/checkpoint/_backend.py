@@ -11,7 +11,9 @@ at these sizes.
 * PostgreSQL: a few warm connections borrowed from the engine's pool (see ``_warm``), no
   lock of our own, so concurrent operations run in parallel. Each operation is one
   statement (data-modifying CTEs where it writes several tables), hence one round trip
-  and atomic.
+  and atomic. Every operation is idempotent, so one whose connection is lost (the server
+  cut it or restarted) is sent again on a fresh connection for up to ``reconnect_timeout``
+  seconds, then fails with a CheckpointError that says so.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from tenacity import AsyncRetrying, retry_if_exception, stop_before_delay, wait_exponential_jitter
 
 from langgraph_runstore.checkpoint._codec import dumps_json
+from langgraph_runstore.checkpoint._prune import PG_PRUNE, prune_sqlite, refuse
 from langgraph_runstore.checkpoint._sql import PostgresSQL, SqliteSQL
-from langgraph_runstore.checkpoint._warm import WarmConnections
+from langgraph_runstore.checkpoint._warm import WarmConnections, is_connection_lost
+from langgraph_runstore.errors import CheckpointError, InvalidInputError
 from langgraph_runstore.loop_thread import LoopThread
 
 T = TypeVar("T")
@@ -60,7 +65,10 @@ class Backend(Protocol):
 
     async def copy_thread(self, source: str, target: str) -> None: ...
 
-    async def prune_keep_latest(self, thread_ids: Sequence[str]) -> None: ...
+    async def prune_keep_latest(self, thread_ids: Sequence[str]) -> None:
+        """keep_latest (see ``_prune``): PruneRefusedError, changing nothing, for DeltaChannel
+        threads."""
+        ...
 
     def setup_engine(self) -> AsyncEngine:
         """The engine for running migrations from the current loop."""
@@ -173,14 +181,7 @@ class SqliteBackend:
         await self._call(_sqlite_write, work)
 
     async def prune_keep_latest(self, thread_ids: Sequence[str]) -> None:
-        arg = (dumps_json(list(thread_ids)),)
-
-        def work(db: sqlite3.Connection) -> None:
-            for statement in SqliteSQL.PRUNE_KEEP_LATEST:
-                db.execute(statement, arg)
-            db.execute(SqliteSQL.GC_BLOBS, arg)
-
-        await self._call(_sqlite_write, work)
+        await self._call(_sqlite_write, lambda db: prune_sqlite(db, thread_ids))
 
     def setup_engine(self) -> AsyncEngine:
         # aiosqlite connections work from any loop: each call makes its future on the
@@ -215,13 +216,23 @@ class PostgresBackend:
 
     sql = PostgresSQL
 
-    def __init__(self, engine: AsyncEngine, bridge: LoopThread, max_connections: int) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        bridge: LoopThread,
+        max_connections: int | None,
+        reconnect_timeout: float,
+    ) -> None:
         import asyncpg
 
         self._postgres_error: type[BaseException] = asyncpg.PostgresError
+        self._reconnect_timeout = seconds(reconnect_timeout)
         self._engine = engine
         self._bridge = bridge
         self._bridge_engine: AsyncEngine | None = None
+        if max_connections is None:
+            size = getattr(engine.sync_engine.pool, "size", None)
+            max_connections = min(8, size()) if callable(size) else 4
         self._max_connections = max_connections
         self._sets: dict[asyncio.AbstractEventLoop, WarmConnections] = {}
 
@@ -246,28 +257,67 @@ class PostgresBackend:
         return warm
 
     async def _run(self, op: Callable[[Any], Awaitable[T]]) -> T:
+        return await self._retrying(lambda: self._run_once(op))
+
+    async def _run_once(self, op: Callable[[Any], Awaitable[T]]) -> T:
         warm = self._sets.get(asyncio.get_running_loop()) or self._connections()
         fairy = await warm.acquire()
-        conn: Any = fairy.driver_connection
         try:
-            result = await op(conn)
+            result = await op(fairy.driver_connection)
         except BaseException as exc:
             # A server-side error leaves an idle connection fit for reuse; a cancellation or
             # a broken connection may leave a statement or transaction half done: drop it.
-            if isinstance(exc, self._postgres_error) and not conn.is_in_transaction():
-                warm.release(fairy)
-            else:
+            if warm.broken(fairy, exc):
                 warm.discard(fairy)
+            else:
+                warm.release(fairy)
             raise
         warm.release(fairy)
         return result
 
     async def _write(self, sql: str, args: Sequence[Any]) -> None:
-        warm = self._sets.get(asyncio.get_running_loop()) or self._connections()
-        if warm.busy():  # every connection is in use: ride along in the next batch
-            await warm.queue_write(sql, args)
-        else:
-            await self._run(lambda conn: conn.execute(sql, *args))
+        async def once() -> None:
+            warm = self._sets.get(asyncio.get_running_loop()) or self._connections()
+            if warm.busy():  # every connection is in use: ride along in the next batch
+                await warm.queue_write(sql, args)
+            else:
+                await self._run_once(lambda conn: conn.execute(sql, *args))
+
+        await self._retrying(once)
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, sent again on a fresh connection while its connection keeps being lost,
+        for up to ``reconnect_timeout`` seconds; then a CheckpointError that says so.
+
+        The first attempt runs bare: a tenacity controller per operation would cost more
+        than most operations, and nearly all succeed first time.
+        """
+        timeout = self._reconnect_timeout
+        try:
+            return await call()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            if timeout <= 0:
+                raise _gave_up(exc, timeout, 1) from exc
+        # the first retry goes at once: a fresh connection usually works straight away
+        attempts = 1
+        retrying = AsyncRetrying(
+            stop=stop_before_delay(timeout),
+            wait=wait_exponential_jitter(multiplier=0.05, max=1.0, jitter=0.05),
+            retry=retry_if_exception(is_transient),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempts += 1
+                    return await call()
+        except Exception as exc:
+            if is_transient(exc):
+                raise _gave_up(exc, timeout, attempts) from exc
+            raise  # a retry reached the server, which refused the operation itself
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
     async def fetch(self, sql: str, params: Sequence[Any]) -> list[Row]:
         rows: list[Row] = await self._run(lambda conn: conn.fetch(sql, *params))
@@ -304,12 +354,8 @@ class PostgresBackend:
         await self._run(lambda conn: conn.execute(PostgresSQL.COPY_THREAD, source, target))
 
     async def prune_keep_latest(self, thread_ids: Sequence[str]) -> None:
-        async def op(conn: Any) -> None:
-            async with conn.transaction():
-                await conn.execute(PostgresSQL.PRUNE_KEEP_LATEST, list(thread_ids))
-                await conn.execute(PostgresSQL.GC_BLOBS, list(thread_ids))
-
-        await self._run(op)
+        rows = await self._run(lambda conn: conn.fetch(PG_PRUNE, list(thread_ids)))
+        refuse([str(r[0]) for r in rows])
 
     def holds_connection(self) -> bool:
         return any(warm.size for warm in self._sets.values())
@@ -331,3 +377,35 @@ class PostgresBackend:
             await warm.aclose()
         for other in [lp for lp in self._sets if lp.is_closed()]:
             self._sets.pop(other).abandon()
+
+
+def seconds(reconnect_timeout: float) -> float:
+    """``reconnect_timeout`` checked: a finite number of seconds >= 0."""
+    value = reconnect_timeout
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e6:
+        raise InvalidInputError(
+            f"reconnect_timeout must be a number of seconds >= 0, not {reconnect_timeout!r}"
+        )
+    return float(value)
+
+
+#: SQLSTATEs worth sending again on a healthy connection: serialisation failure, deadlock
+_RETRY_SQLSTATES = frozenset({"40001", "40P01"})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an operation that failed with ``exc`` may succeed if sent again: the
+    connection was lost (or could not be opened), or the server asked for a retry."""
+    return is_connection_lost(exc) or getattr(exc, "sqlstate", None) in _RETRY_SQLSTATES
+
+
+def _gave_up(error: BaseException, timeout: float, attempts: int) -> CheckpointError:
+    what = (
+        "lost the PostgreSQL connection and could not complete the checkpoint operation on "
+        "a new one"
+        if is_connection_lost(error)
+        else "PostgreSQL kept asking to retry the checkpoint operation"
+    )
+    return CheckpointError(
+        f"{what} within {timeout:g} s ({attempts} attempts): {type(error).__name__}: {error}"
+    )

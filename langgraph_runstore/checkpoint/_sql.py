@@ -207,16 +207,6 @@ class SqliteSQL:
         f"DELETE FROM {WRITES} WHERE (thread_id, checkpoint_ns, checkpoint_id) IN ({_RUN_KEYS})",
         f"DELETE FROM {CHECKPOINTS} WHERE run_id IN (SELECT value FROM json_each(?))",
     )
-    PRUNE_KEEP_LATEST = (
-        f"DELETE FROM {CHECKPOINTS} WHERE {_IN_THREADS} AND checkpoint_id < ("
-        f"SELECT MAX(m.checkpoint_id) FROM {CHECKPOINTS} AS m "
-        f"WHERE m.thread_id = {CHECKPOINTS}.thread_id "
-        f"AND m.checkpoint_ns = {CHECKPOINTS}.checkpoint_ns)",
-        f"DELETE FROM {WRITES} WHERE {_IN_THREADS} AND NOT EXISTS ("
-        f"SELECT 1 FROM {CHECKPOINTS} AS c WHERE c.thread_id = {WRITES}.thread_id "
-        f"AND c.checkpoint_ns = {WRITES}.checkpoint_ns "
-        f"AND c.checkpoint_id = {WRITES}.checkpoint_id)",
-    )
     # Drop blobs that no remaining checkpoint of the thread references, directly or as part
     # of a delta chain.
     GC_BLOBS = (
@@ -359,15 +349,6 @@ class PostgresSQL:
         f"w AS (DELETE FROM {WRITES} AS w USING d WHERE w.thread_id = d.thread_id "
         "AND w.checkpoint_ns = d.checkpoint_ns AND w.checkpoint_id = d.checkpoint_id) "
         "SELECT DISTINCT thread_id FROM d"
-    )
-    PRUNE_KEEP_LATEST = (
-        f"WITH latest AS (SELECT thread_id, checkpoint_ns, MAX(checkpoint_id) AS keep "
-        f"FROM {CHECKPOINTS} WHERE thread_id = ANY($1::text[]) "
-        "GROUP BY thread_id, checkpoint_ns), "
-        f"w AS (DELETE FROM {WRITES} AS w USING latest AS l WHERE w.thread_id = l.thread_id "
-        "AND w.checkpoint_ns = l.checkpoint_ns AND w.checkpoint_id < l.keep) "
-        f"DELETE FROM {CHECKPOINTS} AS c USING latest AS l WHERE c.thread_id = l.thread_id "
-        "AND c.checkpoint_ns = l.checkpoint_ns AND c.checkpoint_id < l.keep"
     )
     GC_BLOBS = (
         f"DELETE FROM {BLOBS} AS b WHERE b.thread_id = ANY($1::text[]) "

@@ -13,6 +13,11 @@ next connection to come free sends the queued writes of one statement as a singl
 ``executemany`` (one round trip, one transaction). Nothing waits to fill a batch, so a lone
 write costs what it did; under load, round trips per write fall. The statements are
 idempotent upserts, so a failed batch is retried row by row to pin the error on its caller.
+
+A connection that broke (cut by the server, a restart, a client-side protocol error) is
+never handed out again: every caller whose write rode on it gets the error (the backend
+retries it on a fresh connection), the connection is invalidated in the pool, and its place
+goes to the next waiter. Connections that closed while idle are skipped at checkout.
 """
 
 from __future__ import annotations
@@ -26,6 +31,30 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
+
+#: SQLSTATE classes of errors after which the connection is gone: 08 (connection exception)
+#: and 57P0x (the server is shutting down, crashed, or not accepting connections yet)
+_CONNECTION_SQLSTATES = ("08", "57P0")
+
+Batch = list[tuple[str, Sequence[Any], "asyncio.Future[None]"]]
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the connection itself failed, not the statement it carried
+    (SQLAlchemy's wrappers of asyncpg's errors included)."""
+    for _ in range(4):
+        sqlstate = getattr(exc, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_CONNECTION_SQLSTATES):
+            return True
+        # asyncpg's client-side errors, by name (asyncpg is optional): InterfaceError (its
+        # subclasses too) and InternalClientError ("cannot switch to state ...") after a cut
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if names & {"InterfaceError", "InternalClientError"} or isinstance(exc, OSError):
+            return True
+        if exc.__cause__ is None:
+            return False
+        exc = exc.__cause__
+    return False
 
 
 class WarmConnections:
@@ -62,8 +91,11 @@ class WarmConnections:
 
     async def acquire(self) -> PoolProxiedConnection:
         """A connection for one operation; give it back with release() or discard()."""
-        if self._free:
-            return self._free.pop()
+        while self._free:
+            conn = self._free.pop()
+            if not _closed(conn):
+                return conn
+            self._drop(conn)  # the server closed it while it sat here
         if self._count >= self._limit:
             waiter: asyncio.Future[PoolProxiedConnection | None] = self.loop.create_future()
             self._waiters.append(waiter)
@@ -86,11 +118,20 @@ class WarmConnections:
         else:
             self._count += 1
         try:
-            return await self.engine.raw_connection()
+            return await self._open()
         except BaseException:
             self._count -= 1
-            self._grant_slot()
+            self._refill()
             raise
+
+    async def _open(self) -> PoolProxiedConnection:
+        """A connection from the engine's pool, skipping pooled ones the server has closed
+        (after a restart every idle one is), so a retry does not spend an attempt on each."""
+        while True:
+            conn = await self.engine.raw_connection()
+            if not _closed(conn):
+                return conn
+            conn.invalidate()
 
     def busy(self) -> bool:
         """Whether an operation would have to wait for a connection now."""
@@ -101,6 +142,15 @@ class WarmConnections:
         done: asyncio.Future[None] = self.loop.create_future()
         self._writes.append((sql, args, done))
         return done
+
+    def broken(self, conn: PoolProxiedConnection, exc: BaseException) -> bool:
+        """Whether ``conn`` must be discarded after ``exc``: anything but a server-side error
+        on a connection that is still open and idle (a cancellation may leave a statement
+        half sent, a cut connection is gone)."""
+        if not isinstance(exc, self._server_error) or is_connection_lost(exc):
+            return True
+        driver: Any = conn.driver_connection
+        return bool(driver.is_closed() or driver.is_in_transaction())
 
     def release(self, conn: PoolProxiedConnection) -> None:
         """Give a healthy connection back for the next operation."""
@@ -123,10 +173,10 @@ class WarmConnections:
                 return
         self._free.append(conn)
 
-    def _take_batch(self) -> list[tuple[str, Sequence[Any], asyncio.Future[None]]]:
+    def _take_batch(self) -> Batch:
         """Dequeue up to MAX_BATCH writes that share the first live write's SQL."""
-        batch: list[tuple[str, Sequence[Any], asyncio.Future[None]]] = []
-        others: list[tuple[str, Sequence[Any], asyncio.Future[None]]] = []
+        batch: Batch = []
+        others: Batch = []
         while self._writes and len(batch) < self.MAX_BATCH:
             item = self._writes.popleft()
             if item[2].done():  # its caller was cancelled while it waited
@@ -138,40 +188,44 @@ class WarmConnections:
         self._writes.extendleft(reversed(others))
         return batch
 
-    async def _send_writes(
-        self,
-        conn: PoolProxiedConnection,
-        batch: list[tuple[str, Sequence[Any], asyncio.Future[None]]],
-    ) -> None:
-        """Send one batch of queued writes on ``conn``, then release it."""
+    async def _send_writes(self, conn: PoolProxiedConnection, batch: Batch) -> None:
+        """Send one batch of queued writes on ``conn``, then release or discard it.
+
+        Every caller in the batch gets an answer, whatever happens: its result, the server's
+        error for its own row, or the error that broke the connection.
+        """
         sql = batch[0][0]
         driver: Any = conn.driver_connection
         try:
-            if len(batch) == 1:
-                await driver.execute(sql, *batch[0][1])
-            else:
-                await driver.executemany(sql, [args for _, args, _ in batch])
-        except self._server_error:
-            if driver.is_in_transaction():
-                self._fail(batch, conn)
-                return
-            # find whose write failed: the statements are idempotent, so retry one by one
-            for _, args, done in batch:
-                try:
-                    await driver.execute(sql, *args)
-                except self._server_error as exc:
-                    if not done.done():
-                        done.set_exception(exc)
+            try:
+                if len(batch) == 1:
+                    await driver.execute(sql, *batch[0][1])
                 else:
-                    if not done.done():
-                        done.set_result(None)
-        except BaseException:  # cancelled or the connection broke: its callers get an error
-            self._fail(batch, conn)
+                    await driver.executemany(sql, [args for _, args, _ in batch])
+            except Exception as exc:
+                if self.broken(conn, exc):
+                    raise
+                # find whose write failed: the statements are idempotent, so retry one by one
+                for _, args, done in batch:
+                    try:
+                        await driver.execute(sql, *args)
+                    except Exception as row_exc:
+                        if self.broken(conn, row_exc):
+                            raise
+                        if not done.done():
+                            done.set_exception(row_exc)
+                    else:
+                        if not done.done():
+                            done.set_result(None)
+        except BaseException as exc:
+            self.discard(conn)
+            self._fail(batch, exc)
+            if not isinstance(exc, Exception):
+                raise
             return
-        else:
-            for _, _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+        for _, _, done in batch:
+            if not done.done():
+                done.set_result(None)
         self.release(conn)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
@@ -182,31 +236,41 @@ class WarmConnections:
     async def _open_for_writes(self) -> None:
         """Open a connection to send queued writes that no busy connection will pick up."""
         try:
-            conn = await self.engine.raw_connection()
+            conn = await self._open()
         except BaseException as exc:
             self._count -= 1
-            while self._writes:
-                done = self._writes.popleft()[2]
-                if not done.done():
-                    done.set_exception(exc)
+            failed = list(self._writes)
+            self._writes.clear()
+            self._fail(failed, exc)
+            self._grant_slot()
+            if not isinstance(exc, Exception):
+                raise
             return
         self.release(conn)
 
-    def _fail(
-        self,
-        batch: list[tuple[str, Sequence[Any], asyncio.Future[None]]],
-        conn: PoolProxiedConnection,
-    ) -> None:
-        error = ConnectionError("the connection failed while sending a batch of checkpoint writes")
+    @staticmethod
+    def _fail(batch: Batch, exc: BaseException) -> None:
+        """Give every unanswered caller in ``batch`` the error (a cancellation cancels)."""
         for _, _, done in batch:
-            if not done.done():
-                done.set_exception(error)
-        self.discard(conn)
+            if done.done():
+                continue
+            if isinstance(exc, Exception):
+                done.set_exception(exc)
+            else:
+                done.cancel()
+
+    def _drop(self, conn: PoolProxiedConnection) -> None:
+        self._count -= 1
+        conn.invalidate()
 
     def discard(self, conn: PoolProxiedConnection) -> None:
         """Drop a connection that may be mid-statement or broken; a waiter may open anew."""
-        self._count -= 1
-        conn.invalidate()
+        self._drop(conn)
+        self._refill()
+
+    def _refill(self) -> None:
+        """Hand a freed place to a waiting operation, else to the queued writes: nobody else
+        would open a connection for them."""
         if not self._closed:
             self._grant_slot()
             if self._writes and self._count < self._limit:
@@ -240,3 +304,8 @@ class WarmConnections:
             # frees its place in the pool
             with contextlib.suppress(Exception):
                 conn.detach()
+
+
+def _closed(conn: PoolProxiedConnection) -> bool:
+    driver: Any = conn.driver_connection
+    return driver is None or bool(driver.is_closed())

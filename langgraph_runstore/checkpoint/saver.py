@@ -31,6 +31,7 @@ from langgraph_runstore.checkpoint._backend import (
     Row,
     SqliteBackend,
     WriteRow,
+    seconds,
 )
 from langgraph_runstore.checkpoint._codec import decode, dumps_json, encode, loads_json
 from langgraph_runstore.checkpoint._deltas import ListDeltas, ListState
@@ -74,6 +75,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
     On PostgreSQL the saver keeps up to ``max_connections`` (default: 8, or the engine's
     pool size if smaller) of the engine's pooled connections warm for its operations and
     hands them back on ``aclose()``, so close a saver you made yourself when done with it.
+    An operation cut off mid-way is retried on new connections for ``reconnect_timeout`` s.
 
     Sync API: ``get_tuple``, ``list``, ``put`` … (what ``graph.invoke`` and ``graph.stream``
     call) run the async method on a private event loop that the saver starts on a daemon
@@ -92,6 +94,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         max_connections: int | None = None,
         list_deltas: bool = True,
+        reconnect_timeout: float = 10.0,
     ) -> None:
         super().__init__(serde=serde)
         self._deltas = ListDeltas() if list_deltas else None
@@ -101,15 +104,12 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         self.engine = engine
         self._bridge = LoopThread(f"SQLAlchemySaver-{id(self):x}")
         self._bridge_ready = False
-        dialect = engine.dialect.name
+        dialect, reconnect_timeout = engine.dialect.name, seconds(reconnect_timeout)
         backend: Backend
         if dialect == "sqlite" and engine.dialect.driver == "aiosqlite":
             backend = SqliteBackend(engine)
         elif dialect == "postgresql" and engine.dialect.driver == "asyncpg":
-            if max_connections is None:
-                size = getattr(engine.sync_engine.pool, "size", None)
-                max_connections = min(8, size()) if callable(size) else 4
-            backend = PostgresBackend(engine, self._bridge, max_connections)
+            backend = PostgresBackend(engine, self._bridge, max_connections, reconnect_timeout)
         else:
             raise DatabaseConfigError(
                 f"SQLAlchemySaver needs a sqlite+aiosqlite or postgresql+asyncpg engine, "
@@ -128,6 +128,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         serde: SerializerProtocol | None = None,
         max_connections: int | None = None,
         list_deltas: bool = True,
+        reconnect_timeout: float = 10.0,
         **engine_kwargs: Any,
     ) -> OpenedSaver[SQLAlchemySaver]:
         """Open an engine for ``url``, set the schema up, yield a saver; dispose on exit.
@@ -142,6 +143,7 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
                 serde=serde,
                 max_connections=max_connections,
                 list_deltas=list_deltas,
+                reconnect_timeout=reconnect_timeout,
             )
         )
 
@@ -493,13 +495,16 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
         await self._backend.copy_thread(str(source_thread_id), str(target_thread_id))
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """Prune threads: ``keep_latest`` keeps the newest checkpoint per namespace,
-        ``delete`` removes everything."""
-        ids = [str(t) for t in thread_ids]
+        """Prune threads: ``delete`` removes everything; ``keep_latest`` keeps each namespace's
+        latest checkpoint (now a root) with its writes, drops finished subgraph calls, and
+        refuses DeltaChannel threads with PruneRefusedError (see ``_prune``)."""
         if strategy not in ("keep_latest", "delete"):
             raise InvalidInputError(
                 f"unknown prune strategy {strategy!r}: expected 'keep_latest' or 'delete'"
             )
+        if isinstance(thread_ids, (str, bytes)):
+            raise InvalidInputError(f"thread_ids must be a list of ids, not {thread_ids!r}")
+        ids = [str(t) for t in thread_ids]
         if not ids:
             return
         self._forget()
