@@ -44,6 +44,7 @@ class CancelWatch:
         self._cancel = cancel
         self.poll_interval = poll_interval
         self._task: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._delivered: set[str] = set()
         self._deliveries: set[asyncio.Task[Any]] = set()
@@ -54,14 +55,26 @@ class CancelWatch:
     def notice(self) -> None:
         """A run started or ended: start watching, or look again at what to watch."""
         if self._task is not None and not self._task.done():
-            self._wake.set()
+            if not self._watched():
+                self._wake.set()  # the last run ended: the poll loop can stop now
             return
-        if self.supported() and self._watched():
+        if self._timer is not None or not self.supported():
+            return
+        # a timer, not a task: a run that ends within one interval (most runs) costs no
+        # task and no statement
+        self._timer = asyncio.get_running_loop().call_later(self.poll_interval, self._due)
+
+    def _due(self) -> None:
+        self._timer = None
+        if self._watched() and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(
                 self._poll_loop(), name="runstore cancel watch"
             )
 
     async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         tasks = [t for t in (self._task, *self._deliveries) if t is not None]
         self._task = None
         for task in tasks:
@@ -78,22 +91,22 @@ class CancelWatch:
         ]
 
     async def _poll_loop(self) -> None:
+        # started one interval after a run started (``_due``): look now, then every interval
         loop = asyncio.get_running_loop()
         while True:
-            # the first look comes one interval after a run starts: a run shorter than
-            # that costs no statement at all
+            run_ids = self._watched()
+            if not run_ids:
+                self._delivered.intersection_update(self.lifecycle.live)
+                return  # started again when a run starts
+            await self.check(run_ids)
             deadline = loop.time() + self.poll_interval
-            while True:
-                if not self._watched():
-                    self._delivered.intersection_update(self.lifecycle.live)
-                    return  # started again when a run starts
+            while self._watched():
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     break
                 self._wake.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=remaining)
-            await self.check(self._watched())
 
     async def check(self, run_ids: list[str]) -> None:
         """Deliver the requests recorded on ``run_ids``."""

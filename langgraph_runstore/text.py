@@ -45,9 +45,35 @@ def is_storable(value: str) -> bool:
     return _UNSTORABLE.search(value) is None
 
 
+def _is_clean(value: Any) -> bool:
+    """Whether no string in ``value`` (keys included) needs the rule: one walk that builds
+    nothing, for the usual case where nothing does."""
+    kind = type(value)
+    if kind is str:
+        return _UNSTORABLE.search(value) is None
+    if kind is int or kind is float or kind is bool or value is None:
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is str and _UNSTORABLE.search(key) is not None:
+                return False
+            if type(item) is not int and not _is_clean(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_is_clean(item) for item in value)
+    return not isinstance(value, (str, Mapping, list, tuple))
+
+
 def storable_json(value: Any) -> Any:
     """A JSON value with ``storable_text`` applied to every string in it, keys included.
     Returns ``value`` itself when nothing needed changing (the usual case)."""
+    if _is_clean(value):
+        return value
+    return _rewritten(value)
+
+
+def _rewritten(value: Any) -> Any:
     if isinstance(value, str):
         return storable_text(value)
     if isinstance(value, Mapping):
@@ -55,12 +81,12 @@ def storable_json(value: Any) -> Any:
         out: dict[Any, Any] = {}
         for key, item in value.items():
             new_key = storable_text(key) if isinstance(key, str) else key
-            new_item = storable_json(item)
+            new_item = _rewritten(item)
             changed = changed or new_key is not key or new_item is not item
             out[new_key] = new_item
         return out if changed else value
     if isinstance(value, (list, tuple)):
-        items = [storable_json(item) for item in value]
+        items = [_rewritten(item) for item in value]
         if any(new is not old for new, old in zip(items, value, strict=True)):
             return items
         return value
