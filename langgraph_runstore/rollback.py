@@ -4,8 +4,7 @@ A run that resumes a thread (input ``None`` or a ``Command``) adds pending write
 checkpoint it resumes from: the resume values, the output of the tasks it finishes, a new
 interrupt. So before such a run starts, :func:`capture` records the pending writes of that
 checkpoint (and of the sub-graph checkpoints its waiting tasks continue). A run with new
-input leaves the checkpoint it starts from alone, except for the input of a
-``DeltaChannel``, which :func:`roll_back` recognises by its task id; it needs no capture.
+input starts a checkpoint of its own and needs no capture.
 
 :func:`roll_back` then restores the thread in one of two ways:
 
@@ -33,7 +32,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
-from uuid import UUID, uuid5
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import WRITES_IDX_MAP, CheckpointTuple, PendingWrite
@@ -45,7 +43,6 @@ logger = logging.getLogger(__name__)
 _INTERRUPT = "__interrupt__"
 _RESUME = "__resume__"
 _ERROR = "__error__"
-_INPUT = "__input__"
 
 
 @dataclass(frozen=True)
@@ -117,15 +114,9 @@ async def roll_back(
         await checkpointer.adelete_for_runs([run_id])
     except NotImplementedError:
         return await _fork_back(checkpointer, graph, run_id, root, point)
-    if not in_place:
-        # the run's checkpoints are gone, but the one it started from cannot be mended
+    if not in_place and point is not None:
+        # the run's checkpoints are gone, but the one it resumed cannot be mended in place
         return await _fork_back(checkpointer, graph, run_id, root, point)
-    if point is None:
-        latest = await checkpointer.aget_tuple(root)
-        if latest is not None:
-            kept = _without_input_writes(latest)
-            if len(kept) != len(latest.pending_writes or ()):
-                await checkpointer.areplace_writes(latest.config, kept)
     return True
 
 
@@ -143,7 +134,7 @@ async def _fork_back(
         if target is None:  # the thread began with this run: nothing of it existed before
             await checkpointer.adelete_thread(root["configurable"]["thread_id"])
             return True
-        target_config, carried = target.config, _without_input_writes(target)
+        target_config, carried = target.config, list(target.pending_writes or ())
     latest = await checkpointer.aget_tuple(root)
     if (
         latest is not None
@@ -258,19 +249,6 @@ def _subgraph_configs(state: StateSnapshot) -> list[RunnableConfig]:
             found.append(task.state.config)
             found.extend(_subgraph_configs(task.state))
     return found
-
-
-def _without_input_writes(saved: CheckpointTuple) -> list[PendingWrite]:
-    """The checkpoint's pending writes without the ``DeltaChannel`` input a run with new
-    input stores on the checkpoint it starts from (under a task id LangGraph derives
-    from that checkpoint's id)."""
-    writes = list(saved.pending_writes or ())
-    checkpoint_id = _checkpoint_id(saved.config)
-    try:
-        input_task = str(uuid5(UUID(str(checkpoint_id)), _INPUT))
-    except ValueError:  # not a UUID: no run derived a task id from it
-        return writes
-    return [w for w in writes if w[0] != input_task]
 
 
 def _same_writes(a: Sequence[PendingWrite], b: Sequence[PendingWrite]) -> bool:

@@ -243,7 +243,9 @@ async def test_a_new_run_replaces_the_active_one_without_hanging(env: Env, strat
         old = await env.manager.start(slow, hi("two"), thread_id="t1")
         await gate.entered.wait()
 
-        new = await env.manager.wait(plain, hi("three"), thread_id="t1", multitask_strategy=strategy)
+        new = await env.manager.wait(
+            plain, hi("three"), thread_id="t1", multitask_strategy=strategy
+        )
         assert new.status is RunStatus.success, new.error
         assert old.status is RunStatus.interrupted
         assert old.stop_reason == ("cancelled" if strategy == "interrupt" else "rolled_back")
@@ -305,9 +307,7 @@ async def test_after_a_rollback_the_interrupt_answers_to_the_id_the_thread_shows
         gate.open.set()
 
         (waiting,) = (await graph.aget_state(THREAD)).interrupts
-        done = await env.manager.wait(
-            graph, Command(resume={waiting.id: "by id"}), thread_id="t1"
-        )
+        done = await env.manager.wait(graph, Command(resume={waiting.id: "by id"}), thread_id="t1")
         assert done.status is RunStatus.success and not done.paused, done.error
         assert contents(await graph.aget_state(THREAD))[-2:] == ["approved: by id", "shipped"]
 
@@ -352,7 +352,9 @@ async def test_rolling_back_a_resume_that_asked_again_restores_the_first_questio
 
 
 @pytest.mark.parametrize("stop_in", ["ask", "check"])
-async def test_rolling_back_a_resumed_run_of_an_interrupted_subgraph(env: Env, stop_in: str) -> None:
+async def test_rolling_back_a_resumed_run_of_an_interrupted_subgraph(
+    env: Env, stop_in: str
+) -> None:
     """The interrupt is raised inside a sub-graph (ask -> check): after the rollback, a new
     answer is the one the sub-graph gets, not the rolled-back run's."""
     gate = Gate()
@@ -440,3 +442,86 @@ async def test_rolling_back_restores_the_previous_turns_latest_checkpoint(env: E
             assert after.parent_config == before.parent_config
 
     await bounded(body())
+
+
+@pytest.mark.postgres
+async def test_a_rollback_that_fails_still_ends_the_run(pg_url: str) -> None:
+    """The stock PostgreSQL saver's connection is cut (pg_terminate_backend) before the
+    rollback: cancel() answers, the run ends ``interrupted`` with ``rollback_failed``."""
+    import psycopg
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    url = pg_url.replace("postgresql+asyncpg://", "postgresql://")
+
+    async def body() -> None:
+        async with (
+            AsyncPostgresSaver.from_conn_string(url) as saver,
+            RunManager(store=MemoryRunStore()) as manager,
+        ):
+            await saver.setup()
+            plain = turn_graph().compile(checkpointer=saver)
+            await manager.wait(plain, hi("one"), thread_id="t1")
+            gate = Gate()
+            run = await manager.start(
+                turn_graph(gate).compile(checkpointer=saver), hi("two"), thread_id="t1"
+            )
+            await gate.entered.wait()
+            pid = saver.conn.info.backend_pid
+            async with await psycopg.AsyncConnection.connect(url, autocommit=True) as admin:
+                await admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+
+            assert await manager.cancel(run.run_id, action="rollback") is True
+            ended = await manager.join(run.run_id)
+            assert ended.status is RunStatus.interrupted
+            assert ended.stop_reason == "rollback_failed"
+
+    await bounded(body())
+
+
+# -- SQLAlchemySaver.areplace_writes ------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def saver(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    url = (
+        f"sqlite+aiosqlite:///{tmp_path / 'saver.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    async with SQLRunStore.from_url(url) as store:
+        yield store.checkpointer
+
+
+async def test_replace_writes_makes_them_exactly_the_given_ones(saver: Any) -> None:
+    from langgraph.checkpoint.base import empty_checkpoint
+
+    async def body() -> None:
+        checkpoint = empty_checkpoint()
+        config = await saver.aput(THREAD, checkpoint, {"step": 0}, {})
+        # task paths order a checkpoint's writes: "b" before "a"
+        await saver.aput_writes(config, [("__interrupt__", ["ask b"])], "b", "~1")
+        await saver.aput_writes(config, [("x", 1), ("y", 2)], "b", "~1")
+        await saver.aput_writes(config, [("__interrupt__", ["ask a"])], "a", "~2")
+        await saver.aput_writes(config, [("__resume__", ["later"])], "a", "~2")
+
+        kept = [
+            ("b", "__interrupt__", ["ask b, again"]),
+            ("b", "x", 1),
+            ("a", "__interrupt__", ["ask a"]),
+        ]
+        await saver.areplace_writes(config, kept)
+        found = await saver.aget_tuple(config)
+        assert found is not None and found.pending_writes == kept
+
+        await asyncio.to_thread(saver.replace_writes, config, [])
+        found = await saver.aget_tuple(config)
+        assert found is not None and found.pending_writes == []
+
+    await bounded(body())
+
+
+async def test_replace_writes_needs_a_checkpoint_id(saver: Any) -> None:
+    from langgraph_runstore import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="checkpoint_id"):
+        await saver.areplace_writes(THREAD, [("t", "x", 1)])
