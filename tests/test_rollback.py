@@ -544,3 +544,43 @@ async def test_replace_writes_needs_a_checkpoint_id(saver: Any) -> None:
             await saver.areplace_writes(THREAD, [("t", "x", 1)])
 
     await bounded(body())
+
+
+async def test_rolling_back_a_retry_of_a_failed_run_restores_the_error(env: Env) -> None:
+    """Run 1 fails in ``flaky``; run 2 retries (input None) and is rolled back mid-way: the
+    thread shows the failure again, and a third retry finishes."""
+    gate = Gate()
+    calls: list[str] = []
+
+    async def flaky(state: State) -> dict[str, Any]:
+        calls.append("flaky")
+        if len(calls) == 1:
+            raise ValueError("boom")
+        await gate.wait()
+        return {"messages": [AIMessage(content="recovered")]}
+
+    async def body() -> None:
+        builder = StateGraph(State)
+        builder.add_node("flaky", flaky)
+        builder.add_edge(START, "flaky")
+        builder.add_edge("flaky", END)
+        graph = builder.compile(checkpointer=env.checkpointer)
+        failed = await env.manager.wait(graph, hi("go"), thread_id="t1")
+        assert failed.status is RunStatus.error
+        before = await graph.aget_state(THREAD)
+        assert before.next == ("flaky",) and before.tasks[0].error is not None
+
+        retry = await env.manager.start(graph, None, thread_id="t1")
+        await gate.entered.wait()
+        await env.manager.cancel(retry.run_id, action="rollback")
+        after = await graph.aget_state(THREAD)
+        assert pending(after) == pending(before)
+        assert repr(after.tasks[0].error) == repr(before.tasks[0].error)
+        assert await env.manager.thread_status("t1") is ThreadStatus.error
+
+        gate.open.set()
+        done = await env.manager.wait(graph, None, thread_id="t1")
+        assert done.status is RunStatus.success, done.error
+        assert contents(await graph.aget_state(THREAD)) == ["go", "recovered"]
+
+    await bounded(body())
