@@ -584,3 +584,41 @@ async def test_rolling_back_a_retry_of_a_failed_run_restores_the_error(env: Env)
         assert contents(await graph.aget_state(THREAD)) == ["go", "recovered"]
 
     await bounded(body())
+
+
+async def test_a_rollback_from_another_manager_restores_the_pending_interrupt(
+    db_url: str,
+) -> None:
+    """A second manager on the same database rolls back a resumed run the first executes:
+    the owner hears the request and restores the thread itself, exactly."""
+
+    async def body() -> None:
+        async with (
+            SQLRunStore.from_url(db_url) as owner_store,
+            SQLRunStore.from_url(db_url) as other_store,
+        ):
+            owner = RunManager(store=owner_store, poll_interval=0.1)
+            other = RunManager(store=other_store)
+            gate = Gate()
+            graph = approval_graph(gate, stop_in="after").compile(
+                checkpointer=owner_store.checkpointer
+            )
+            await owner.wait(graph, hi("draft"), thread_id="t1")
+            before = await graph.aget_state(THREAD)
+            resumed = await owner.start(graph, Command(resume="yes"), thread_id="t1")
+            await gate.entered.wait()
+
+            assert await other.cancel(resumed.run_id, action="rollback") is True
+            ended = await owner.join(resumed.run_id)
+            assert (ended.status, ended.stop_reason) == (RunStatus.interrupted, "rolled_back")
+            after = await graph.aget_state(THREAD)
+            assert pending(after) == pending(before) and after.config == before.config
+            assert await other.thread_status("t1") is ThreadStatus.interrupted
+
+            gate.open.set()
+            done = await owner.wait(graph, Command(resume="sure"), thread_id="t1")
+            assert done.status is RunStatus.success and not done.paused, done.error
+            await other.aclose()
+            await owner.aclose()
+
+    await bounded(body())
