@@ -1,5 +1,6 @@
 """Running graphs under runs: background tasks, per-thread FIFO order, timeouts, streaming
-and rollback. ``RunManager.start/join/wait/stream`` delegate here.
+and the start and end of a rollback (``rollback.py`` restores the thread).
+``RunManager.start/join/wait/stream`` delegate here.
 
 Within one manager, the runs of a thread execute one after another in creation order: each
 run's task first waits for the task of the run created before it on that thread. That is
@@ -15,6 +16,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from langgraph_runstore.rollback import RollbackPoint, capture, resumes, roll_back
 from langgraph_runstore.schemas import RunRecord
 from langgraph_runstore.tracking import RunTracker
 
@@ -56,6 +58,8 @@ class RunExecutor:
         self._on_run_ended = on_run_ended
         self._tails: dict[str, asyncio.Task[Any]] = {}
         self._executions: dict[str, _Execution] = {}
+        #: run_id -> what a rollback of that run restores (runs that resume a thread)
+        self._points: dict[str, RollbackPoint] = {}
 
     def launch(
         self,
@@ -70,6 +74,7 @@ class RunExecutor:
     ) -> None:
         """Start the run's task; it waits for the thread's previous run first."""
         execution = _Execution(record, graph, tracker)
+        tracker.before_start = self.start_hook(record, None, graph)
         if stream_mode is not None:
             execution.stream = asyncio.Queue()
         previous = self._tails.get(record.thread_id)
@@ -184,13 +189,50 @@ class RunExecutor:
             return
         await asyncio.wait([task], timeout=timeout)
 
-    async def rollback(self, record: RunRecord, checkpointer: Any = None, graph: Any = None) -> str:
-        """Remove the run's checkpoints and writes; return the stop_reason to record.
+    def start_hook(
+        self, record: RunRecord, checkpointer: Any, graph: Any
+    ) -> Callable[[Any], Awaitable[None]]:
+        """What a tracker awaits with the graph's input as the graph starts: a run that
+        resumes the thread gets the pending writes a rollback restores recorded."""
 
-        Savers with ``adelete_for_runs`` (SQLAlchemySaver) delete exactly the run's
-        checkpoints. For savers without it (InMemorySaver, AsyncSqliteSaver,
-        AsyncPostgresSaver today) the graph's pre-run checkpoint is written again as the
-        newest one, so the thread reads as before the run while history keeps the run.
+        async def before_start(graph_input: Any) -> None:
+            if resumes(graph_input):
+                await self._remember(record, checkpointer, graph)
+
+        return before_start
+
+    async def _remember(self, record: RunRecord, checkpointer: Any, graph: Any) -> None:
+        if checkpointer is None:
+            checkpointer = getattr(graph, "checkpointer", None)
+        if checkpointer is None or isinstance(checkpointer, bool):
+            return
+        config = record.config or {"configurable": {"thread_id": record.thread_id}}
+        try:
+            point = await capture(checkpointer, graph, config)
+        except NotImplementedError:  # a sync-only saver: nothing async can be read from it
+            return
+        except Exception:
+            logger.warning(
+                "Could not record the checkpoint run %s resumes from: a rollback of it "
+                "cannot restore that checkpoint's pending writes",
+                record.run_id,
+                exc_info=True,
+            )
+            return
+        if point is not None:
+            self._points[record.run_id] = point
+
+    def forget(self, run_id: str) -> None:
+        """The run has ended: what a rollback of it would restore is no longer needed."""
+        self._points.pop(run_id, None)
+
+    async def rollback(self, record: RunRecord, checkpointer: Any = None, graph: Any = None) -> str:
+        """Put the run's thread back as it was before the run; return the stop_reason to
+        record (``rolled_back``, ``rollback_unavailable`` or ``rollback_failed``).
+
+        See ``rollback.py``: ``SQLAlchemySaver`` deletes the run's checkpoints and restores
+        the pending writes of the checkpoint it started from; other savers get that
+        checkpoint copied as the newest one, with its pending writes, which needs the graph.
         """
         execution = self._executions.get(record.run_id)
         graph = graph if graph is not None else (execution.graph if execution else None)
@@ -203,30 +245,27 @@ class RunExecutor:
             )
             return "rollback_unavailable"
         await self.wait_stopped(record)
+        point = self._points.pop(record.run_id, None)
         try:
-            await checkpointer.adelete_for_runs([record.run_id])
-            return "rolled_back"
-        except NotImplementedError:
-            pass
-        if graph is None:
+            restored = await roll_back(
+                checkpointer, graph, run_id=record.run_id, thread_id=record.thread_id, point=point
+            )
+        except Exception:
+            # the run still ends: a rollback that fails must not leave it running
+            logger.exception(
+                "Rollback of run %s failed: thread %s keeps what the run wrote",
+                record.run_id,
+                record.thread_id,
+            )
+            return "rollback_failed"
+        if not restored:
             logger.warning(
                 "%s has no adelete_for_runs and the graph is unknown: run %s keeps its checkpoints",
                 type(checkpointer).__name__,
                 record.run_id,
             )
             return "rollback_unavailable"
-        await _fork_back(checkpointer, graph, record)
         return "rolled_back"
-
-
-async def _fork_back(checkpointer: Any, graph: Any, record: RunRecord) -> None:
-    thread = {"configurable": {"thread_id": record.thread_id}}
-    async for saved in checkpointer.alist(thread):
-        if (saved.metadata or {}).get("run_id") != record.run_id:
-            await graph.aupdate_state(saved.config, None)
-            return
-    # the thread began with this run: nothing of it existed before
-    await checkpointer.adelete_thread(record.thread_id)
 
 
 def _as_mode_chunk(item: Any) -> tuple[str, Any]:

@@ -159,6 +159,7 @@ class RunManager(RunAdmission, BlockingCalls):
         """A live run ended: its tracker and rollback target are no longer needed."""
         self._trackers.pop(record.run_id, None)
         self._rollback_targets.pop(record.run_id, None)
+        self._executor.forget(record.run_id)
 
     @async_api("RunManager")
     async def set_status(
@@ -346,6 +347,7 @@ class RunManager(RunAdmission, BlockingCalls):
         self._trackers[run_id] = tracker
         if checkpointer is not None or graph is not None:
             self._rollback_targets[run_id] = (checkpointer, graph)
+            tracker.before_start = self._executor.start_hook(record, checkpointer, graph)
         return tracker
 
     @asynccontextmanager
@@ -504,6 +506,7 @@ class RunManager(RunAdmission, BlockingCalls):
         self._trackers[record.run_id] = tracker
         if graph is not None:
             self._rollback_targets[record.run_id] = (None, graph)
+            tracker.before_start = self._executor.start_hook(record, None, graph)
         record.config = tracker.config(thread_id=thread_id, extra=config)
         try:
             yield record

@@ -150,7 +150,7 @@ class RunQueries:
         """
         if await self.has_inflight(thread_id, user_id=user_id):
             return ThreadStatus.busy
-        latest = await self.list_by_thread(thread_id, user_id=user_id, limit=1)
+        latest = await self._last_standing_run(thread_id, user_id=user_id)
         if not latest:
             return ThreadStatus.idle
         last = latest[0]
@@ -170,7 +170,7 @@ class RunQueries:
         The checkpointer is ``checkpointer`` or the store's. Without either, the stored
         interrupts of the thread's latest run stand in, while that run is paused.
         """
-        latest = await self.list_by_thread(thread_id, limit=1)
+        latest = await self._last_standing_run(thread_id)
         stored = latest[0].interrupts if latest and latest[0].paused else []
         saver = checkpointer
         if saver is None and self.store is not None:
@@ -181,6 +181,21 @@ class RunQueries:
         if saver is None:
             return [dict(entry) for entry in stored]
         return await read_pending(saver, thread_id, known=stored)
+
+    async def _last_standing_run(
+        self, thread_id: str, *, user_id: str | None = None
+    ) -> list[RunRecord]:
+        """The thread's newest run that was not rolled back (a rolled-back run left the
+        thread as the run before it had left it), as a list of at most one."""
+        limit = 1
+        while True:
+            runs = await self.list_by_thread(thread_id, user_id=user_id, limit=limit)
+            for run in runs:
+                if run.stop_reason != "rolled_back":
+                    return [run]
+            if len(runs) < limit:
+                return []
+            limit *= 8
 
     def _memory_rows(self) -> list[dict[str, Any]]:
         # records are kept in creation order, which stands in for the store's seq

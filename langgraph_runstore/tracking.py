@@ -101,6 +101,9 @@ class _TrackerCore:
         self._chain_ns: dict[uuid.UUID, str] = {}
         # a progress write is pending (at most one: the throttle's trailing write)
         self._flush_armed = False
+        #: awaited with the graph's input when the graph starts, before it reads or writes a
+        #: checkpoint (the manager records there what a rollback must restore)
+        self.before_start: Callable[[Any], Awaitable[None]] | None = None
 
     @property
     def invoked(self) -> bool:
@@ -316,6 +319,8 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
             raise
         except Exception:
             logger.exception("Tracker could not mark run %s running", self.record.run_id)
+        if self.before_start is not None:
+            await self.before_start(inputs)
 
     async def on_chain_end(
         self,
@@ -469,6 +474,8 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
     ) -> None:
         if self._is_root_start(run_id, parent_run_id, inputs, metadata):
             self._call(self.writer.mark_running, self.record)
+            if self.before_start is not None:
+                self._call(self.before_start, inputs)
 
     def on_chain_end(
         self,

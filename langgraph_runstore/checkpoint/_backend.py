@@ -45,6 +45,10 @@ BlobRow = tuple[str, str, str, "str | None", bytes]
 WriteKey = tuple[str, str, str, str, str]
 #: (idx, channel, type, value)
 WriteRow = tuple[int, str, str, bytes]
+#: (thread_id, checkpoint_ns, checkpoint_id)
+CheckpointKey = tuple[str, str, str]
+#: (task_id, idx, channel, type, value)
+TaskWriteRow = tuple[str, int, str, str, bytes]
 
 
 class Backend(Protocol):
@@ -58,6 +62,8 @@ class Backend(Protocol):
     async def put(self, checkpoint: CheckpointRow, blobs: Sequence[BlobRow]) -> None: ...
 
     async def put_writes(self, key: WriteKey, rows: Sequence[WriteRow], replace: bool) -> None: ...
+
+    async def replace_writes(self, key: CheckpointKey, rows: Sequence[TaskWriteRow]) -> None: ...
 
     async def delete_threads(self, thread_ids: Sequence[str]) -> None: ...
 
@@ -148,6 +154,17 @@ class SqliteBackend:
 
         def work(db: sqlite3.Connection) -> None:
             db.executemany(sql, [(*key, *row) for row in rows])
+
+        await self._call(_sqlite_write, work)
+
+    async def replace_writes(self, key: CheckpointKey, rows: Sequence[TaskWriteRow]) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            paths = dict(db.execute(SqliteSQL.WRITE_TASK_PATHS, key).fetchall())
+            db.execute(SqliteSQL.DELETE_CHECKPOINT_WRITES, key)
+            db.executemany(
+                SqliteSQL.INSERT_WRITES,
+                [(*key, task, paths.get(task, ""), *rest) for task, *rest in rows],
+            )
 
         await self._call(_sqlite_write, work)
 
@@ -337,6 +354,20 @@ class PostgresBackend:
             for column, value in zip(columns, row, strict=True):
                 column.append(value)
         await self._write(sql, (*key, *columns))
+
+    async def replace_writes(self, key: CheckpointKey, rows: Sequence[TaskWriteRow]) -> None:
+        async def op(conn: Any) -> None:
+            async with conn.transaction():
+                paths = dict(await conn.fetch(PostgresSQL.DELETE_CHECKPOINT_WRITES, *key))
+                columns: tuple[list[Any], ...] = ([], [], [], [], [], [])
+                for task, *rest in rows:
+                    for column, value in zip(
+                        columns, (task, paths.get(task, ""), *rest), strict=True
+                    ):
+                        column.append(value)
+                await conn.execute(PostgresSQL.INSERT_TASK_WRITES, *key, *columns)
+
+        await self._run(op)
 
     async def delete_threads(self, thread_ids: Sequence[str]) -> None:
         await self._run(lambda conn: conn.execute(PostgresSQL.DELETE_THREADS, list(thread_ids)))

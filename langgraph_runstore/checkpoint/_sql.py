@@ -187,6 +187,9 @@ class SqliteSQL:
     UPSERT_WRITES = (
         f"INSERT OR REPLACE INTO {WRITES} ({_WRITE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
+    _OF_CHECKPOINT = "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?"
+    WRITE_TASK_PATHS = f"SELECT DISTINCT task_id, task_path FROM {WRITES} {_OF_CHECKPOINT}"
+    DELETE_CHECKPOINT_WRITES = f"DELETE FROM {WRITES} {_OF_CHECKPOINT}"
 
     # Thread and run lists travel as one JSON array parameter, so the SQL text is constant.
     _IN_THREADS = "thread_id IN (SELECT value FROM json_each(?))"
@@ -337,6 +340,16 @@ class PostgresSQL:
     UPSERT_WRITES = (
         _WRITES_INSERT + "DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, "
         "value = EXCLUDED.value, task_path = EXCLUDED.task_path"
+    )
+    DELETE_CHECKPOINT_WRITES = (
+        f"DELETE FROM {WRITES} WHERE thread_id = $1 AND checkpoint_ns = $2 "
+        "AND checkpoint_id = $3 RETURNING task_id, task_path"
+    )
+    INSERT_TASK_WRITES = (
+        f"INSERT INTO {WRITES} ({_WRITE_COLUMNS}) "
+        "SELECT $1, $2, $3, x.task_id, x.task_path, x.idx, x.channel, x.type, x.value "
+        "FROM unnest($4::text[], $5::text[], $6::int[], $7::text[], $8::text[], $9::bytea[]) "
+        "AS x(task_id, task_path, idx, channel, type, value) ON CONFLICT DO NOTHING"
     )
     DELETE_THREADS = (
         f"WITH w AS (DELETE FROM {WRITES} WHERE thread_id = ANY($1::text[])), "

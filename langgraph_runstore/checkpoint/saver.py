@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import random
 import warnings
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
-    BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -30,6 +29,7 @@ from langgraph_runstore.checkpoint._backend import (
     PostgresBackend,
     Row,
     SqliteBackend,
+    TaskWriteRow,
     WriteRow,
     seconds,
 )
@@ -37,6 +37,7 @@ from langgraph_runstore.checkpoint._codec import decode, dumps_json, encode, loa
 from langgraph_runstore.checkpoint._deltas import ListDeltas, ListState
 from langgraph_runstore.checkpoint._sql import KIND_BLOB, KIND_CHECKPOINT, config_target
 from langgraph_runstore.checkpoint.opened import OpenedSaver
+from langgraph_runstore.checkpoint.sync_methods import SyncMethods
 from langgraph_runstore.db import migrations
 from langgraph_runstore.db.engine import create_engine
 from langgraph_runstore.errors import CheckpointError, DatabaseConfigError, InvalidInputError
@@ -48,7 +49,7 @@ T = TypeVar("T")
 _SPLIT_KEYS = ("channel_values", "channel_versions")
 
 
-class SQLAlchemySaver(BaseCheckpointSaver[str]):
+class SQLAlchemySaver(SyncMethods):
     """LangGraph checkpointer that stores checkpoints in the run store's database.
 
     Give it the AsyncEngine the run store uses (SQLite through aiosqlite, or PostgreSQL
@@ -490,6 +491,31 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
             self._forget()
             await self._backend.delete_runs(ids)
 
+    async def areplace_writes(self, config: RunnableConfig, writes: Sequence[PendingWrite]) -> None:
+        """Make ``writes`` (``(task_id, channel, value)``, as in ``CheckpointTuple``) the
+        whole set of pending writes of the checkpoint ``config`` names, in one transaction.
+
+        A rollback uses it to give a checkpoint back the writes it had when the cancelled
+        run started. A task keeps the ``task_path`` its stored writes had.
+        """
+        thread_id, checkpoint_ns, checkpoint_id = config_target(config)
+        if not checkpoint_id:
+            raise InvalidInputError(
+                "areplace_writes needs config['configurable']['checkpoint_id']",
+                thread_id=thread_id,
+            )
+        rows: dict[tuple[str, int], TaskWriteRow] = {}
+        positions: dict[str, int] = {}
+        for task_id, channel, value in writes:
+            task = str(task_id)
+            idx = WRITES_IDX_MAP.get(channel)
+            if idx is None:  # numbered within the task, as aput_writes numbers one call
+                idx = positions[task] = positions.get(task, -1) + 1
+            type_, data = self._encode(value, thread_id, f"write to channel {channel!r}")
+            rows[(task, idx)] = (task, idx, channel, type_, data)  # a special channel: last wins
+        target = (thread_id, checkpoint_ns, str(checkpoint_id))
+        await self._backend.replace_writes(target, list(rows.values()))
+
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of one thread to another (all namespaces)."""
         await self._backend.copy_thread(str(source_thread_id), str(target_thread_id))
@@ -543,58 +569,3 @@ class SQLAlchemySaver(BaseCheckpointSaver[str]):
             await self.setup()
             self._bridge_ready = True
         return await factory()
-
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """Sync :meth:`aget_tuple`."""
-        return self._sync("get_tuple", lambda: self.aget_tuple(config))
-
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        """Sync :meth:`alist`."""
-
-        async def collect() -> list[CheckpointTuple]:
-            return [t async for t in self.alist(config, filter=filter, before=before, limit=limit)]
-
-        return iter(self._sync("list", collect))
-
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        """Sync :meth:`aput`."""
-        return self._sync("put", lambda: self.aput(config, checkpoint, metadata, new_versions))
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        """Sync :meth:`aput_writes`."""
-        self._sync("put_writes", lambda: self.aput_writes(config, writes, task_id, task_path))
-
-    def delete_thread(self, thread_id: str) -> None:
-        """Sync :meth:`adelete_thread`."""
-        self._sync("delete_thread", lambda: self.adelete_thread(thread_id))
-
-    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Sync :meth:`adelete_for_runs`."""
-        self._sync("delete_for_runs", lambda: self.adelete_for_runs(run_ids))
-
-    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Sync :meth:`acopy_thread`."""
-        self._sync("copy_thread", lambda: self.acopy_thread(source_thread_id, target_thread_id))
-
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """Sync :meth:`aprune`."""
-        self._sync("prune", lambda: self.aprune(thread_ids, strategy=strategy))
