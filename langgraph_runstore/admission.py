@@ -84,6 +84,8 @@ class RunAdmission(RunQueries):
     lease_seconds: float | None
     grace_seconds: float
     graphs: dict[str, Any]
+    #: assistant -> loop time until which a live worker is taken to serve it
+    served_until: dict[str, float]
     #: orders ``start()`` and ``submit()`` of one thread (the facade makes it)
     admission_turns: ThreadTurns
 
@@ -243,6 +245,15 @@ class RunAdmission(RunQueries):
         await self.lifecycle.persist_new(record)
         return record
 
+    async def _until_served(self, store: Any, assistant_id: str, wait: float) -> None:
+        # a live worker seen serving the assistant is trusted for a second: a burst of
+        # submits asks the fleet table once, not once per run
+        loop = asyncio.get_running_loop()
+        if self.served_until.get(assistant_id, 0.0) > loop.time():
+            return
+        await until_served(store, assistant_id, timeout=wait)
+        self.served_until[assistant_id] = loop.time() + 1.0
+
     async def _cancel_active(self, thread_id: str, action: str) -> None:
         """Cancel the thread's active runs and wait until each has ended where it runs, so
         that the new run never executes beside an old one on another worker."""
@@ -317,7 +328,7 @@ class RunAdmission(RunQueries):
             if create_options:
                 raise InvalidInputError(f"unknown submit() option(s): {sorted(create_options)}")
             if not (self.is_worker and assistant_id in self.graphs):  # the input is valid
-                await until_served(store, assistant_id, timeout=wait_for_worker)
+                await self._until_served(store, assistant_id, wait_for_worker)
             record.owner_worker_id = None
             record.lease_expires_at = None
             record.shared_queue = True

@@ -114,6 +114,7 @@ class RunManager(RunAdmission, BlockingCalls):
         self._executor = RunExecutor(cancel=self.cancel, on_run_ended=self.wake_workers)
         # worker mode (several workers on one database): see workers.py
         self.graphs = dict(graphs or {})
+        self.served_until: dict[str, float] = {}
         self.lease_seconds = (
             lease_seconds if lease_seconds is not None else (30.0 if graphs else None)
         )
