@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,18 +57,29 @@ class Env:
         return self.name.startswith("runstore")
 
 
+@asynccontextmanager
+async def closing_manager(store: Any) -> AsyncIterator[RunManager]:
+    """A manager whose shutdown is bounded too: a rollback stuck on a saver's lock would
+    otherwise hang the teardown, which waits for the runs it cancels."""
+    manager = RunManager(store=store)
+    try:
+        yield manager
+    finally:
+        await asyncio.wait_for(manager.aclose(), BOUND)
+
+
 @pytest.fixture(params=SAVERS)
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
     name = request.param
     if name == "memory":
-        async with RunManager(store=MemoryRunStore()) as manager:
+        async with closing_manager(MemoryRunStore()) as manager:
             yield Env(name, InMemorySaver(), manager)
     elif name == "stock-sqlite":
         from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
         async with (
             AsyncSqliteSaver.from_conn_string(str(tmp_path / "stock.db")) as saver,
-            RunManager(store=MemoryRunStore()) as manager,
+            closing_manager(MemoryRunStore()) as manager,
         ):
             yield Env(name, saver, manager)
     elif name == "stock-postgres":
@@ -76,7 +88,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
         url = request.getfixturevalue("pg_url").replace("postgresql+asyncpg://", "postgresql://")
         async with (
             AsyncPostgresSaver.from_conn_string(url) as saver,
-            RunManager(store=MemoryRunStore()) as manager,
+            closing_manager(MemoryRunStore()) as manager,
         ):
             await saver.setup()
             yield Env(name, saver, manager)
@@ -86,7 +98,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
             if name == "runstore-sqlite"
             else request.getfixturevalue("pg_url")
         )
-        async with SQLRunStore.from_url(url) as store, RunManager(store=store) as manager:
+        async with SQLRunStore.from_url(url) as store, closing_manager(store) as manager:
             yield Env(name, store.checkpointer, manager)
 
 
