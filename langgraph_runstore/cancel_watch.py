@@ -47,7 +47,6 @@ class CancelWatch:
         self._timer: asyncio.TimerHandle | None = None
         self._wake = asyncio.Event()
         self._delivered: set[str] = set()
-        self._deliveries: set[asyncio.Task[Any]] = set()
 
     def supported(self) -> bool:
         return callable(getattr(self.lifecycle.store, "cancel_requests", None))
@@ -75,11 +74,10 @@ class CancelWatch:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        tasks = [t for t in (self._task, *self._deliveries) if t is not None]
-        self._task = None
-        for task in tasks:
+        task, self._task = self._task, None
+        if task is not None:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(task, return_exceptions=True)
 
     def _watched(self) -> list[str]:
         return [

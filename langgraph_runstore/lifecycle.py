@@ -242,13 +242,11 @@ class RunLifecycle:
 
         # an owner's own end yields to a cancel a peer recorded first (the cancel wins)
         yields = status in _YIELDING and not record.store_only and bool(self.on_cancel_requested)
+        # passed only when set, so a store that overrides write_status without it still works
+        guard = {"yield_to_cancel": True} if yields else {}
 
         def write() -> Awaitable[StatusWrite]:
-            if yields:
-                return store.write_status(
-                    run_id, status.value, error=error, fields=fields, yield_to_cancel=True
-                )
-            return store.write_status(run_id, status.value, error=error, fields=fields)
+            return store.write_status(run_id, status.value, error=error, fields=fields, **guard)
 
         answer = await self.retrying(write)
         if answer.stored is None:

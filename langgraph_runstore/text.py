@@ -74,22 +74,16 @@ def storable_json(value: Any) -> Any:
 
 
 def _rewritten(value: Any) -> Any:
+    # reached only when ``_is_clean`` found something to rewrite: copy as it goes
     if isinstance(value, str):
         return storable_text(value)
     if isinstance(value, Mapping):
-        changed = False
-        out: dict[Any, Any] = {}
-        for key, item in value.items():
-            new_key = storable_text(key) if isinstance(key, str) else key
-            new_item = _rewritten(item)
-            changed = changed or new_key is not key or new_item is not item
-            out[new_key] = new_item
-        return out if changed else value
+        return {
+            (storable_text(key) if isinstance(key, str) else key): _rewritten(item)
+            for key, item in value.items()
+        }
     if isinstance(value, (list, tuple)):
-        items = [_rewritten(item) for item in value]
-        if any(new is not old for new, old in zip(items, value, strict=True)):
-            return items
-        return value
+        return [_rewritten(item) for item in value]
     return value
 
 
@@ -98,8 +92,8 @@ def storable_fields(fields: Mapping[str, Any], json_fields: tuple[str, ...]) -> 
     out = dict(fields)
     for name in TEXT_FIELDS:
         value = out.get(name)
-        if type(value) is str and _UNSTORABLE.search(value) is not None:
-            out[name] = _UNSTORABLE.sub(REPLACEMENT, value)
+        if type(value) is str:
+            out[name] = storable_text(value)
     for name in json_fields:
         value = out.get(name)
         if value:
