@@ -34,6 +34,7 @@ _EXPORTS = {
     "RunManager": "manager",
     "RunNotFoundError": "errors",
     "RunPage": "query",
+    "RunRecorder": "recorder",
     "RunRecord": "schemas",
     "RunStatus": "schemas",
     "RunStore": "store.base",
@@ -72,6 +73,7 @@ __all__ = [
     "RunNotFoundError",
     "RunPage",
     "RunRecord",
+    "RunRecorder",
     "RunStatus",
     "RunStore",
     "RunStoreError",
@@ -121,6 +123,7 @@ if TYPE_CHECKING:
     )
     from langgraph_runstore.manager import RunManager
     from langgraph_runstore.query import PruneResult, RunPage, UsageRow
+    from langgraph_runstore.recorder import RunRecorder
     from langgraph_runstore.retry import PersistenceRetryPolicy
     from langgraph_runstore.schemas import (
         CancelAction,

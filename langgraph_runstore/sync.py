@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from langgraph_runstore.manager import RunManager
 from langgraph_runstore.query import PruneResult, RunPage, StatusFilter, TimeBound, UsageRow
+from langgraph_runstore.recorder import RunRecorder
 from langgraph_runstore.schemas import CancelAction, RunRecord, RunStatus, ThreadStatus
 from langgraph_runstore.store.base import RunStore
 
@@ -236,6 +237,11 @@ class SyncRunManager:
             thread_id=thread_id, config=dict(config or {}), graph=graph, **options
         ) as run:
             yield from graph.stream(input, run.config, stream_mode=stream_mode)
+
+    def recorder(self, **options: Any) -> RunRecorder:
+        """A RunRecorder bound to this manager (``RunManager.recorder``): sync ``invoke``
+        and ``stream`` calls it sees write on this manager's loop thread."""
+        return self.manager.recorder(**options)
 
     @contextmanager
     def track(self, *, thread_id: str, **options: Any) -> Iterator[RunRecord]:
