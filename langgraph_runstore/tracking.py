@@ -195,8 +195,11 @@ class _TrackerCore:
                 self._note_interrupts(error.args[0])
             return RunStatus.success, self._paused_fields()
         fields = self.current_fields()
-        if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
-            if self.record.abort_action == "timeout":
+        timed_out = self.record.abort_action == "timeout"
+        if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)) or (
+            timed_out and isinstance(error, TimeoutError)  # a sync run's Deadline
+        ):
+            if timed_out:
                 fields["stop_reason"] = "timeout"
                 fields["error"] = self.record.error or "TimeoutError: run timed out"
                 return RunStatus.timeout, fields
