@@ -29,12 +29,14 @@ from langgraph_runstore.invoke_args import (
     check_options,
     parse_invoke_args,
 )
+from langgraph_runstore.journal import JournalConfig
 from langgraph_runstore.lifecycle import (
     PersistenceRetryPolicy,
     RunLifecycle,
     check_completion_fields,
 )
 from langgraph_runstore.remote import cancel_elsewhere, reconcile_orphans, standing_action
+from langgraph_runstore.run_events import RunEvents
 from langgraph_runstore.schemas import (
     CancelAction,
     RunRecord,
@@ -63,7 +65,7 @@ def _now_iso() -> str:
     return now_iso()
 
 
-class RunManager(RunAdmission, TrackedRuns):
+class RunManager(RunAdmission, TrackedRuns, RunEvents):
     """Creates runs, moves them through their statuses and persists every change.
 
     ``RunManager()`` keeps runs in memory only; ``RunManager(store=...)`` also writes them
@@ -89,6 +91,7 @@ class RunManager(RunAdmission, TrackedRuns):
         max_concurrent_runs: int = 16,
         drain_timeout: float = 10.0,
         flush_interval: float = 5.0,
+        journal: JournalConfig | str | None = None,
     ) -> None:
         if store is not None and not isinstance(store, RunStore):
             raise InvalidInputError(
@@ -101,6 +104,8 @@ class RunManager(RunAdmission, TrackedRuns):
             )
         #: how far behind its tracker a running run's row may fall (a trailing throttle)
         self.flush_interval = check_flush_interval(flush_interval)
+        #: what each run's event journal keeps (README: "Run events"); default level "nodes"
+        self.journal = JournalConfig.of(journal)
         self.retry_policy = persistence_retry_policy or PersistenceRetryPolicy()
         self.retain_finished_for = retain_finished_for
         check_id(worker_id, name="worker_id", optional=True)
@@ -169,7 +174,10 @@ class RunManager(RunAdmission, TrackedRuns):
 
     def _release(self, record: RunRecord) -> None:
         """A live run ended: its tracker and rollback target are no longer needed."""
-        self._trackers.pop(record.run_id, None)
+        tracker = self._trackers.pop(record.run_id, None)
+        journal = tracker.journal if tracker is not None else None
+        if journal is not None and not journal.ending and record.abort_action == "rollback":
+            self.lifecycle.spawn(journal.finish(record))  # its tracker left the end to cancel()
         self._rollback_targets.pop(record.run_id, None)
         self._executor.forget(record.run_id)
 

@@ -31,6 +31,8 @@ from langchain_core.outputs import LLMResult
 from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 
 from langgraph_runstore.errors import InvalidInputError
+from langgraph_runstore.journal import JournalConfig
+from langgraph_runstore.journal_writer import new_journal
 from langgraph_runstore.lifecycle import PersistenceRetryPolicy, RunLifecycle
 from langgraph_runstore.loop_thread import LoopThread
 from langgraph_runstore.schemas import MultitaskStrategy, RunRecord, RunStatus
@@ -57,6 +59,7 @@ class RecordingManager(Protocol):
 
     lifecycle: RunLifecycle
     flush_interval: float
+    journal: JournalConfig
     worker_id: str
     loop_thread: LoopThread | None
 
@@ -152,6 +155,7 @@ class RunRecorder(AsyncCallbackHandler, GraphCallbackHandler):
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         flush_interval: float | None = None,
+        journal: JournalConfig | str | None = None,
     ) -> None:
         check_id(assistant_id, name="assistant_id", optional=True)
         check_id(user_id, name="user_id", optional=True)
@@ -161,6 +165,8 @@ class RunRecorder(AsyncCallbackHandler, GraphCallbackHandler):
         self._flush_interval = (
             None if flush_interval is None else check_flush_interval(flush_interval)
         )
+        #: the journal's settings; None: the manager's (the defaults for a RunStore target)
+        self._journal = None if journal is None else JournalConfig.of(journal)
         self._target = target
         self._manager: RecordingManager | None = None
         self._lifecycle: RunLifecycle | None = None
@@ -321,6 +327,8 @@ class RunRecorder(AsyncCallbackHandler, GraphCallbackHandler):
         if interval is None:
             interval = self._manager.flush_interval if self._manager is not None else 5.0
         tracker = RunTracker(_HomeWriter(self, lifecycle), record, flush_interval=interval)
+        config = self._journal or (self._manager.journal if self._manager else JournalConfig())
+        tracker.attach(new_journal(lifecycle.store, record, config, via=self.on_home))
         invocation = _Invocation(tracker, {run_id})
         with self._routes_lock:
             self._routes[run_id] = invocation

@@ -19,6 +19,7 @@ from langgraph_runstore.invoke_args import INVOKE_ARGUMENTS, check_options, pars
 from langgraph_runstore.manager import RunManager
 from langgraph_runstore.query import PruneResult, RunPage, StatusFilter, TimeBound, UsageRow
 from langgraph_runstore.recorder import RunRecorder
+from langgraph_runstore.run_events import SyncRunEvents
 from langgraph_runstore.schemas import CancelAction, RunRecord, RunStatus, ThreadStatus
 from langgraph_runstore.store.base import RunStore
 
@@ -42,7 +43,7 @@ def _off_the_loop(work: Callable[[], T]) -> T:
         return pool.submit(work).result()
 
 
-class SyncRunManager:
+class SyncRunManager(SyncRunEvents):
     """RunManager's API as plain methods: ``get``, ``list_by_thread``, ``list_runs``,
     ``thread_status``, ``thread_interrupts``, ``aggregate_usage``, ``top_runs``, ``cancel``,
     ``create``, ``submit``, ``join``, ``invoke``, ``stream`` and ``track``.
@@ -90,6 +91,9 @@ class SyncRunManager:
 
     def _run(self, factory: Callable[[], Awaitable[T]]) -> T:
         return self._call(lambda: self.manager.run_sync(factory))
+
+    def _event_source(self) -> RunManager:
+        return self.manager
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Making text storable: the one rule every text value written to a runs row follows.
+"""Making text storable: the one rule every text value written to a runs row follows, and
+the text a run stores for an exception (``error_text``).
 
 SQLite's and PostgreSQL's drivers encode text as UTF-8, which has no form for a lone UTF-16
 surrogate (``"\\ud800"``, which a JSON decoder or a broken tokenizer can produce), and
@@ -101,9 +102,17 @@ def storable_fields(fields: Mapping[str, Any], json_fields: tuple[str, ...]) -> 
     return out
 
 
+def error_text(error: BaseException) -> str:
+    """``"ExceptionType: message"``, the form a run stores an exception in."""
+    message = str(error)
+    name = type(error).__name__
+    return f"{name}: {message}" if message else name
+
+
 __all__ = [
     "REPLACEMENT",
     "TEXT_FIELDS",
+    "error_text",
     "is_storable",
     "storable_fields",
     "storable_json",

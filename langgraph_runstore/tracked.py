@@ -16,6 +16,8 @@ from typing import Any, TypeVar, cast
 from langgraph_runstore.blocking import BlockingCalls
 from langgraph_runstore.errors import RunNotFoundError
 from langgraph_runstore.execution import RunExecutor
+from langgraph_runstore.journal import JournalConfig
+from langgraph_runstore.journal_writer import new_journal
 from langgraph_runstore.lifecycle import RunLifecycle
 from langgraph_runstore.recorder import RunRecorder
 from langgraph_runstore.schemas import RunRecord
@@ -34,6 +36,7 @@ class TrackedRuns(BlockingCalls):
 
     lifecycle: RunLifecycle
     flush_interval: float
+    journal: JournalConfig
     worker_id: str
     _trackers: dict[str, RunTracker | SyncRunTracker]
     _rollback_targets: dict[str, tuple[Any, Any]]
@@ -69,6 +72,7 @@ class TrackedRuns(BlockingCalls):
         )
         # the lifecycle takes the tracker's writes directly: one call less per write
         tracker = RunTracker(self.lifecycle, record, flush_interval=interval)
+        tracker.attach(new_journal(self.lifecycle.store, record, self.journal))
         self._trackers[run_id] = tracker
         if checkpointer is not None or graph is not None:
             self._rollback_targets[run_id] = (checkpointer, graph)
@@ -136,6 +140,7 @@ class TrackedRuns(BlockingCalls):
         tracker = SyncRunTracker(
             cast(SyncRunWriter, self), record, flush_interval=self.flush_interval
         )
+        tracker.attach(new_journal(self.lifecycle.store, record, self.journal))
         self._trackers[record.run_id] = tracker
         if graph is not None:
             self._rollback_targets[record.run_id] = (None, graph)
@@ -155,6 +160,7 @@ class TrackedRuns(BlockingCalls):
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         flush_interval: float | None = None,
+        journal: JournalConfig | str | None = None,
     ) -> RunRecorder:
         """A RunRecorder bound to this manager: attach it once and every root graph
         invocation it sees becomes a run this manager holds (``get``, ``cancel`` and the
@@ -168,6 +174,7 @@ class TrackedRuns(BlockingCalls):
             user_id=user_id,
             metadata=metadata,
             flush_interval=flush_interval,
+            journal=journal,
         )
 
 

@@ -20,7 +20,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.messages import BaseMessage
@@ -28,54 +28,27 @@ from langchain_core.outputs import LLMResult
 from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 from langgraph.errors import GraphInterrupt
 
-from langgraph_runstore.errors import ConflictError, InvalidInputError, RunAlreadyInvokedError
+from langgraph_runstore.errors import ConflictError, RunAlreadyInvokedError
 from langgraph_runstore.interrupts import (
     INTERRUPT_CHANNEL,
     interrupt_entry,
     interrupt_id_of,
     namespace_parts,
 )
+from langgraph_runstore.journal_writer import (
+    AsyncJournalCallbacks,
+    RunJournal,
+    SyncJournalCallbacks,
+)
 from langgraph_runstore.messages import first_human_text, message_count, message_text
 from langgraph_runstore.query import UNKNOWN_MODEL
+from langgraph_runstore.run_writer import RunWriter, SyncRunWriter
 from langgraph_runstore.schemas import RunRecord, RunStatus
 from langgraph_runstore.tally import SPENT_TALLY, Tally
-
-T = TypeVar("T")
-
-
-class RunWriter(Protocol):
-    """Where a tracker writes its run: the start, the progress, the end
-    (``RunLifecycle`` is one, and ``RunManager`` passes its own through)."""
-
-    async def mark_running(self, record: RunRecord) -> None: ...
-
-    async def flush_progress(self, record: RunRecord, **fields: Any) -> None: ...
-
-    async def finish(
-        self,
-        record: RunRecord,
-        status: RunStatus,
-        *,
-        error: str | None = None,
-        stop_reason: str | None = None,
-        **fields: Any,
-    ) -> bool: ...
-
-
-class SyncRunWriter(RunWriter, Protocol):
-    """A RunWriter that also runs a coroutine to its end from sync code (its own loop)."""
-
-    def run_sync(self, factory: Callable[[], Awaitable[T]]) -> T: ...
-
+from langgraph_runstore.text import error_text
+from langgraph_runstore.validate import check_flush_interval
 
 logger = logging.getLogger(__name__)
-
-
-def error_text(error: BaseException) -> str:
-    """``"ExceptionType: message"``, the form stored in a run's ``error``."""
-    message = str(error)
-    name = type(error).__name__
-    return f"{name}: {message}" if message else name
 
 
 class _TrackerCore:
@@ -84,6 +57,12 @@ class _TrackerCore:
     # Callbacks must never break the user's graph, so errors inside them are logged and
     # dropped; raise_error is switched on only for the deliberate second-invocation error.
     raise_error = False
+    #: the run's event journal (journal_writer.py): None until ``attach`` gives it one
+    journal: RunJournal | None = None
+
+    def attach(self, journal: RunJournal | None) -> None:
+        """Record the run's events in ``journal`` too."""
+        self.journal = journal
 
     def __init__(self, writer: RunWriter, record: RunRecord, *, flush_interval: float) -> None:
         self.writer = writer
@@ -116,6 +95,7 @@ class _TrackerCore:
         parent_run_id: uuid.UUID | None,
         inputs: Any,
         metadata: Mapping[str, Any] | None,
+        tags: Any = None,
     ) -> bool:
         if self.root_run_id is None:
             self.root_run_id = run_id
@@ -138,6 +118,8 @@ class _TrackerCore:
             # a runnable inside a task shares the task's namespace: the task's chain suffices
             if ns and (parent_run_id is None or self._chain_ns.get(parent_run_id) != ns):
                 self._chain_ns[run_id] = ns
+        if self.journal is not None:
+            self.journal.chain_started(run_id, metadata, tags)
         return False
 
     def _note_interrupts(self, interrupts: Any, ns: Any = ()) -> None:
@@ -157,6 +139,19 @@ class _TrackerCore:
         ns = self._chain_ns.pop(run_id, None)
         if ns is not None and isinstance(error, GraphInterrupt) and error.args:
             self._note_interrupts(error.args[0], ns)
+        if self.journal is not None:
+            self.journal.chain_ended(run_id, error)
+
+    def _chain_end(self, run_id: uuid.UUID) -> None:
+        if self._chain_ns:
+            self._chain_ns.pop(run_id, None)
+        if self.journal is not None:
+            self.journal.chain_ended(run_id)
+
+    def _llm_started(self, run_id: uuid.UUID, metadata: Mapping[str, Any] | None) -> None:
+        self.tally.llm_started(run_id, metadata)
+        if self.journal is not None:
+            self.journal.llm_started(run_id, metadata)
 
     def _interrupt_event(self, event: GraphInterruptEvent) -> None:
         self.interrupted = True
@@ -222,6 +217,8 @@ class _TrackerCore:
                 "Tracker could not count LLM call %s of run %s", run_id, self.record.run_id
             )
             return False
+        if self.journal is not None:
+            self.journal.llm_ended(run_id, response)
         return True
 
     def _arm_flush(self) -> bool:
@@ -277,7 +274,7 @@ def _as_list(callbacks: Any) -> list[Any]:
     )
 
 
-class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
+class RunTracker(_TrackerCore, AsyncJournalCallbacks, AsyncCallbackHandler, GraphCallbackHandler):
     """Async callback handler that records one graph invocation as one run.
 
     Get one from ``manager.tracker(run_id)``, or let ``manager.track()`` and the managed
@@ -307,7 +304,7 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if not self._is_root_start(run_id, parent_run_id, inputs, metadata):
+        if not self._is_root_start(run_id, parent_run_id, inputs, metadata, kwargs.get("tags")):
             return
         self._loop = asyncio.get_running_loop()
         if self.record.task is None:
@@ -322,6 +319,8 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
             raise
         except Exception:
             logger.exception("Tracker could not mark run %s running", self.record.run_id)
+        if self.journal is not None:
+            self.journal.run_started(self.record, self._loop)
         if self.before_start is not None:
             await self.before_start(inputs)
 
@@ -336,8 +335,8 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         if run_id == self.root_run_id:
             if not self.finished:
                 await self._finish(*self._root_end(outputs))
-        elif self._chain_ns:
-            self._chain_ns.pop(run_id, None)
+        else:
+            self._chain_end(run_id)
 
     async def on_chain_error(
         self,
@@ -362,7 +361,7 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.tally.llm_started(run_id, metadata)
+        self._llm_started(run_id, metadata)
 
     async def on_llm_start(
         self,
@@ -373,7 +372,7 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.tally.llm_started(run_id, metadata)
+        self._llm_started(run_id, metadata)
 
     async def on_llm_end(self, response: LLMResult, *, run_id: uuid.UUID, **kwargs: Any) -> None:
         loop = self._loop
@@ -412,6 +411,8 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
             await self.writer.flush_progress(self.record, **fields)
         except Exception:
             logger.exception("Tracker could not flush progress of run %s", self.record.run_id)
+        if self.journal is not None:
+            await self.journal.progress(fields)
 
     async def _finish(self, status: RunStatus, fields: dict[str, Any]) -> None:
         if self.finished or self.record.abort_action == "rollback":
@@ -433,6 +434,11 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
             await self.writer.finish(self.record, status, **fields)
         except Exception:
             logger.exception("Tracker could not record the end of run %s", self.record.run_id)
+        if self.journal is not None:
+            try:  # after the run's row: its run_ended event carries the end the store holds
+                await self.journal.finish(self.record)
+            except asyncio.CancelledError as exc:
+                cancelled = cancelled or exc
         self._spend()
         if self._captured_task:
             self.record.task = None  # the user's task goes on; it is no longer this run's
@@ -447,7 +453,7 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         await self._finish(*(self._root_error(error) if error is not None else self._abandoned()))
 
 
-class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
+class SyncRunTracker(_TrackerCore, SyncJournalCallbacks, GraphCallbackHandler):
     """The synchronous flavour of RunTracker, for ``graph.invoke``/``graph.stream``.
 
     Its store writes run on the manager's background loop; ``run_inline`` keeps
@@ -465,6 +471,11 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         self._write_lock = threading.Lock()
         self._flush_timer: threading.Timer | None = None
 
+    def attach(self, journal: RunJournal | None) -> None:
+        self.journal = journal
+        if journal is not None:  # its timed writes go out under the tracker's write lock
+            journal.bind_thread(self._write_lock, self.sync_writer.run_sync)
+
     def on_chain_start(
         self,
         serialized: dict[str, Any] | None,
@@ -475,8 +486,10 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if self._is_root_start(run_id, parent_run_id, inputs, metadata):
+        if self._is_root_start(run_id, parent_run_id, inputs, metadata, kwargs.get("tags")):
             self._call(self.writer.mark_running, self.record)
+            if self.journal is not None:
+                self.journal.run_started(self.record)
             if self.before_start is not None:
                 self._call(self.before_start, inputs)
 
@@ -491,8 +504,8 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         if run_id == self.root_run_id:
             if not self.finished:
                 self._finish(*self._root_end(outputs))
-        elif self._chain_ns:
-            self._chain_ns.pop(run_id, None)
+        else:
+            self._chain_end(run_id)
 
     def on_chain_error(
         self,
@@ -517,7 +530,7 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.tally.llm_started(run_id, metadata)
+        self._llm_started(run_id, metadata)
 
     def on_llm_start(
         self,
@@ -528,7 +541,7 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         metadata: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.tally.llm_started(run_id, metadata)
+        self._llm_started(run_id, metadata)
 
     def on_llm_end(self, response: LLMResult, *, run_id: uuid.UUID, **kwargs: Any) -> None:
         if self._counted(run_id, response) and self._arm_flush():
@@ -545,6 +558,8 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
             fields = self._flush_fields()
             if fields is not None:
                 self._call(self.writer.flush_progress, self.record, **fields)
+                if self.journal is not None:
+                    self._call(self.journal.progress, fields)
 
     def _call(self, method: Any, *args: Any, **kwargs: Any) -> None:
         try:
@@ -561,6 +576,8 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
             timer.cancel()
         with self._write_lock:  # after a progress write in flight, never before it
             self._call(self.writer.finish, self.record, status, **fields)
+            if self.journal is not None:
+                self._call(self.journal.finish, self.record)
         self._spend()
 
     def close(self, error: BaseException | None = None) -> None:
@@ -568,15 +585,6 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
         if self.finished or self.record.is_final:
             return
         self._finish(*(self._root_error(error) if error is not None else self._abandoned()))
-
-
-def check_flush_interval(value: Any) -> float:
-    """``flush_interval`` as seconds: a finite number > 0, else InvalidInputError."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise InvalidInputError(f"flush_interval must be a number of seconds > 0, got {value!r}")
-    if value == float("inf"):
-        raise InvalidInputError("flush_interval must be finite, got inf")
-    return float(value)
 
 
 __all__ = [

@@ -230,6 +230,20 @@ def result_counts(
     return total
 
 
+def reported_model(message: Any, llm_output: Mapping[str, Any] | None, started: Any) -> str | None:
+    """The model an LLM call names: its message's response metadata, else the result's
+    ``llm_output``, else the ``ls_model_name`` its start carried (None when none does)."""
+    metadata = getattr(message, "response_metadata", None) or {}
+    name = (
+        metadata.get("model_name")
+        or metadata.get("model")
+        or (llm_output or {}).get("model_name")
+        or (llm_output or {}).get("model")
+        or (started.get("ls_model_name") if isinstance(started, Mapping) else None)
+    )
+    return str(name) if name else None
+
+
 def _add(a: Counts, b: Counts) -> Counts:
     return (a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3], a[4] + b[4], a[5] + b[5])
 
@@ -239,6 +253,7 @@ __all__ = [
     "count",
     "message_counts",
     "provider_counts",
+    "reported_model",
     "result_counts",
     "usage_metadata_counts",
 ]

@@ -149,10 +149,20 @@ def check_timeout(value: Any, *, name: str = "timeout") -> float | None:
     return seconds
 
 
+def check_flush_interval(value: Any) -> float:
+    """``flush_interval`` as seconds: a finite number > 0, else InvalidInputError."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise InvalidInputError(f"flush_interval must be a number of seconds > 0, got {value!r}")
+    if value == float("inf"):
+        raise InvalidInputError("flush_interval must be finite, got inf")
+    return float(value)
+
+
 __all__ = [
     "MAX_ID_BYTES",
     "MAX_JSON_DEPTH",
     "check_depth",
+    "check_flush_interval",
     "check_id",
     "check_json_mapping",
     "check_timeout",

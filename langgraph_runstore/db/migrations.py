@@ -205,6 +205,37 @@ _WORKERS_TABLE = (
     "heartbeat_at TEXT NOT NULL)",
 )
 
+# The run event journal (journal.py): one row per event, clustered by run, so a page of a
+# run's events is one range read of the primary key. Events go with their run: a trigger
+# on SQLite (whose foreign keys are off unless each connection turns them on), a cascading
+# foreign key on PostgreSQL.
+_EVENTS_COLUMNS = "seq {seq} NOT NULL, ts TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL"
+_EVENTS_SQLITE = (
+    "CREATE TABLE IF NOT EXISTS runstore_events (run_id TEXT NOT NULL, "
+    f"{_EVENTS_COLUMNS.format(seq='INTEGER')}, PRIMARY KEY (run_id, seq)) WITHOUT ROWID",
+    "CREATE TRIGGER IF NOT EXISTS runstore_events_go_with_run AFTER DELETE ON runs "
+    "BEGIN DELETE FROM runstore_events WHERE run_id = OLD.run_id; END",
+)
+_EVENTS_POSTGRESQL = (
+    "CREATE TABLE IF NOT EXISTS runstore_events ("
+    "run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE, "
+    f"{_EVENTS_COLUMNS.format(seq='BIGINT')}, PRIMARY KEY (run_id, seq))",
+)
+# list_runs/aggregate_usage by assistant and by model read these in page order; runs that
+# name no assistant (or no model yet) need no entry. Metadata filters: a GIN index of the
+# JSON on PostgreSQL (containment), a walk of the created_at index on SQLite.
+_FILTER_INDEXES = (
+    "CREATE INDEX IF NOT EXISTS runs_assistant_created_idx "
+    "ON runs (assistant_id, created_at DESC, seq) WHERE assistant_id IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS runs_model_created_idx "
+    "ON runs (model_name, created_at DESC, seq) WHERE model_name IS NOT NULL",
+)
+_PG_METADATA_INDEX = (
+    "CREATE INDEX IF NOT EXISTS runs_metadata_idx ON runs "
+    "USING GIN ((CAST(metadata AS jsonb)) jsonb_path_ops) "
+    "WHERE metadata IS NOT NULL AND metadata <> '{}'"
+)
+
 MIGRATIONS: list[Migration] = [
     Migration(
         version=1,
@@ -261,6 +292,13 @@ MIGRATIONS: list[Migration] = [
         sqlite=_WORKERS_TABLE,
         postgresql=_WORKERS_TABLE,
     ),
+    Migration(
+        version=8,
+        description="runstore_events: the run event journal; indexes for assistant, model "
+        "and metadata filters",
+        sqlite=(*_EVENTS_SQLITE, *_FILTER_INDEXES),
+        postgresql=(*_EVENTS_POSTGRESQL, *_FILTER_INDEXES, _PG_METADATA_INDEX),
+    ),
 ]
 
 
@@ -270,7 +308,7 @@ def latest_version() -> int:
 
 
 _CREATED = re.compile(
-    r"CREATE (?:UNIQUE )?(TABLE|INDEX) IF NOT EXISTS (\w+)"
+    r"CREATE (?:UNIQUE )?(TABLE|INDEX|TRIGGER) IF NOT EXISTS (\w+)"
     r"|CREATE OR REPLACE FUNCTION (\w+)\(([^)]*)\)"
 )
 _IDENTITY = re.compile(r"(\w+) BIGINT GENERATED ALWAYS AS IDENTITY")

@@ -7,10 +7,11 @@ statement by itself, and how their unique violations become the package's errors
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -306,6 +307,46 @@ class PostgresDriver:
         idle, self._idle = self._idle, []
         for conn, _ in idle:
             await conn.close()
+
+    async def listen(
+        self,
+        channels: Sequence[str],
+        on_notice: Callable[[str, str], None],
+        *,
+        ready: Callable[[], None] | None = None,
+    ) -> None:
+        """LISTEN on ``channels`` until the connection drops: ``on_notice(channel,
+        payload)`` on the loop for each NOTIFY, ``ready()`` once every LISTEN is in place.
+
+        A dedicated asyncpg connection outside the pool: a listening connection cannot be
+        shared.
+        """
+        import asyncpg
+
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        connecting = asyncio.ensure_future(asyncpg.connect(url))
+        try:
+            conn = await asyncio.shield(connecting)
+        except asyncio.CancelledError:
+            # stopped mid-handshake: let the handshake end, then close, since a connect
+            # cancelled half-way leaves asyncpg an unhandled connection_lost()
+            with contextlib.suppress(Exception):
+                opened = await asyncio.wait_for(connecting, timeout=10)
+                await opened.close()
+            raise
+        closed = asyncio.Event()
+        conn.add_termination_listener(lambda _conn: closed.set())
+        try:
+            for channel in channels:
+                await conn.add_listener(
+                    channel, lambda _conn, _pid, name, payload: on_notice(name, payload)
+                )
+            if ready is not None:
+                ready()
+            await closed.wait()
+        finally:
+            if not conn.is_closed():
+                await conn.close()
 
 
 def refusal(exc: BaseException, params: dict[str, Any]) -> Exception | None:

@@ -6,8 +6,6 @@ SQLRunStore, whose ``driver`` it sends them through.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -266,35 +264,12 @@ class WorkerQueries:
     async def listen(self, on_notice: Any) -> None:
         """LISTEN for cancel requests and queue entries until the connection drops.
 
-        PostgreSQL only, on a dedicated asyncpg connection outside the pool (a listening
-        connection cannot be shared). ``on_notice(channel, payload)`` runs on the loop.
+        PostgreSQL only (``PostgresDriver.listen``). ``on_notice(channel, payload)`` runs
+        on the loop.
         """
-        import asyncpg
-
         driver = self.driver
         assert isinstance(driver, PostgresDriver)  # the workers listen on PostgreSQL only
-        url = driver.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        connecting = asyncio.ensure_future(asyncpg.connect(url))
-        try:
-            conn = await asyncio.shield(connecting)
-        except asyncio.CancelledError:
-            # a worker stopped mid-handshake: let the handshake end, then close, since a
-            # connect cancelled half-way leaves asyncpg an unhandled connection_lost()
-            with contextlib.suppress(Exception):
-                opened = await asyncio.wait_for(connecting, timeout=10)
-                await opened.close()
-            raise
-        closed = asyncio.Event()
-        conn.add_termination_listener(lambda _conn: closed.set())
-        try:
-            for channel in ("runstore_cancel", "runstore_queue"):
-                await conn.add_listener(
-                    channel, lambda _conn, _pid, name, payload: on_notice(name, payload)
-                )
-            await closed.wait()
-        finally:
-            if not conn.is_closed():
-                await conn.close()
+        await driver.listen(("runstore_cancel", "runstore_queue"), on_notice)
 
     async def notify_queue(self, assistant_id: str) -> None:
         """Wake dispatchers listening for new shared-queue runs (PostgreSQL only)."""

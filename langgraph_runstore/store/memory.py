@@ -95,6 +95,10 @@ class MemoryRunStore(RunStore):
         self._by_thread: dict[str, dict[str, dict[str, Any]]] = {}
         self._seq = 0
         self._workers: dict[str, dict[str, Any]] = {}
+        #: run_id -> seq -> (ts, kind, data): the run event journal
+        self._events: dict[str, dict[int, tuple[str, str, dict[str, Any]]]] = {}
+
+    keeps_events = True
 
     async def put(self, run_id: str, *, thread_id: str, **fields: Any) -> None:
         row = prepare_row(run_id, thread_id, fields)
@@ -137,6 +141,7 @@ class MemoryRunStore(RunStore):
 
     async def delete(self, run_id: str) -> bool:
         row = self._rows.pop(run_id, None)
+        self._events.pop(run_id, None)
         if row is None:
             return False
         self._unindex(row)
@@ -475,6 +480,35 @@ class MemoryRunStore(RunStore):
             return PruneResult(runs=len(doomed), cutoff=cutoff, dry_run=True)
         for run_id in doomed:
             self._unindex(self._rows.pop(run_id))
+            self._events.pop(run_id, None)
         if doomed and on_progress is not None:
             on_progress(len(doomed))
         return PruneResult(runs=len(doomed), batches=1 if doomed else 0, cutoff=cutoff)
+
+    # -- the run event journal ----------------------------------------------------------
+
+    async def append_events(
+        self, run_id: str, events: Sequence[tuple[int, str, str, Mapping[str, Any]]]
+    ) -> None:
+        stored = self._events.setdefault(run_id, {})
+        for seq, ts, kind, data in events:
+            if seq not in stored:  # a batch sent twice lands once
+                stored[seq] = (ts, kind, _clone(dict(data)))
+
+    async def read_events(
+        self, run_id: str, *, after: int = 0, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        stored = self._events.get(run_id, {})
+        seqs = sorted(seq for seq in stored if seq > after)[:limit]
+        return [
+            {
+                "seq": seq,
+                "ts": stored[seq][0],
+                "kind": stored[seq][1],
+                "data": _clone(stored[seq][2]),
+            }
+            for seq in seqs
+        ]
+
+    async def last_event_seq(self, run_id: str) -> int:
+        return max(self._events.get(run_id, ()), default=0)

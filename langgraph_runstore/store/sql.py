@@ -55,7 +55,7 @@ from langgraph_runstore.schemas import (
     normalize_timestamp,
     now_iso,
 )
-from langgraph_runstore.store import reads
+from langgraph_runstore.store import journal_sql, reads
 from langgraph_runstore.store.base import (
     ACTIVE_STATUS_VALUES,
     STATUS_FIELDS,
@@ -545,6 +545,23 @@ class SQLRunStore(WorkerQueries, RunStore):
 
     async def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
         return await reads.run_checkpoints(self._read_access, run_id)
+
+    # -- the run event journal (the SQL lives in store/journal_sql.py) ---------------------
+
+    keeps_events = True
+
+    async def append_events(
+        self, run_id: str, events: Sequence[tuple[int, str, str, Mapping[str, Any]]]
+    ) -> None:
+        await journal_sql.append_events(self._read_access, run_id, events)
+
+    async def read_events(
+        self, run_id: str, *, after: int = 0, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        return await journal_sql.read_events(self._read_access, run_id, after=after, limit=limit)
+
+    async def last_event_seq(self, run_id: str) -> int:
+        return await journal_sql.last_event_seq(self._read_access, run_id)
 
 
 @lru_cache(maxsize=8)
