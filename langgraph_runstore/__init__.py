@@ -23,6 +23,7 @@ _EXPORTS = {
     "ForeignDatabaseError": "errors",
     "InvalidInputError": "errors",
     "InvalidTransitionError": "errors",
+    "JournalConfig": "journal",
     "MemoryRunStore": "store.memory",
     "MultitaskStrategy": "schemas",
     "NoWorkerError": "errors",
@@ -31,6 +32,7 @@ _EXPORTS = {
     "PruneResult": "query",
     "RecoveryPolicy": "workers",
     "RunAlreadyInvokedError": "errors",
+    "RunEvent": "journal",
     "RunManager": "manager",
     "RunNotFoundError": "errors",
     "RunPage": "query",
@@ -61,6 +63,7 @@ __all__ = [
     "ForeignDatabaseError",
     "InvalidInputError",
     "InvalidTransitionError",
+    "JournalConfig",
     "MemoryRunStore",
     "MultitaskStrategy",
     "NoWorkerError",
@@ -69,6 +72,7 @@ __all__ = [
     "PruneResult",
     "RecoveryPolicy",
     "RunAlreadyInvokedError",
+    "RunEvent",
     "RunManager",
     "RunNotFoundError",
     "RunPage",
@@ -121,6 +125,7 @@ if TYPE_CHECKING:
         SchemaVersionError,
         UnsupportedStrategyError,
     )
+    from langgraph_runstore.journal import JournalConfig, RunEvent
     from langgraph_runstore.manager import RunManager
     from langgraph_runstore.query import PruneResult, RunPage, UsageRow
     from langgraph_runstore.recorder import RunRecorder
