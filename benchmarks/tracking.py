@@ -8,6 +8,8 @@ chat model, whose answers carry token usage. Every invocation uses a new thread.
 * track          ``async with manager.track(thread_id=...) as run:``
                  ``    await graph.ainvoke(inp, run.config)``
 * wait           ``await manager.wait(graph, inp, thread_id=...)`` (a managed run)
+* track, no journal / track, journal all   track with the run event journal off, and at
+                 level "all" (track and wait keep it at the default level, "nodes")
 * track, 10k held  track on a manager that already holds 10,000 finished runs, on a
                  MemoryRunStore holding their rows (a manager keeps finished runs in memory
                  for ``retain_finished_for`` = 300 s)
@@ -219,15 +221,17 @@ def batches(
 
         return run
 
-    def managed(mode: str) -> Batch:
+    def managed(mode: str, journal: str = "nodes") -> Batch:
         async def run(invocations: int) -> Timing:
-            async with RunManager(store=new_store()) as manager:
+            async with RunManager(store=new_store(), journal=journal) as manager:
                 return await batch(calls(graph, manager)[mode], invocations)
 
         return run
 
     modes = {name: plain(name) for name in ("untracked", "noop callback")}
     modes.update({name: managed(name) for name in ("track", "wait")})
+    modes["track, no journal"] = managed("track", "off")
+    modes["track, journal all"] = managed("track", "all")
     if held is not None:
         track_held = calls(graph, held)["track"]
 
@@ -307,19 +311,22 @@ def _counting(cls: type[RunStore]) -> Any:
 CountingMemoryRunStore: Any = _counting(MemoryRunStore)
 CountingSQLRunStore: Any = _counting(SQLRunStore)
 
-_RUNS_TABLE = re.compile(r"\bruns\b", re.IGNORECASE)
+_RUNS_TABLE = re.compile(r"\b(runs|runstore_events)\b", re.IGNORECASE)
 
 
 @contextmanager
 def count_runs_sql() -> Iterator[Counter[str]]:
-    """Count SQL statements on the ``runs`` table, by first word: those sent through
+    """Count SQL statements on the ``runs`` table and the journal's, by first word (the
+    journal's as ``EVENTS``): those sent through
     aiosqlite and those the run store's SQLite driver runs directly on the loop thread."""
     seen: Counter[str] = Counter()
     patched: list[tuple[Any, str, Any]] = []
 
     def count(sql: str) -> None:
-        if _RUNS_TABLE.search(sql):
-            seen[sql.split(None, 1)[0].upper()] += 1
+        found = _RUNS_TABLE.search(sql)
+        if found:
+            journal = found.group(1).lower() == "runstore_events"
+            seen["EVENTS" if journal else sql.split(None, 1)[0].upper()] += 1
 
     for cls in (aiosqlite.Connection, aiosqlite.Cursor):
         original = cls.execute
@@ -368,6 +375,7 @@ async def count_statements(backend: str, runs: int = 20) -> dict[str, tuple[floa
                     for _ in range(runs):
                         await modes[mode](str(uuid.uuid4()))
                 by_call = ", ".join(f"{k} {n / runs:g}" for k, n in sorted(store.calls.items()))
+                by_call += f"; journal statements {sql['EVENTS'] / runs:g}"
                 out[mode] = (sum(store.calls.values()) / runs, sum(sql.values()) / runs, by_call)
             return out
 
@@ -536,6 +544,16 @@ async def main() -> None:
         cpu_ratio = sqlite[mode][1].min / sqlite["untracked"][1].min
         verdict = _verdict(ours.min <= 1.10 * theirs.min, cpu_ratio <= 1.10)
         print(f"{line} (CPU {cpu_ratio:.2f}x): {verdict}")
+    for level, mode in (("nodes", "track"), ("all", "track, journal all")):
+        line = ratio_line(
+            f"sqlite journal at level {level!r} vs none, track",
+            sqlite[mode][0],
+            sqlite["track, no journal"][0],
+            goal="<= 1.10x" if level == "nodes" else "measured",
+            higher_is_better=False,
+        )
+        met = sqlite[mode][0].min <= 1.10 * sqlite["track, no journal"][0].min
+        print(f"{line}: {_verdict(met)}" if level == "nodes" else line)
     floor, untracked = sqlite["floor"][0], sqlite["untracked"][0]
     print(
         f"sqlite floor (noop callback + the two statements, raw) vs untracked: "

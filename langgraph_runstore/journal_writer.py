@@ -48,18 +48,45 @@ _NODE_TAG = "graph:step:"  # LangGraph tags the chain of each task (a node) with
 _ZERO_COUNTS = (0, 0, 0, 0, 0, 0)
 
 
+_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+
+
 def _iso(ts: float | str) -> str:
+    """ISO-8601 UTC with microseconds; the date and time of day are formatted once per
+    second (a run's events mostly share it)."""
     if isinstance(ts, str):
         return ts
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="microseconds")
+    whole, micros = divmod(round(ts * 1_000_000), 1_000_000)
+    cached = _second
+    if cached[0] != whole:
+        text = datetime.fromtimestamp(whole, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+        cached[:] = [whole, text]
+    return f"{cached[1]}.{micros:06d}+00:00"
 
 
 def _ms(started: float) -> float:
     return round((time.perf_counter() - started) * 1000.0, 3)
 
 
+_NAMES: dict[tuple[str, int], str] = {}  # names (nodes, tools, models) as cut before
+
+
 def _text(value: Any, limit: int) -> str | None:
-    return None if value is None else cut(str(value), limit)
+    """A name, storable and cut: the same few names recur in every run, so each is cut once."""
+    if value is None:
+        return None
+    key = (str(value), limit)
+    found = _NAMES.get(key)
+    if found is None:
+        if len(_NAMES) >= 4096:
+            _NAMES.clear()
+        found = _NAMES[key] = cut(key[0], limit)
+    return found
+
+
+def _key(run_id: uuid.UUID) -> Any:
+    # the UUID's integer: hashing a UUID runs Python code, hashing an int does not
+    return getattr(run_id, "int", run_id)
 
 
 def _is_node(tags: Sequence[str] | None, metadata: Mapping[str, Any] | None) -> bool:
@@ -94,9 +121,9 @@ class RunJournal:
         # a retried attempt (a requeued shared-queue run) continues the run's journal
         self._base: int | None = 0 if record.attempt <= 1 else None
         #: node, LLM and tool callback run id -> (perf_counter at start, name, node or ns)
-        self._open: dict[uuid.UUID, tuple[float, Any, Any]] = {}
+        self._open: dict[Any, tuple[float, Any, Any]] = {}
         #: LLM call -> whether its recorded end reported usage (a later end may, once)
-        self._llm_usage: dict[uuid.UUID, bool] = {}
+        self._llm_usage: dict[Any, bool] = {}
         self._armed = False
         #: whether the run_ended event is recorded, and whether the final write began
         self.ended = False
@@ -151,7 +178,7 @@ class RunJournal:
         assert metadata is not None
         node = _text(metadata.get("langgraph_node"), self.limit)
         ns = storable_text(str(metadata.get("langgraph_checkpoint_ns") or ""))
-        self._open[run_id] = (time.perf_counter(), node, ns)
+        self._open[_key(run_id)] = (time.perf_counter(), node, ns)
         data: dict[str, Any] = {"node": node, "ns": ns}
         step = metadata.get("langgraph_step")
         if isinstance(step, int):
@@ -161,7 +188,7 @@ class RunJournal:
     def chain_ended(self, run_id: uuid.UUID, error: BaseException | None = None) -> None:
         """A chain ended: ``node_ended`` when it was a node's (its error, or ``interrupted``
         when it stopped on ``interrupt()``)."""
-        opened = self._open.pop(run_id, None) if self._open else None
+        opened = self._open.pop(_key(run_id), None) if self._open else None
         if opened is None:
             return
         started, node, ns = opened
@@ -173,10 +200,10 @@ class RunJournal:
         self._add("node_ended", data)
 
     def llm_started(self, run_id: uuid.UUID, metadata: Mapping[str, Any] | None) -> None:
-        if self.rank < 2 or run_id in self._open:
+        if self.rank < 2 or _key(run_id) in self._open:
             return
         node = _text((metadata or {}).get("langgraph_node"), self.limit)
-        self._open[run_id] = (time.perf_counter(), metadata, node)
+        self._open[_key(run_id)] = (time.perf_counter(), metadata, node)
         if self.rank >= 3:
             model = _text((metadata or {}).get("ls_model_name"), self.limit)
             self._add("llm_started", {"model": model, "node": node})
@@ -192,7 +219,7 @@ class RunJournal:
         this one does), so the events' tokens add up to the run's."""
         if self.rank < 2:
             return
-        reported = self._llm_usage.get(run_id)
+        reported = self._llm_usage.get(_key(run_id))
         if reported:
             return
         counts = None
@@ -204,8 +231,8 @@ class RunJournal:
                     message = getattr(generation, "message", message)
         if counts is None and reported is False:
             return
-        self._llm_usage[run_id] = counts is not None
-        started, metadata, node = self._open.get(run_id) or (time.perf_counter(), None, None)
+        self._llm_usage[_key(run_id)] = counts is not None
+        started, metadata, node = self._open.get(_key(run_id)) or (time.perf_counter(), None, None)
         llm_output = response.llm_output if response is not None else None
         model = reported_model(message, llm_output, metadata) or UNKNOWN_MODEL
         data: dict[str, Any] = {"model": cut(model, self.limit), "node": node}
@@ -235,14 +262,14 @@ class RunJournal:
             return
         tool = _text(name or (serialized or {}).get("name"), self.limit)
         node = _text((metadata or {}).get("langgraph_node"), self.limit)
-        self._open[run_id] = (time.perf_counter(), tool, node)
+        self._open[_key(run_id)] = (time.perf_counter(), tool, node)
         if self.rank >= 3:
             self._add("tool_started", {"tool": tool, "node": node})
 
     def tool_ended(
         self, run_id: uuid.UUID, output: Any, error: BaseException | None = None
     ) -> None:
-        opened = self._open.pop(run_id, None) if self._open else None
+        opened = self._open.pop(_key(run_id), None) if self._open else None
         if opened is None:
             return
         started, tool, node = opened

@@ -20,6 +20,7 @@ from langgraph_runstore.errors import DatabaseConfigError, RunNotFoundError
 from langgraph_runstore.interrupts import read_pending
 from langgraph_runstore.lifecycle import RunLifecycle
 from langgraph_runstore.query import (
+    MetadataFilter,
     PruneResult,
     RunPage,
     StatusFilter,
@@ -29,6 +30,7 @@ from langgraph_runstore.query import (
     check_grouping,
     check_limit,
     check_top_order,
+    filter_arguments,
     list_arguments,
     page_rows,
     prune_cutoff,
@@ -215,10 +217,14 @@ class RunQueries:
         until: TimeBound = None,
         limit: int = 50,
         cursor: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        metadata: MetadataFilter = None,
     ) -> RunPage[RunRecord]:
         """One page of runs, newest first; ``page.next_cursor`` fetches the next one.
 
-        Filters and cursors as in ``RunStore.list_runs``. Runs this process holds come back
+        Filters (thread, status, user, assistant, model, metadata, time) and cursors as in
+        ``RunStore.list_runs``. Runs this process holds come back
         as their live records; without a store, the page is taken from memory.
         """
         args = list_arguments(
@@ -229,6 +235,9 @@ class RunQueries:
             until=until,
             limit=limit,
             cursor=cursor,
+            assistant_id=assistant_id,
+            model=model,
+            metadata=metadata,
         )
         if self.store is None:
             page = page_rows(self._memory_rows(), **args)
@@ -243,6 +252,9 @@ class RunQueries:
                     until=args["until"],
                     limit=limit,
                     cursor=cursor,
+                    assistant_id=assistant_id,
+                    model=model,
+                    metadata=metadata,
                 )
             )
         records = tuple(
@@ -259,6 +271,9 @@ class RunQueries:
         until: TimeBound = None,
         thread_id: str | None = None,
         user_id: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        metadata: MetadataFilter = None,
     ) -> list[UsageRow]:
         """Token totals, run counts by status, error rate and LLM calls per model, thread,
         user or UTC day (see ``RunStore.aggregate_usage``)."""
@@ -268,12 +283,20 @@ class RunQueries:
                 by=check_grouping(by),
                 thread_id=thread_id,
                 user_id=user_id,
+                **filter_arguments(assistant_id=assistant_id, model=model, metadata=metadata),
                 **window_arguments(since, until),
             )
         store = self.store
         return await self.lifecycle.retrying(
             lambda: store.aggregate_usage(
-                by=by, since=since, until=until, thread_id=thread_id, user_id=user_id
+                by=by,
+                since=since,
+                until=until,
+                thread_id=thread_id,
+                user_id=user_id,
+                assistant_id=assistant_id,
+                model=model,
+                metadata=metadata,
             )
         )
 

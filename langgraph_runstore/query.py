@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ T = TypeVar("T")
 
 #: A ``status=`` filter: one status, several, or None for any.
 StatusFilter: TypeAlias = str | RunStatus | Iterable[str | RunStatus] | None
+#: A ``metadata=`` filter: metadata keys and the JSON scalar each must hold.
+MetadataFilter: TypeAlias = Mapping[str, str | int | float | bool | None] | None
 #: A ``since=``/``until=`` bound: a datetime, an ISO-8601 string, a timedelta or a duration
 #: such as ``"7d"`` (both meaning that long ago), or None for no bound.
 TimeBound: TypeAlias = str | datetime | timedelta | None
@@ -229,6 +232,55 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
 # -- the same queries over rows in memory ---------------------------------------------------
 
 
+def check_metadata_filter(value: Any) -> tuple[tuple[str, Any], ...]:
+    """``metadata=`` as sorted (key, value) pairs: a mapping of up to 16 non-empty text keys
+    to JSON scalars (text, numbers, booleans, None); InvalidInputError for anything else."""
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise InvalidInputError(
+            f"metadata filter must be a mapping of keys to values, got {type(value).__name__}"
+        )
+    if len(value) > 16:
+        raise InvalidInputError(f"metadata filter has {len(value)} keys: at most 16 are allowed")
+    pairs = []
+    for key, item in value.items():
+        if not isinstance(key, str) or not key or "\x00" in key:
+            raise InvalidInputError(f"metadata filter keys must be non-empty text, got {key!r}")
+        if item is not None and not isinstance(item, (str, int, float, bool)):
+            raise InvalidInputError(
+                f"metadata filter value of {key!r} must be text, a number, a boolean or None "
+                f"(a JSON scalar), got {type(item).__name__}"
+            )
+        if isinstance(item, float) and not math.isfinite(item):
+            raise InvalidInputError(f"metadata filter value of {key!r} must be finite, got {item}")
+        pairs.append((key, item))
+    return tuple(sorted(pairs))
+
+
+def _same_json(stored: Any, wanted: Any) -> bool:
+    # JSON equality: true is not 1, 1 is 1.0
+    if isinstance(wanted, bool) or isinstance(stored, bool):
+        return type(stored) is type(wanted) and stored == wanted
+    return stored == wanted and (wanted is None) == (stored is None)
+
+
+def row_matches(
+    row: Mapping[str, Any],
+    *,
+    assistant_id: str | None,
+    model: str | None,
+    metadata: tuple[tuple[str, Any], ...],
+) -> bool:
+    """Whether a row passes the ``assistant_id``, ``model`` and ``metadata`` filters."""
+    if assistant_id is not None and row.get("assistant_id") != assistant_id:
+        return False
+    if model is not None and row.get("model_name") != model:
+        return False
+    stored = row.get("metadata") or {}
+    return all(key in stored and _same_json(stored[key], value) for key, value in metadata)
+
+
 def _in_window(row: Mapping[str, Any], since: str | None, until: str | None) -> bool:
     created = row.get("created_at") or ""
     return (since is None or created >= since) and (until is None or created < until)
@@ -244,6 +296,9 @@ def page_rows(
     until: str | None,
     limit: int,
     cursor: str | None,
+    assistant_id: str | None = None,
+    model: str | None = None,
+    metadata: tuple[tuple[str, Any], ...] = (),
 ) -> RunPage[dict[str, Any]]:
     """``list_runs`` over rows that carry ``seq``: newest first, ties in insertion order."""
     after = decode_cursor(cursor) if cursor is not None else None
@@ -254,6 +309,7 @@ def page_rows(
         and (not statuses or row.get("status") in statuses)
         and (user_id is None or row.get("user_id") == user_id)
         and _in_window(row, since, until)
+        and row_matches(row, assistant_id=assistant_id, model=model, metadata=metadata)
         and (
             after is None
             or row["created_at"] < after[0]
@@ -331,6 +387,9 @@ def aggregate_rows(
     until: str | None,
     thread_id: str | None = None,
     user_id: str | None = None,
+    assistant_id: str | None = None,
+    model: str | None = None,
+    metadata: tuple[tuple[str, Any], ...] = (),
 ) -> list[UsageRow]:
     """``aggregate_usage`` over rows in memory (same rules as the SQL version)."""
     groups: dict[str | None, dict[str, Any]] = {}
@@ -340,6 +399,8 @@ def aggregate_rows(
         if (thread_id is not None and row["thread_id"] != thread_id) or (
             user_id is not None and row.get("user_id") != user_id
         ):
+            continue
+        if not row_matches(row, assistant_id=assistant_id, model=model, metadata=metadata):
             continue
         status = row.get("status")
         calls = int(row.get("llm_call_count") or 0)
@@ -402,6 +463,7 @@ __all__ = [
     "FINAL_STATUS_VALUES",
     "TOP_RUN_ORDERS",
     "USAGE_GROUPINGS",
+    "MetadataFilter",
     "PruneResult",
     "RunPage",
     "UsageGrouping",
@@ -422,11 +484,15 @@ def list_arguments(
     until: str | datetime | timedelta | None,
     limit: int,
     cursor: str | None,
+    assistant_id: str | None = None,
+    model: str | None = None,
+    metadata: MetadataFilter = None,
 ) -> dict[str, Any]:
     """``list_runs`` arguments checked and normalised, as every backend takes them."""
     if cursor is not None:
         decode_cursor(cursor)  # refuse a bad cursor before touching the database
     return {
+        **filter_arguments(assistant_id=assistant_id, model=model, metadata=metadata),
         "thread_id": thread_id,
         "statuses": parse_statuses(status),
         "user_id": user_id,
@@ -437,10 +503,24 @@ def list_arguments(
     }
 
 
+def filter_arguments(
+    *, assistant_id: str | None, model: str | None, metadata: MetadataFilter
+) -> dict[str, Any]:
+    """The ``assistant_id``, ``model`` and ``metadata`` filters checked and normalised."""
+    for name, value in (("assistant_id", assistant_id), ("model", model)):
+        if value is not None and (not isinstance(value, str) or not value):
+            raise InvalidInputError(f"{name} filter must be non-empty text, got {value!r}")
+    return {
+        "assistant_id": assistant_id,
+        "model": model,
+        "metadata": check_metadata_filter(metadata),
+    }
+
+
 def window_arguments(
     since: str | datetime | timedelta | None, until: str | datetime | timedelta | None
-) -> dict[str, str | None]:
-    """``since``/``until`` checked and normalised."""
+) -> dict[str, Any]:
+    """``since``/``until`` checked and normalised (ISO text or None)."""
     return {"since": resolve_time(since, name="since"), "until": resolve_time(until, name="until")}
 
 

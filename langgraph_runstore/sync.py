@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 
 from langgraph_runstore.invoke_args import INVOKE_ARGUMENTS, check_options, parse_invoke_args
 from langgraph_runstore.manager import RunManager
-from langgraph_runstore.query import PruneResult, RunPage, StatusFilter, TimeBound, UsageRow
+from langgraph_runstore.query import (
+    MetadataFilter,
+    PruneResult,
+    RunPage,
+    StatusFilter,
+    TimeBound,
+    UsageRow,
+)
 from langgraph_runstore.recorder import RunRecorder
 from langgraph_runstore.run_events import SyncRunEvents
 from langgraph_runstore.schemas import CancelAction, RunRecord, RunStatus, ThreadStatus
@@ -135,6 +142,9 @@ class SyncRunManager(SyncRunEvents):
         until: TimeBound = None,
         limit: int = 50,
         cursor: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        metadata: MetadataFilter = None,
     ) -> RunPage[RunRecord]:
         """See ``RunManager.list_runs``."""
         return self._run(
@@ -146,11 +156,15 @@ class SyncRunManager(SyncRunEvents):
                 until=until,
                 limit=limit,
                 cursor=cursor,
+                assistant_id=assistant_id,
+                model=model,
+                metadata=metadata,
             )
         )
 
     def aggregate_usage(self, **options: Any) -> list[UsageRow]:
-        """See ``RunManager.aggregate_usage`` (by, since, until, thread_id, user_id)."""
+        """See ``RunManager.aggregate_usage`` (by, since, until, thread_id, user_id,
+        assistant_id, model, metadata)."""
         return self._run(lambda: self.manager.aggregate_usage(**options))
 
     def top_runs(

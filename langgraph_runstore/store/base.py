@@ -16,7 +16,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from langgraph_runstore.errors import InvalidInputError, InvalidTransitionError
-from langgraph_runstore.query import FINAL_STATUS_VALUES, PruneResult, RunPage, UsageRow
+from langgraph_runstore.query import (
+    FINAL_STATUS_VALUES,
+    MetadataFilter,
+    PruneResult,
+    RunPage,
+    UsageRow,
+)
 from langgraph_runstore.schemas import (
     ACTIVE_STATUSES,
     COMPLETION_FIELDS,
@@ -302,13 +308,18 @@ class RunStore(ABC):
         until: str | datetime | timedelta | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        metadata: MetadataFilter = None,
     ) -> RunPage[dict[str, Any]]:
         """One page of rows, newest first (equal created_at in insertion order).
 
         Filters combine with AND: ``status`` is one status or several; ``since`` (inclusive)
         and ``until`` (exclusive) bound created_at and take a datetime, an ISO-8601 string,
-        a timedelta or a duration such as ``"7d"``. Pass the page's ``next_cursor`` as
-        ``cursor`` for the next page (keyset pagination: stable while runs are added).
+        a timedelta or a duration such as ``"7d"``. ``assistant_id`` and ``model`` (the
+        run's ``model_name``) match exactly; ``metadata`` keeps runs whose metadata holds
+        each given key with that JSON value. Pass the page's ``next_cursor`` as ``cursor``
+        for the next page (keyset pagination: stable while runs are added).
         """
         raise NotImplementedError(f"{type(self).__name__} does not support list_runs")
 
@@ -320,12 +331,15 @@ class RunStore(ABC):
         until: str | datetime | timedelta | None = None,
         thread_id: str | None = None,
         user_id: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        metadata: MetadataFilter = None,
     ) -> list[UsageRow]:
         """Token totals, run counts by status, error rate and LLM calls per group.
 
         ``by`` is ``"model"`` (from token_usage_by_model), ``"thread"``, ``"user"`` or
         ``"day"`` (UTC day of created_at). Days come in calendar order, other groups by
-        total tokens, largest first.
+        total tokens, largest first. The filters are those of ``list_runs``.
         """
         raise NotImplementedError(f"{type(self).__name__} does not support aggregate_usage")
 

@@ -10,6 +10,7 @@ from typing import Any
 from langgraph_runstore.errors import InvalidInputError, InvalidTransitionError
 from langgraph_runstore.query import (
     FINAL_STATUS_VALUES,
+    MetadataFilter,
     PruneResult,
     RunPage,
     UsageRow,
@@ -17,6 +18,7 @@ from langgraph_runstore.query import (
     check_grouping,
     check_limit,
     check_top_order,
+    filter_arguments,
     list_arguments,
     page_rows,
     prune_cutoff,
@@ -412,6 +414,9 @@ class MemoryRunStore(RunStore):
         until: str | datetime | timedelta | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        metadata: MetadataFilter = None,
     ) -> RunPage[dict[str, Any]]:
         args = list_arguments(
             thread_id=thread_id,
@@ -421,6 +426,9 @@ class MemoryRunStore(RunStore):
             until=until,
             limit=limit,
             cursor=cursor,
+            assistant_id=assistant_id,
+            model=model,
+            metadata=metadata,
         )
         page = page_rows(self._rows.values(), **args)
         return RunPage(tuple(copy.deepcopy(row) for row in page.runs), page.next_cursor)
@@ -433,12 +441,16 @@ class MemoryRunStore(RunStore):
         until: str | datetime | timedelta | None = None,
         thread_id: str | None = None,
         user_id: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        metadata: MetadataFilter = None,
     ) -> list[UsageRow]:
         return aggregate_rows(
             self._rows.values(),
             by=check_grouping(by),
             thread_id=thread_id,
             user_id=user_id,
+            **filter_arguments(assistant_id=assistant_id, model=model, metadata=metadata),
             **window_arguments(since, until),
         )
 

@@ -55,6 +55,58 @@ class RunsDatabase(Protocol):
 _FINAL_SQL = ", ".join(f"'{status}'" for status in FINAL_STATUS_VALUES)
 
 
+def _filters(
+    dialect: str,
+    clauses: list[str],
+    params: dict[str, Any],
+    *,
+    assistant_id: str | None,
+    model: str | None,
+    metadata: tuple[tuple[str, Any], ...],
+    prefix: str,
+    demote: str = "",
+) -> None:
+    """The assistant, model and metadata filters. Assistant and model read their partial
+    indexes in page order; metadata is a GIN containment on PostgreSQL and, on SQLite,
+    a test of each row the page order reads (json_each: any key, no JSON-path quoting)."""
+    if assistant_id is not None:
+        clauses.append(f"{demote}{prefix}assistant_id = :assistant_id")
+        params["assistant_id"] = assistant_id
+    if model is not None:
+        clauses.append(f"{demote}{prefix}model_name = :model")
+        params["model"] = model
+    if not metadata:
+        return
+    if dialect == "postgresql":
+        # the partial GIN index's own condition, so the planner may use it
+        column = f"{prefix}metadata"
+        clauses.append(
+            f"{column} <> '{{}}' AND CAST({column} AS jsonb) @> CAST(:metadata AS jsonb)"
+        )
+        params["metadata"] = json.dumps(dict(metadata))
+        return
+    for i, (key, value) in enumerate(metadata):
+        types, atom = _json_kind(value)
+        test = f"m.key = :meta_key_{i} AND m.type IN ({types})"
+        if atom is not None:
+            test += f" AND m.atom = :meta_value_{i}"
+            params[f"meta_value_{i}"] = atom
+        clauses.append(f"EXISTS (SELECT 1 FROM json_each({prefix}metadata) AS m WHERE {test})")
+        params[f"meta_key_{i}"] = key
+
+
+def _json_kind(value: Any) -> tuple[str, Any]:
+    """The json_each ``type`` values (SQL literals) a JSON scalar may be stored as, and the
+    ``atom`` to compare, None when the type says it all (numbers compare as numbers)."""
+    if value is None:
+        return "'null'", None
+    if isinstance(value, bool):
+        return ("'true'" if value else "'false'"), None
+    if isinstance(value, (int, float)):
+        return "'integer', 'real'", value
+    return "'text'", value
+
+
 def _window(
     clauses: list[str], params: dict[str, Any], since: str | None, until: str | None, prefix: str
 ) -> None:
@@ -76,6 +128,9 @@ def list_runs_query(
     until: str | None,
     limit: int,
     cursor: str | None,
+    assistant_id: str | None = None,
+    model: str | None = None,
+    metadata: tuple[tuple[str, Any], ...] = (),
 ) -> tuple[Statement, dict[str, Any]]:
     """One page of runs, newest first, ties in insertion order; fetches ``limit + 1`` rows
     so the caller knows whether another page follows.
@@ -96,6 +151,16 @@ def list_runs_query(
     if user_id is not None:
         clauses.append(f"{demote}user_id = :user_id")
         params["user_id"] = user_id
+    _filters(
+        dialect,
+        clauses,
+        params,
+        assistant_id=assistant_id,
+        model=model,
+        metadata=metadata,
+        prefix="",
+        demote=demote,
+    )
     _window(clauses, params, since, until, "")
     if cursor is not None:
         created_at, seq = decode_cursor(cursor)
@@ -151,6 +216,9 @@ def aggregate_query(
     until: str | None,
     thread_id: str | None = None,
     user_id: str | None = None,
+    assistant_id: str | None = None,
+    model: str | None = None,
+    metadata: tuple[tuple[str, Any], ...] = (),
 ) -> tuple[Statement, dict[str, Any]]:
     """Counts and sums per (group key, status); the caller folds statuses into groups."""
     clauses: list[str] = []
@@ -161,6 +229,15 @@ def aggregate_query(
     if user_id is not None:
         clauses.append("r.user_id = :user_id")
         params["user_id"] = user_id
+    _filters(
+        dialect,
+        clauses,
+        params,
+        assistant_id=assistant_id,
+        model=model,
+        metadata=metadata,
+        prefix="r.",
+    )
     _window(clauses, params, since, until, "r.")
     return _aggregate_sql(dialect, by, tuple(clauses)), params
 

@@ -39,12 +39,14 @@ from langgraph_runstore.errors import (
     InvalidTransitionError,
 )
 from langgraph_runstore.query import (
+    MetadataFilter,
     PruneResult,
     RunPage,
     UsageRow,
     check_grouping,
     check_limit,
     check_top_order,
+    filter_arguments,
     list_arguments,
     prune_cutoff,
     window_arguments,
@@ -479,6 +481,9 @@ class SQLRunStore(WorkerQueries, RunStore):
         until: str | datetime | timedelta | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        metadata: MetadataFilter = None,
     ) -> RunPage[dict[str, Any]]:
         args = list_arguments(
             thread_id=thread_id,
@@ -488,6 +493,9 @@ class SQLRunStore(WorkerQueries, RunStore):
             until=until,
             limit=limit,
             cursor=cursor,
+            assistant_id=assistant_id,
+            model=model,
+            metadata=metadata,
         )
         return await reads.list_runs(self._read_access, **args)
 
@@ -499,12 +507,16 @@ class SQLRunStore(WorkerQueries, RunStore):
         until: str | datetime | timedelta | None = None,
         thread_id: str | None = None,
         user_id: str | None = None,
+        assistant_id: str | None = None,
+        model: str | None = None,
+        metadata: MetadataFilter = None,
     ) -> list[UsageRow]:
         return await reads.aggregate_usage(
             self._read_access,
             by=check_grouping(by),
             thread_id=thread_id,
             user_id=user_id,
+            **filter_arguments(assistant_id=assistant_id, model=model, metadata=metadata),
             **window_arguments(since, until),
         )
 
