@@ -408,8 +408,8 @@ def aggregate_rows(
         if by == "model":
             per_model = row.get("token_usage_by_model") or {}
             if per_model:
-                for model, usage in per_model.items():
-                    add_to_group(groups, model, status, 1, calls, usage or {}, paused)
+                for used, usage in per_model.items():
+                    add_to_group(groups, used, status, 1, calls, usage or {}, paused)
             else:
                 key = row.get("model_name") or UNKNOWN_MODEL
                 add_to_group(groups, key, status, 1, calls, row, paused)
