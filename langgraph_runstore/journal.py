@@ -112,6 +112,11 @@ class RunEvent:
         """``"<run_id>:<seq>"``: pass it as ``join_stream(last_event_id=...)`` to resume."""
         return event_id(self.run_id, self.seq)
 
+    @property
+    def summary(self) -> str:
+        """What happened, in one line a person reads (the CLI and the report print it)."""
+        return str(_SUMMARIES.get(self.kind, _data_summary)(self.data))
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict: id, run_id, seq, kind, ts, data."""
         return {
@@ -122,6 +127,84 @@ class RunEvent:
             "ts": self.ts,
             "data": dict(self.data),
         }
+
+
+def _duration(data: Mapping[str, Any]) -> str:
+    ms = data.get("duration_ms")
+    if not isinstance(ms, (int, float)):
+        return ""
+    return f" in {ms:.1f} ms" if ms < 1000 else f" in {ms / 1000:.2f} s"
+
+
+def _path(data: Mapping[str, Any]) -> str:
+    """A node's place: its sub-graph path from the checkpoint namespace, "outer > inner"."""
+    ns = data.get("ns")
+    if isinstance(ns, str) and "|" in ns:
+        return " > ".join(part.split(":", 1)[0] for part in ns.split("|"))
+    return str(data.get("node") or "?")
+
+
+def _failed(data: Mapping[str, Any]) -> str:
+    if data.get("error"):
+        return f" failed: {data['error']}"
+    return " (interrupted)" if data.get("interrupted") else ""
+
+
+def _where(data: Mapping[str, Any]) -> str:
+    return f" in node {data['node']}" if data.get("node") else ""
+
+
+def _llm(data: Mapping[str, Any]) -> str:
+    text = f"{data.get('model') or '?'}{_where(data)}"
+    if "total_tokens" in data:
+        text += (
+            f": {data['total_tokens']:,} tokens ({data.get('input_tokens', 0):,} in, "
+            f"{data.get('output_tokens', 0):,} out)"
+        )
+    if data.get("usage") is False:
+        text += ", no usage reported"
+    text += _duration(data) + _failed(data)
+    if data.get("tool_calls"):
+        text += f", calls {', '.join(str(name) for name in data['tool_calls'])}"
+    return text
+
+
+def _run_ended(data: Mapping[str, Any]) -> str:
+    reason = f" ({data['stop_reason']})" if data.get("stop_reason") else ""
+    text = f"{data.get('status')}{reason}: {data.get('total_tokens', 0):,} tokens, "
+    text += f"{data.get('llm_call_count', 0):,} LLM call(s){_duration(data)}"
+    return text + (f"; {data['error']}" if data.get("error") else "")
+
+
+def _data_summary(data: Mapping[str, Any]) -> str:
+    return ", ".join(f"{key}={value}" for key, value in data.items())
+
+
+_SUMMARIES: dict[str, Any] = {
+    "run_admitted": lambda d: (
+        f"thread {d.get('thread_id')}"
+        + (f", assistant {d['assistant_id']}" if d.get("assistant_id") else "")
+    ),
+    "run_started": lambda d: f"attempt {d['attempt']}" if d.get("attempt") else "",
+    "node_started": lambda d: _path(d),
+    "node_ended": lambda d: _path(d) + _duration(d) + _failed(d),
+    "llm_started": lambda d: f"{d.get('model') or '?'}{_where(d)}",
+    "llm_ended": _llm,
+    "tool_started": lambda d: f"{d.get('tool') or '?'}{_where(d)}",
+    "tool_ended": lambda d: (
+        f"{d.get('tool') or '?'}{_duration(d)}{_failed(d)}"
+        + (f" -> {d['output']}" if d.get("output") else "")
+    ),
+    "interrupt": lambda d: (
+        f"waiting on {len(d.get('interrupts') or [])} interrupt(s): "
+        + "; ".join(str(entry.get("value")) for entry in d.get("interrupts") or [])
+    ),
+    "error": lambda d: str(d.get("error")),
+    "progress": lambda d: (
+        f"{d.get('total_tokens', 0):,} tokens, {d.get('llm_call_count', 0):,} LLM call(s) so far"
+    ),
+    "run_ended": _run_ended,
+}
 
 
 def event_id(run_id: str, seq: int) -> str:

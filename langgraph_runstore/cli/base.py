@@ -34,10 +34,16 @@ from langgraph_runstore.display import (
     status_label,
 )
 from langgraph_runstore.errors import InvalidInputError, RunStoreError
-from langgraph_runstore.query import UsageRow, decode_cursor, resolve_time
+from langgraph_runstore.query import (
+    UsageRow,
+    check_metadata_filter,
+    decode_cursor,
+    resolve_time,
+)
 from langgraph_runstore.schemas import (
     RunRecord,
 )
+from langgraph_runstore.store.listing import run_ids_with_prefix
 from langgraph_runstore.store.sql import SQLRunStore
 from langgraph_runstore.validate import check_id
 
@@ -228,6 +234,28 @@ async def open_store(
         await engine.dispose()
 
 
+#: The shortest run id prefix the commands look up, as git abbreviates to 4 characters.
+MIN_PREFIX = 4
+
+
+async def resolve_run_id(store: SQLRunStore, given: str) -> str:
+    """The run id ``given`` names: itself when a run has it, else the one run whose id
+    starts with it (git style). CliError for none, or for a prefix several runs share."""
+    if await store.get_status(given) is not None:
+        return given
+    if len(given) < MIN_PREFIX:
+        raise CliError(
+            f"no run with id {given!r} (a prefix of an id needs at least {MIN_PREFIX} characters)"
+        )
+    found = await run_ids_with_prefix(store, given, limit=6)
+    if len(found) > 1:
+        shown = ", ".join(found[:5]) + (", …" if len(found) > 5 else "")
+        raise CliError(
+            f"run id prefix {given!r} is ambiguous: {shown} start with it; give more of the id"
+        )
+    return found[0] if found else given  # the command reports an unknown run its own way
+
+
 # -- output ----------------------------------------------------------------------------------
 
 
@@ -405,6 +433,62 @@ def check_cursor(ctx: click.Context, param: click.Parameter, value: str | None) 
     return value
 
 
+def _json_scalar(raw: str) -> Any:
+    """A metadata value as typed: JSON when it reads as a JSON scalar (3, true, null,
+    "quoted"), else the text itself."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return value if value is None or isinstance(value, (bool, int, float, str)) else raw
+
+
+def parse_metadata(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """``--metadata KEY=VALUE`` (repeated) as the ``metadata=`` filter."""
+    if not values:
+        return None
+    wanted: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE")
+        wanted[key] = _json_scalar(raw)
+    try:
+        check_metadata_filter(wanted)
+    except InvalidInputError as exc:
+        raise click.BadParameter(exc.message) from None
+    return wanted
+
+
+def filter_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--assistant``, ``--model`` and ``--metadata``: the filters of ``list_runs`` and
+    ``aggregate_usage``."""
+    options = (
+        click.option(
+            "--metadata",
+            "metadata",
+            multiple=True,
+            metavar="KEY=VALUE",
+            callback=parse_metadata,
+            help="Only runs whose metadata has KEY set to VALUE (JSON when it reads as a "
+            "number, true, false, null or a quoted string; else text). Repeat to require several.",
+        ),
+        click.option("--model", "model", metavar="MODEL", help="Only runs of this model."),
+        click.option(
+            "--assistant",
+            "assistant_id",
+            metavar="ASSISTANT_ID",
+            callback=check_id_param,
+            help="Only runs of this assistant.",
+        ),
+    )
+    for option in options:
+        command = option(command)
+    return command
+
+
 db_option = click.option(
     "--db",
     "db",
@@ -446,6 +530,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "MIN_PREFIX",
     "PG_CONNECT_TIMEOUT",
     "PROG",
     "READ_COMMANDS",
@@ -464,15 +549,18 @@ __all__ = [
     "database_url",
     "db_option",
     "emit_json",
+    "filter_options",
     "json_option",
     "make_console",
     "one_line",
     "open_store",
+    "parse_metadata",
     "print_runs",
     "print_usage",
     "probe_sqlite",
     "read_only_refusal",
     "resolve_db",
+    "resolve_run_id",
     "run_async",
     "runs",
     "status_text",

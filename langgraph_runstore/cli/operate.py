@@ -3,13 +3,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from langgraph_runstore.db.engine import sqlite_file
 from langgraph_runstore.db.migrations import current_version
+from langgraph_runstore.db.vacuum import VacuumResult, vacuum_sqlite
 from langgraph_runstore.display import (
     format_time,
     interrupt_values,
@@ -38,6 +42,7 @@ from langgraph_runstore.cli.base import (
     database_url,
     db_option,
     emit_json,
+    filter_options,
     json_option,
     make_console,
     open_store,
@@ -158,6 +163,7 @@ def threads_show(
 )
 @time_option("--since", SINCE_HELP)
 @time_option("--until", UNTIL_HELP)
+@filter_options
 @json_option
 @db_option
 @click.pass_context
@@ -166,6 +172,9 @@ def usage(
     by: str,
     since: str | None,
     until: str | None,
+    assistant_id: str | None,
+    model: str | None,
+    metadata: dict[str, Any] | None,
     as_json: bool,
     db: str | None,
 ) -> None:
@@ -173,7 +182,14 @@ def usage(
 
     async def go() -> None:
         async with open_store(resolve_db(ctx, db), read_only=True) as store:
-            rows = await store.aggregate_usage(by=by, since=since, until=until)
+            rows = await store.aggregate_usage(
+                by=by,
+                since=since,
+                until=until,
+                assistant_id=assistant_id,
+                model=model,
+                metadata=metadata,
+            )
         if as_json:
             emit_json(
                 {"by": by, "since": since, "until": until, "groups": [r.as_dict() for r in rows]}
@@ -232,6 +248,12 @@ def reconcile(ctx: click.Context, older_than: str | None, as_json: bool, db: str
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--dry-run", is_flag=True, help="Only count what would be deleted.")
+@click.option(
+    "--vacuum",
+    is_flag=True,
+    help="Afterwards give the freed space back to the disk (SQLite: VACUUM, which holds the "
+    "write lock while it runs) and say how much.",
+)
 @json_option
 @db_option
 @click.pass_context
@@ -241,10 +263,12 @@ def prune(
     keep_checkpoints: bool,
     yes: bool,
     dry_run: bool,
+    vacuum: bool,
     as_json: bool,
     db: str | None,
 ) -> None:
-    """Delete finished runs (and the checkpoints they wrote); pending and running stay."""
+    """Delete finished runs (their events and the checkpoints they wrote); pending and
+    running runs stay."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     async def go() -> None:
@@ -253,46 +277,78 @@ def prune(
             planned = await store.prune_runs(older_than=older_than, dry_run=True)
             what = "runs" if keep_checkpoints else "runs and their checkpoints"
             when = format_time(older_than)
-            if dry_run or planned.runs == 0:
-                if as_json:
-                    emit_json(asdict(planned))
-                elif planned.runs == 0:
-                    click.echo(f"nothing to prune: no finished runs created before {when} UTC")
-                else:
-                    click.echo(
-                        f"would delete {planned.runs:,} finished {what} created before {when} UTC"
+            result = planned
+            if planned.runs and not dry_run:
+                if not yes:
+                    click.confirm(
+                        f"delete {planned.runs:,} finished {what} created before {when} UTC?",
+                        abort=True,
+                        err=True,
                     )
-                return
-            if not yes:
-                click.confirm(
-                    f"delete {planned.runs:,} finished {what} created before {when} UTC?",
-                    abort=True,
-                    err=True,
-                )
-                if not sys.stdin.isatty():
-                    click.echo(err=True)  # piped answers are not echoed: end the prompt's line
-            with Progress(
-                TextColumn("pruning"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=make_console(stderr=True),
-                transient=not as_json and sys.stderr.isatty(),
-            ) as progress:
-                task = progress.add_task("prune", total=planned.runs)
-                result = await store.prune_runs(
-                    older_than=older_than,
-                    include_checkpoints=not keep_checkpoints,
-                    on_progress=lambda n: progress.advance(task, n),
-                )
+                    if not sys.stdin.isatty():
+                        click.echo(err=True)  # piped answers are not echoed: end the line
+                with Progress(
+                    TextColumn("pruning"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    console=make_console(stderr=True),
+                    transient=not as_json and sys.stderr.isatty(),
+                ) as progress:
+                    task = progress.add_task("prune", total=planned.runs)
+                    result = await store.prune_runs(
+                        older_than=older_than,
+                        include_checkpoints=not keep_checkpoints,
+                        on_progress=lambda n: progress.advance(task, n),
+                    )
+            dialect = store.dialect
+        # after the store is closed: VACUUM wants no other connection of ours in its way
+        freed = await _vacuum(ctx, db, dialect) if vacuum and not dry_run else None
+        data = asdict(result)
+        if isinstance(freed, VacuumResult):
+            data["vacuum"] = {**asdict(freed), "freed": freed.freed}
+        elif freed is not None:
+            data["vacuum"] = {"skipped": freed}
         if as_json:
-            emit_json(asdict(result))
+            emit_json(data)
             return
-        click.echo(
-            f"deleted {result.runs:,} {what} created before {when} UTC in {result.batches} "
-            f"batch(es); longest write {result.longest_write_seconds * 1000:.0f} ms"
-        )
+        if not planned.runs:
+            click.echo(f"nothing to prune: no finished runs created before {when} UTC")
+        elif dry_run:
+            click.echo(f"would delete {planned.runs:,} finished {what} created before {when} UTC")
+        else:
+            click.echo(
+                f"deleted {result.runs:,} {what} created before {when} UTC in {result.batches} "
+                f"batch(es); longest write {result.longest_write_seconds * 1000:.0f} ms"
+            )
+        if isinstance(freed, VacuumResult):
+            click.echo(
+                f"vacuum: {_size(freed.before)} -> {_size(freed.after)} on disk, "
+                f"{_size(freed.freed)} given back"
+            )
+        elif freed is not None:
+            click.echo(f"vacuum: {freed}")
 
     run_async(go)
+
+
+async def _vacuum(ctx: click.Context, db: str | None, dialect: str) -> VacuumResult | str:
+    """VACUUM the SQLite file the command pruned; on PostgreSQL, what it does instead."""
+    if dialect != "sqlite":
+        return (
+            "PostgreSQL reuses the space of deleted rows itself (autovacuum); --vacuum "
+            "compacts SQLite files only"
+        )
+    path = sqlite_file(database_url(resolve_db(ctx, db)))
+    assert path is not None  # open_store opened it as a plain SQLite file
+    return await asyncio.to_thread(vacuum_sqlite, Path(path))
+
+
+def _size(count: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if count < 1024:
+            return f"{count:,.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} GiB"
 
 
 @cli.command()

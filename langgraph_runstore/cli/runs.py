@@ -33,10 +33,12 @@ from langgraph_runstore.cli.base import (
     check_id_param,
     db_option,
     emit_json,
+    filter_options,
     json_option,
     open_store,
     print_runs,
     resolve_db,
+    resolve_run_id,
     run_async,
     runs,
     status_text,
@@ -66,6 +68,7 @@ from langgraph_runstore.cli.base import (
 @time_option("--until", UNTIL_HELP)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--cursor", callback=check_cursor, help="Next page: the cursor a page printed.")
+@filter_options
 @json_option
 @db_option
 @click.pass_context
@@ -78,6 +81,9 @@ def runs_list(
     until: str | None,
     limit: int,
     cursor: str | None,
+    assistant_id: str | None,
+    model: str | None,
+    metadata: dict[str, Any] | None,
     as_json: bool,
     db: str | None,
 ) -> None:
@@ -93,6 +99,9 @@ def runs_list(
                 until=until,
                 limit=limit,
                 cursor=cursor,
+                assistant_id=assistant_id,
+                model=model,
+                metadata=metadata,
             )
         if as_json:
             emit_json(
@@ -188,14 +197,17 @@ def _show_run(record: RunRecord, checkpoints: list[dict[str, Any]]) -> None:
 def runs_show(
     ctx: click.Context, run_id: str, user_id: str | None, as_json: bool, db: str | None
 ) -> None:
-    """Every field of a run, its tokens per model and the checkpoints it wrote."""
+    """Every field of a run, its tokens per model and the checkpoints it wrote.
+
+    RUN_ID may be a unique prefix of the id (at least 4 characters)."""
 
     async def go() -> None:
         async with open_store(resolve_db(ctx, db), read_only=True) as store:
-            row = await store.get(run_id)
+            found = await resolve_run_id(store, run_id)
+            row = await store.get(found)
             if row is None or (user_id is not None and row.get("user_id") != user_id):
                 raise CliError(f"no run with id {run_id!r}")
-            checkpoints = await store.run_checkpoints(run_id)
+            checkpoints = await store.run_checkpoints(found)
         record = RunRecord.from_row(row)
         if as_json:
             emit_json({"run": record_json(record), "checkpoints": checkpoints})
@@ -232,32 +244,36 @@ def runs_cancel(
     as_json: bool,
     db: str | None,
 ) -> None:
-    """Cancel a pending or running run (exit 1 if it is unknown or already finished)."""
+    """Cancel a pending or running run (exit 1 if it is unknown or already finished).
+
+    RUN_ID may be a unique prefix of the id (at least 4 characters)."""
     from langgraph_runstore.manager import RunManager
 
     async def go() -> None:
         async with open_store(resolve_db(ctx, db)) as store:
             manager = RunManager(store=store)
             try:
+                found = await resolve_run_id(store, run_id)
                 try:
-                    cancelled = await manager.cancel(run_id, action=action, user_id=user_id)
+                    cancelled = await manager.cancel(found, action=action, user_id=user_id)
                 except RunNotFoundError:
                     raise CliError(f"no run with id {run_id!r}") from None
-                row = await store.get(run_id)
+                row = await store.get(found)
             finally:
                 await manager.aclose()
         if row is None:
             raise CliError(f"run {run_id!r} disappeared while being cancelled")
+        found = row["run_id"]
         status = row.get("status") or "pending"
         if not cancelled:
-            raise CliError(f"run {run_id} already finished ({status}): nothing to cancel")
+            raise CliError(f"run {found} already finished ({status}): nothing to cancel")
         if as_json:
             emit_json({"cancelled": True, "action": action, "run": record_json(as_record(row))})
         elif RunStatus(status).is_final:
             reason = f" ({row['stop_reason']})" if row.get("stop_reason") else ""
-            click.echo(f"cancelled run {run_id}: {status}{reason}")
+            click.echo(f"cancelled run {found}: {status}{reason}")
         else:
             owner = row.get("owner_worker_id") or "its worker"
-            click.echo(f"cancel ({action}) requested for run {run_id}: {owner} will stop it")
+            click.echo(f"cancel ({action}) requested for run {found}: {owner} will stop it")
 
     run_async(go)
