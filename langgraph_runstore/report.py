@@ -1,7 +1,8 @@
 """The HTML report: one self-contained page about the runs in a store.
 
 Run counts by status, token usage per day and per model as inline SVG charts, the slowest
-and the most expensive runs, and recent errors. No scripts, no fonts, no network: the file
+and the most expensive runs, recent errors, and for each of those runs its event timeline
+(``report_timeline``). No scripts, no fonts, no network: the file
 can be mailed or attached to a ticket and opens the same anywhere.
 """
 
@@ -22,7 +23,9 @@ from langgraph_runstore.display import (
     shorten,
     status_label,
 )
+from langgraph_runstore.journal import RunEvent
 from langgraph_runstore.query import TimeBound, UsageRow, resolve_time
+from langgraph_runstore.report_timeline import anchor, read_timelines, timeline_section
 from langgraph_runstore.schemas import RunRecord, RunStatus, as_record
 from langgraph_runstore.store.base import RunStore
 
@@ -43,6 +46,8 @@ class ReportData:
     most_tokens: Sequence[RunRecord]
     errors: Sequence[RunRecord]
     status_counts: dict[str, int] = field(default_factory=dict)
+    #: the events of each listed run (run id -> its first events)
+    timelines: dict[str, list[RunEvent]] = field(default_factory=dict)
 
     @property
     def total_runs(self) -> int:
@@ -64,17 +69,20 @@ async def gather(store: RunStore, *, since: TimeBound = None, top: int = 10) -> 
     errors = await store.list_runs(
         status=[RunStatus.error.value, RunStatus.timeout.value], since=start, limit=top
     )
+    slowest = [as_record(r) for r in await store.top_runs(by="duration", since=start, limit=top)]
+    most_tokens = [as_record(r) for r in await store.top_runs(by="tokens", since=start, limit=top)]
+    failed = [as_record(r) for r in errors]
+    listed = [r.run_id for r in (*slowest, *most_tokens, *failed)]
     return ReportData(
         generated_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         since=start,
         by_day=by_day,
         by_model=await store.aggregate_usage(by="model", since=start),
-        slowest=[as_record(r) for r in await store.top_runs(by="duration", since=start, limit=top)],
-        most_tokens=[
-            as_record(r) for r in await store.top_runs(by="tokens", since=start, limit=top)
-        ],
-        errors=[as_record(r) for r in errors],
+        slowest=slowest,
+        most_tokens=most_tokens,
+        errors=failed,
         status_counts=counts,
+        timelines=await read_timelines(store, listed),
     )
 
 
@@ -213,6 +221,9 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 code{font-size:12px}
 .badge{color:#fff;border-radius:3px;padding:1px 6px;font-size:12px}
 .empty{color:#6b7280;font-size:13px}
+details.run{margin:6px 0;border:1px solid #e5e7eb;border-radius:6px;padding:4px 10px}
+details.run summary{cursor:pointer;font-size:13px}
+details.run:target{border-color:#6366f1}
 """
 
 
@@ -241,7 +252,8 @@ def _run_table(records: Sequence[RunRecord], *, detail: str) -> str:
         else:
             extra = f"<td>{_esc(shorten(r.error, 140))}</td>"
         lines.append(
-            f'<tr><td><code title="{_esc(r.run_id)}">{_esc(r.run_id[:13])}</code></td>'
+            f'<tr><td><a href="#{_esc(anchor(r.run_id))}"><code title="{_esc(r.run_id)}">'
+            f"{_esc(r.run_id[:13])}</code></a></td>"
             f"<td>{_esc(shorten(r.thread_id, 28))}</td><td>{_badge(status_label(r))}</td>"
             f"<td>{_esc(format_time(r.created_at))}</td>{extra}</tr>"
         )
@@ -311,5 +323,7 @@ def render(data: ReportData, *, title: str | None = None) -> str:
 {_run_table(data.most_tokens, detail="tokens")}
 <h2>Recent errors</h2>
 {_run_table(data.errors, detail="error")}
+<h2>Run timelines</h2>
+{timeline_section([*data.slowest, *data.most_tokens, *data.errors], data.timelines)}
 </body></html>
 """
