@@ -430,6 +430,11 @@ class RunRecorder(AsyncCallbackHandler, GraphCallbackHandler):
             await tracker.on_llm_end(response, run_id=run_id, **kwargs)
             self._drop(run_id)
 
+    async def on_llm_new_token(self, token: Any, *, run_id: uuid.UUID, **kwargs: Any) -> None:
+        tracker = self._route(run_id)
+        if tracker is not None:
+            await tracker.on_llm_new_token(token, run_id=run_id, **kwargs)
+
     async def on_llm_error(self, error: BaseException, *, run_id: uuid.UUID, **kwargs: Any) -> None:
         tracker = self._route(run_id)
         if tracker is not None:

@@ -346,3 +346,22 @@ def test_bad_targets_and_options_are_refused() -> None:
         RunRecorder(MemoryRunStore(), assistant_id=5)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="flush_interval"):
         RunRecorder(MemoryRunStore(), flush_interval=0)
+
+
+async def test_a_stream_the_caller_stops_reading_ends_abandoned(tmp_path: Path) -> None:
+    async with SQLRunStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}") as store:
+        graph = two_model_graph(listed_model(reply("a")), listed_model(reply("b"))).compile(
+            checkpointer=InMemorySaver()
+        )
+        chunks = graph.with_config(callbacks=[RunRecorder(store)]).astream(
+            hi("x"), thread("t1"), stream_mode="updates"
+        )
+        async for _ in chunks:
+            break
+        await chunks.aclose()
+        row = await only_run(store, "t1")
+        assert (row["status"], row["stop_reason"], row["error"]) == (
+            "interrupted",
+            "abandoned",
+            None,
+        )
