@@ -346,6 +346,17 @@ def test_bad_targets_and_options_are_refused() -> None:
         RunRecorder(MemoryRunStore(), assistant_id=5)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="flush_interval"):
         RunRecorder(MemoryRunStore(), flush_interval=0)
+    with pytest.raises(InvalidInputError, match="RunRecorder needs a RunManager"):
+        RunRecorder("sqlite:///agent.db")  # type: ignore[arg-type]
+
+
+def test_a_sync_manager_is_a_target_too(tmp_path: Path) -> None:
+    with SyncRunManager.from_url(f"sqlite:///{tmp_path / 'runs.db'}") as manager:
+        graph = counting_graph(None).with_config(callbacks=[RunRecorder(manager)])
+        root = uuid.uuid4()
+        graph.invoke(hi("sync"), {"run_id": root})
+        record = manager.get(str(root))
+        assert record is not None and record.total_tokens == 6
 
 
 async def test_a_stream_the_caller_stops_reading_ends_abandoned(tmp_path: Path) -> None:
