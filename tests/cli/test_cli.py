@@ -304,7 +304,8 @@ def test_report_writes_one_self_contained_page(reads: dict[str, Result]) -> None
     assert ok(reads["report"]).out.startswith("wrote ")
     page = reads["report_file"].out
     assert page.startswith("<!DOCTYPE html>")
-    assert page.count("<svg") == 3
+    assert page.count('<svg class="chart"') == 3  # and one timeline per run with events
+    assert page.count('<svg class="timeline"') == page.count("<svg") - 3 > 0
     assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")
     assert "https://" not in page and "<script" not in page
     assert "r-error" in page and "ValueError: the tool said no" in page
