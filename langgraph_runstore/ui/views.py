@@ -28,8 +28,8 @@ from langgraph_runstore.schemas import TOKEN_FIELDS, RunRecord, RunStatus
 RECORD_FIELDS = frozenset(f.name for f in fields(RunRecord))
 #: Optional per-run numbers, shown when RunRecord has them: field -> column title.
 OPTIONAL_RUN_NUMBERS = {"cost_usd": "cost", "llm_ms": "LLM time"}
-#: Fields the detail page shows in tables of their own rather than in the field list.
-OWN_SECTIONS = frozenset({"token_usage_by_model", "usage_by_node", "interrupts", "llm_call_ms"})
+#: Fields left out of the detail page's field list: samples for percentiles, not for reading.
+OWN_SECTIONS = frozenset({"llm_call_ms"})
 #: Keys of a model's or node's usage entry, in the order the tables show them.
 USAGE_KEY_ORDER = (*TOKEN_FIELDS, "llm_call_count", "calls", "llm_ms", "cost_usd", "unpriced_calls")
 
