@@ -47,7 +47,7 @@ CSP = (
 _HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 
@@ -187,13 +187,15 @@ async def _usage(request: Request, manager: RunManager) -> pages.Page:
 
 
 def _same_origin(request: Request) -> bool:
-    """Whether a POST comes from this server's own page (browsers name the sender)."""
+    """Whether a POST comes from this server's own page. Browsers say where a request
+    comes from in Sec-Fetch-Site, which a page cannot forge; older ones only send Origin.
+    A request with neither is no browser's form (curl, a script): it is let through."""
     site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
+    if site is not None:
+        return site in ("same-origin", "none")
     origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
+    if origin is None:
+        return True
     return origin.partition("://")[2].lower() == request.headers.get("host", "").lower()
 
 
