@@ -38,8 +38,10 @@ def bind(host: str, port: int) -> socket.socket:
         infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise CliError(f"cannot serve on {host}: {exc.strerror}", EXIT_USAGE) from None
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    family, kind, proto, _, address = infos[0]
+    # the protocol number matters: asyncio turns Nagle off (TCP_NODELAY) only on sockets
+    # that say IPPROTO_TCP, and with Nagle on, small pages wait 40 ms for a delayed ACK
+    sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)

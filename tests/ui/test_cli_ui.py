@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from langgraph_runstore.cli.ui import bind
 from tests.cli.helpers import run_cli
 from tests.ui.helpers import SCRIPT, read_line, serve
 
@@ -121,3 +122,11 @@ def test_open_hands_the_page_to_the_browser(sqlite_db: Path, tmp_path: Path) -> 
         while not opened.exists() and time.monotonic() < deadline:
             time.sleep(0.05)  # the browser is another process: wait for its file
         assert opened.read_text() == f"{base}/runs"
+
+
+def test_the_listening_socket_is_tcp_so_small_pages_are_not_delayed() -> None:
+    # asyncio sets TCP_NODELAY only on sockets whose protocol says TCP; without it a small
+    # page waits for a delayed ACK (40 ms on Linux)
+    with bind("127.0.0.1", 0) as sock:
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockname()[0] == "127.0.0.1" and sock.getsockname()[1] > 0
