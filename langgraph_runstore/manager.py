@@ -42,10 +42,10 @@ from langgraph_runstore.schemas import (
     now_iso,
 )
 from langgraph_runstore.store.base import RunStore
+from langgraph_runstore.sync_tracking import SyncRunTracker
 from langgraph_runstore.tracked import TrackedRuns
 from langgraph_runstore.tracking import (
     RunTracker,
-    SyncRunTracker,
     check_flush_interval,
     error_text,
 )
