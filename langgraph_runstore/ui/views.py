@@ -176,15 +176,19 @@ def usage_table(entries: Mapping[str, Mapping[str, Any]] | None) -> UsageTable |
 
 
 def interrupt_rows(interrupts: Sequence[Mapping[str, Any]]) -> list[tuple[str, str, str]]:
-    """(id, value, namespace) of each interrupt."""
-    return [
-        (
-            str(entry.get("id") or ""),
-            interrupt_values([entry], width=2000),
-            str(entry.get("ns") or ""),
+    """(id, value, namespace) of each interrupt; the namespace's parts joined by `` / ``."""
+    rows = []
+    for entry in interrupts:
+        ns = entry.get("ns") or ""
+        parts = ns if isinstance(ns, (list, tuple)) else [ns]
+        rows.append(
+            (
+                str(entry.get("id") or ""),
+                interrupt_values([entry], width=2000),
+                " / ".join(str(part) for part in parts if part),
+            )
         )
-        for entry in interrupts
-    ]
+    return rows
 
 
 # -- usage page --------------------------------------------------------------------------------
@@ -283,11 +287,18 @@ def row_cost(row: UsageRow) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def _row_values(row: UsageRow) -> dict[str, Any]:
+    """The usage row's fields and the keys of its ``as_dict()``, whichever it has."""
+    values = {f.name: getattr(row, f.name) for f in fields(row)}
+    values.update(row.as_dict())
+    return values
+
+
 def percentile_keys(rows: Sequence[UsageRow]) -> list[str]:
     """The latency percentile fields the usage rows carry (``..._p50``, ``p95_...``)."""
     found: list[str] = []
     for row in rows:
-        for key, value in row.as_dict().items():
+        for key, value in _row_values(row).items():
             marked = any(mark in key for mark in ("p50", "p90", "p95", "p99"))
             if marked and isinstance(value, (int, float, type(None))) and key not in found:
                 found.append(key)
@@ -327,7 +338,7 @@ def group_lines(rows: Sequence[UsageRow], percentiles: Sequence[str]) -> list[Gr
             "interrupted": s.get("interrupted", 0),
             "active": s.get("pending", 0) + s.get("running", 0),
         }
-        data = row.as_dict()
+        data = _row_values(row)
         lines.append(
             GroupLine(
                 key=row.key if row.key is not None else "(none)",
