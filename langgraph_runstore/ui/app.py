@@ -37,6 +37,8 @@ _log = logging.getLogger("langgraph_runstore.ui")
 HERE = Path(__file__).parent
 #: How often a page that shows active runs asks for fresh values, ms.
 DEFAULT_POLL_MS = 1500
+#: The cancel form carries one short field; anything much longer is no form of this page.
+MAX_FORM_BYTES = 4096
 #: Host names a loopback server answers to.
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -213,7 +215,10 @@ async def _cancel(request: Request) -> Response:
         return state.error(
             request, 403, "Refused", "a cancel must be sent from this server's own page"
         )
-    body = (await request.body()).decode("utf-8", "replace")
+    raw = await request.body()
+    if len(raw) > MAX_FORM_BYTES:
+        return state.error(request, 400, "Bad request", "the cancel form is a few bytes, not this")
+    body = raw.decode("utf-8", "replace")
 
     async def go(request: Request, manager: RunManager) -> Response:
         action = pages.cancel_action(parse_qs(body, keep_blank_values=True))

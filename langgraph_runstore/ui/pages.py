@@ -177,9 +177,8 @@ async def run_page(manager: RunManager, run_id: str, params: Params, *, allow_ca
 async def thread_page(manager: RunManager, thread_id: str, params: Params) -> Page:
     """A thread's status, what it waits on, its totals and its runs."""
     check_id(thread_id, name="thread_id")
+    refuse_any({name: v for name, v in params.items() if name not in ("cursor", "limit")})
     filters = parse_filters(params, optional={}, statuses=False)
-    if filters.ids or filters.since or filters.until:
-        raise InvalidInputError("the thread page takes only cursor and limit")
     page = await manager.list_runs(thread_id=thread_id, limit=filters.limit, cursor=filters.cursor)
     if not page.runs and filters.cursor is None:
         raise PageNotFound(f"no runs on thread {thread_id!r} in this database")

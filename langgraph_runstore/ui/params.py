@@ -207,9 +207,9 @@ def parse_grouping(params: Mapping[str, Sequence[str]]) -> str:
 
 
 def refuse_any(params: Mapping[str, Sequence[str]]) -> None:
-    """For a page that takes no query parameters."""
+    """Refuse the parameters a page does not take (all of them, for a run's page)."""
     for name in params:
-        raise InvalidInputError(f"unknown query parameter {name!r}: this page takes none")
+        raise InvalidInputError(f"unknown query parameter {name!r}: this page does not take it")
 
 
 __all__ = [

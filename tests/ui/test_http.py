@@ -199,6 +199,7 @@ BAD = [
     ("/usage?by=week", "invalid by 'week'"),
     ("/usage?cursor=x", "unknown query parameter 'cursor'"),
     ("/threads/batch-1?status=error", "unknown query parameter 'status'"),
+    ("/threads/batch-1?user=alice", "unknown query parameter 'user'"),
     ("/runs/some-run?x=1", "unknown query parameter 'x'"),
     ("/runs/a%00b", "run_id 'a\\x00b' contains a NUL character"),
 ]
@@ -353,9 +354,16 @@ def test_cancel_with_allow_cancel_stops_the_run(filled: str) -> None:
         page = client.get(f"/runs/{run_id}").text
         assert f'action="/runs/{run_id}/cancel"' in page and "data-cancel" in page
         # a form on another site's page is refused, whatever it asks
-        for headers in ({"origin": "http://evil.example"}, {"sec-fetch-site": "cross-site"}):
+        for headers in (
+            {"origin": "http://evil.example"},
+            {"origin": "null"},  # a sandboxed frame or a privacy-stripped origin
+            {"sec-fetch-site": "cross-site"},
+            {"sec-fetch-site": "same-site", "origin": "http://testserver"},
+        ):
             refused = client.post(f"/runs/{run_id}/cancel", headers=headers)
             assert refused.status_code == 403 and "own page" in message(refused.text)
+        huge = client.post(f"/runs/{run_id}/cancel", content=b"action=" + b"x" * 10_000)
+        assert huge.status_code == 400
         bad = client.post(f"/runs/{run_id}/cancel", data={"action": "explode"})
         assert bad.status_code == 400 and "invalid action 'explode'" in message(bad.text)
         row = get_row(url, run_id)
