@@ -131,8 +131,9 @@ async def test_interrupt_then_resume_are_two_runs(client: Any, store: SQLRunStor
 
 
 async def test_cancel_of_a_running_run_is_recorded_interrupted(
-    client: Any, store: SQLRunStore
+    deployment: Deployment, client: Any, store: SQLRunStore
 ) -> None:
+    deployment.skip_cancel()
     run_id = None
     async with asyncio.timeout(CALL_TIMEOUT):
         thread = await client.threads.create()
@@ -161,7 +162,10 @@ async def test_cancel_of_a_running_run_is_recorded_interrupted(
     assert set(run["token_usage_by_model"]) == {"model-b"}
 
 
-async def test_rollback_removes_the_runs_checkpoints(client: Any, store: SQLRunStore) -> None:
+async def test_rollback_removes_the_runs_checkpoints(
+    deployment: Deployment, client: Any, store: SQLRunStore
+) -> None:
+    deployment.skip_cancel()
     run_id = None
     async with asyncio.timeout(CALL_TIMEOUT):
         thread = await client.threads.create()
@@ -200,3 +204,44 @@ async def test_thread_status_reads_from_the_same_store(client: Any, store: SQLRu
         assert await manager.thread_status(thread["thread_id"]) == ThreadStatus.interrupted
     finally:
         await manager.aclose()
+
+
+async def test_the_authenticated_user_names_the_run_not_the_clients_metadata(
+    client: Any, store: SQLRunStore
+) -> None:
+    async with asyncio.timeout(CALL_TIMEOUT):
+        thread = await client.threads.create()
+        await client.runs.wait(
+            thread["thread_id"],
+            "agent",
+            input={"messages": [{"role": "user", "content": "who am i"}]},
+            metadata={"user_id": "mallory"},
+        )
+        (server_run,) = await client.runs.list(thread["thread_id"])
+
+    run = await store.get(server_run["run_id"])
+    assert run is not None
+    assert run["user_id"] == USER
+
+
+async def test_a_stateless_run_is_recorded_on_its_temporary_thread(
+    client: Any, store: SQLRunStore
+) -> None:
+    created: list[dict[str, Any]] = []
+    async with asyncio.timeout(CALL_TIMEOUT):
+        state = await client.runs.wait(
+            None,
+            "agent",
+            input={"messages": [{"role": "user", "content": "no thread"}]},
+            on_run_created=created.append,
+        )
+    assert state["messages"][-1]["type"] == "ai"
+    (meta,) = created
+    run = await store.get(meta["run_id"])
+    assert run is not None
+    # the server made a thread for the run and deleted it after; the row keeps its id
+    assert run["thread_id"] == meta["thread_id"]
+    assert run["status"] == RunStatus.success.value
+    assert run["llm_call_count"] == 1
+    # a stateless run runs without a checkpointer
+    assert await checkpoint_run_ids(store, meta["thread_id"]) == set()
