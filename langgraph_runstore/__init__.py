@@ -44,7 +44,7 @@ _EXPORTS = {
     "SQLRunStore": "store.sql",
     "SchemaVersionError": "errors",
     "SyncRunManager": "sync",
-    "SyncRunTracker": "tracking",
+    "SyncRunTracker": "sync_tracking",
     "ThreadStatus": "schemas",
     "TokenUsage": "schemas",
     "UnsupportedStrategyError": "errors",
@@ -136,5 +136,6 @@ if TYPE_CHECKING:
     )
     from langgraph_runstore.store import MemoryRunStore, RunStore, SQLRunStore
     from langgraph_runstore.sync import SyncRunManager
-    from langgraph_runstore.tracking import RunTracker, SyncRunTracker
+    from langgraph_runstore.sync_tracking import SyncRunTracker
+    from langgraph_runstore.tracking import RunTracker
     from langgraph_runstore.workers import RecoveryPolicy

@@ -22,6 +22,13 @@ from langgraph_runstore.errors import (
     InvalidInputError,
 )
 from langgraph_runstore.execution import RunExecutor, until_done
+from langgraph_runstore.invoke_args import (
+    START_ARGUMENTS,
+    InvokeArgs,
+    check_checkpoint_exists,
+    check_options,
+    parse_invoke_args,
+)
 from langgraph_runstore.lifecycle import (
     PersistenceRetryPolicy,
     RunLifecycle,
@@ -35,8 +42,13 @@ from langgraph_runstore.schemas import (
     now_iso,
 )
 from langgraph_runstore.store.base import RunStore
+from langgraph_runstore.sync_tracking import SyncRunTracker
 from langgraph_runstore.tracked import TrackedRuns
-from langgraph_runstore.tracking import RunTracker, SyncRunTracker, check_flush_interval
+from langgraph_runstore.tracking import (
+    RunTracker,
+    check_flush_interval,
+    error_text,
+)
 from langgraph_runstore.validate import check_id, check_timeout
 from langgraph_runstore.workers import RecoveryPolicy, WorkerServices, default_worker_id
 
@@ -276,7 +288,12 @@ class RunManager(RunAdmission, TrackedRuns):
         """Execute a run this worker claimed from the shared queue."""
         self.lifecycle.hold(record)
         tracker = self.tracker(record.run_id)
-        record.config = tracker.config(thread_id=record.thread_id, extra=config or None)
+        try:
+            args = InvokeArgs.from_json(record.kwargs.get("invoke"), graph=graph)
+        except InvalidInputError as exc:  # the graph changed since the run was submitted
+            self.lifecycle.spawn(self.finish(record, RunStatus.error, error=error_text(exc)))
+            return
+        record.config = tracker.config(thread_id=record.thread_id, extra=args.config(config))
         self._executor.launch(
             record,
             graph,
@@ -285,6 +302,7 @@ class RunManager(RunAdmission, TrackedRuns):
             timeout=float(timeout) if timeout else None,
             stream_mode=None,
             subgraphs=False,
+            graph_kwargs=args.graph_kwargs(),
         )
 
     def _tally(self, run_id: str) -> dict[str, Any]:
@@ -329,21 +347,40 @@ class RunManager(RunAdmission, TrackedRuns):
         timeout: float | None = None,
         stream_mode: str | list[str] | None = None,
         subgraphs: bool = False,
+        context: Any = None,
+        durability: str | None = None,
+        interrupt_before: str | list[str] | None = None,
+        interrupt_after: str | list[str] | None = None,
+        checkpoint_id: str | None = None,
         **create_options: Any,
     ) -> RunRecord:
         """Create a run and execute ``graph.ainvoke(input)`` under it in the background.
 
-        ``create_options`` go to ``create_or_reject`` (multitask_strategy, on_disconnect,
-        metadata, user_id, assistant_id …). Runs of one thread execute in the order their
-        ``start()`` calls were made, however their INSERTs interleave (``ThreadTurns``).
-        ``timeout`` seconds (finite, > 0) after it starts, a run is cancelled and ends
-        ``timeout``. Ids, metadata and the timeout are checked first (``validate``).
+        ``config`` is merged under the run's own (callbacks added, ``thread_id`` and
+        ``run_id`` set). ``context``, ``durability`` and ``interrupt_before``/``after`` go
+        to LangGraph as given; ``checkpoint_id`` starts the run from that checkpoint of the
+        thread (``invoke_args``). ``create_options`` go to ``create_or_reject``
+        (multitask_strategy, on_disconnect, metadata, user_id, assistant_id …). Runs of one
+        thread execute in the order their ``start()`` calls were made, however their
+        INSERTs interleave (``ThreadTurns``). ``timeout`` seconds (finite, > 0) after it
+        starts, a run is cancelled and ends ``timeout``. Everything is checked before a
+        row is written (``validate``, ``invoke_args``).
         """
+        check_options("RunManager.start", create_options)
         timeout = check_timeout(timeout)
+        args = parse_invoke_args(
+            graph,
+            context=context,
+            durability=durability,
+            interrupt_before=interrupt_before,
+            interrupt_after=interrupt_after,
+            checkpoint_id=checkpoint_id,
+        )
+        await check_checkpoint_exists(graph, thread_id, args)
         async with self.admission_turns.turn(thread_id):
             record = await self.create_or_reject(thread_id, start_now=True, **create_options)
             tracker = self.tracker(record.run_id)
-            record.config = tracker.config(thread_id=thread_id, extra=config)
+            record.config = tracker.config(thread_id=thread_id, extra=args.config(config))
             self._executor.launch(
                 record,
                 graph,
@@ -352,6 +389,7 @@ class RunManager(RunAdmission, TrackedRuns):
                 timeout=timeout,
                 stream_mode=stream_mode,
                 subgraphs=subgraphs,
+                graph_kwargs=args.graph_kwargs(),
             )
         return record
 
@@ -381,6 +419,7 @@ class RunManager(RunAdmission, TrackedRuns):
     @async_api("RunManager")
     async def wait(self, graph: Any, input: Any, *, thread_id: str, **options: Any) -> RunRecord:
         """``start`` then ``join``: run the graph and return the finished record."""
+        check_options("RunManager.wait", options, also=START_ARGUMENTS)
         record = await self.start(graph, input, thread_id=thread_id, **options)
         return await self.join(record.run_id)
 
@@ -398,6 +437,7 @@ class RunManager(RunAdmission, TrackedRuns):
         If the consumer stops early, the run is cancelled when its ``on_disconnect`` is
         ``cancel`` (the default) and goes on in the background when it is ``continue``.
         """
+        check_options("RunManager.stream", options, also=START_ARGUMENTS)
         record = await self.start(
             graph, input, thread_id=thread_id, stream_mode=stream_mode, **options
         )

@@ -170,32 +170,41 @@ class RunRecorder(AsyncCallbackHandler, GraphCallbackHandler):
         #: the loop of the latest async invocation, where the store is in use
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._own_loop: LoopThread | None = None
+        if _is_target(target) or not callable(target):
+            self._bind(target)  # a wrong target fails here, not inside the first graph call
 
     # -- the target ----------------------------------------------------------------------
 
     def _resolve(self) -> RunLifecycle:
         with self._resolve_lock:
-            if self._lifecycle is not None:
-                return self._lifecycle
-            target = self._target
-            if callable(target) and not isinstance(target, (RunStore, RunLifecycleOwner)):
-                target = target()
-            if isinstance(target, RunStore):
-                self._lifecycle = RunLifecycle(
-                    target,
-                    retry_policy=PersistenceRetryPolicy(),
-                    retain_finished_for=60.0,
-                    log=logger,
-                )
-            elif isinstance(getattr(target, "lifecycle", None), RunLifecycle):
-                self._manager = target
-                self._lifecycle = target.lifecycle
-            else:
-                raise InvalidInputError(
-                    "RunRecorder needs a RunManager, a RunStore or a callable returning one, "
-                    f"got {type(target).__name__}"
-                )
+            if self._lifecycle is None:
+                target = self._target
+                if callable(target) and not _is_target(target):
+                    target = target()
+                self._bind(target)
+            assert self._lifecycle is not None
             return self._lifecycle
+
+    def _bind(self, target: Any) -> None:
+        # a SyncRunManager records through the RunManager it wraps
+        wrapped = getattr(target, "manager", None)
+        if not isinstance(target, RunStore) and isinstance(wrapped, RunLifecycleOwner):
+            target = wrapped
+        if isinstance(target, RunStore):
+            self._lifecycle = RunLifecycle(
+                target,
+                retry_policy=PersistenceRetryPolicy(),
+                retain_finished_for=60.0,
+                log=logger,
+            )
+        elif isinstance(target, RunLifecycleOwner) and isinstance(target.lifecycle, RunLifecycle):
+            self._manager = target  # type: ignore[assignment]
+            self._lifecycle = target.lifecycle
+        else:
+            raise InvalidInputError(
+                "RunRecorder needs a RunManager, SyncRunManager or RunStore, or a callable "
+                f"returning one; got {type(target).__name__}"
+            )
 
     @property
     def store(self) -> RunStore | None:
@@ -430,6 +439,11 @@ class RunRecorder(AsyncCallbackHandler, GraphCallbackHandler):
             await tracker.on_llm_end(response, run_id=run_id, **kwargs)
             self._drop(run_id)
 
+    async def on_llm_new_token(self, token: Any, *, run_id: uuid.UUID, **kwargs: Any) -> None:
+        tracker = self._route(run_id)
+        if tracker is not None:
+            await tracker.on_llm_new_token(token, run_id=run_id, **kwargs)
+
     async def on_llm_error(self, error: BaseException, *, run_id: uuid.UUID, **kwargs: Any) -> None:
         tracker = self._route(run_id)
         if tracker is not None:
@@ -469,6 +483,13 @@ class RunRecorder(AsyncCallbackHandler, GraphCallbackHandler):
         tracker = self._route(event.run_id)
         if tracker is not None:
             await tracker.on_interrupt(event)
+
+
+def _is_target(value: Any) -> bool:
+    wrapped = getattr(value, "manager", None)
+    return isinstance(value, (RunStore, RunLifecycleOwner)) or isinstance(
+        wrapped, RunLifecycleOwner
+    )
 
 
 async def _started(factory: Callable[[], Awaitable[T]], started: threading.Event) -> T:

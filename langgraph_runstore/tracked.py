@@ -19,9 +19,9 @@ from langgraph_runstore.execution import RunExecutor
 from langgraph_runstore.lifecycle import RunLifecycle
 from langgraph_runstore.recorder import RunRecorder
 from langgraph_runstore.schemas import RunRecord
+from langgraph_runstore.sync_tracking import SyncRunTracker
 from langgraph_runstore.tracking import (
     RunTracker,
-    SyncRunTracker,
     SyncRunWriter,
     check_flush_interval,
 )

@@ -346,3 +346,33 @@ def test_bad_targets_and_options_are_refused() -> None:
         RunRecorder(MemoryRunStore(), assistant_id=5)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="flush_interval"):
         RunRecorder(MemoryRunStore(), flush_interval=0)
+    with pytest.raises(InvalidInputError, match="RunRecorder needs a RunManager"):
+        RunRecorder("sqlite:///agent.db")  # type: ignore[arg-type]
+
+
+def test_a_sync_manager_is_a_target_too(tmp_path: Path) -> None:
+    with SyncRunManager.from_url(f"sqlite:///{tmp_path / 'runs.db'}") as manager:
+        graph = counting_graph(None).with_config(callbacks=[RunRecorder(manager)])
+        root = uuid.uuid4()
+        graph.invoke(hi("sync"), {"run_id": root})
+        record = manager.get(str(root))
+        assert record is not None and record.total_tokens == 6
+
+
+async def test_a_stream_the_caller_stops_reading_ends_abandoned(tmp_path: Path) -> None:
+    async with SQLRunStore.from_url(f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}") as store:
+        graph = two_model_graph(listed_model(reply("a")), listed_model(reply("b"))).compile(
+            checkpointer=InMemorySaver()
+        )
+        chunks = graph.with_config(callbacks=[RunRecorder(store)]).astream(
+            hi("x"), thread("t1"), stream_mode="updates"
+        )
+        async for _ in chunks:
+            break
+        await chunks.aclose()
+        row = await only_run(store, "t1")
+        assert (row["status"], row["stop_reason"], row["error"]) == (
+            "interrupted",
+            "abandoned",
+            None,
+        )
