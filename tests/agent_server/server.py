@@ -154,6 +154,7 @@ def agent_server(config: Path, *, cwd: Path, env: dict[str, str]) -> Iterator[Ag
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("LANGSMITH_", "LANGCHAIN_", "OPENAI_", "ANTHROPIC_"))
+        and key != "LANGGRAPH_RUNSTORE_URL"  # the test says where the runs go, or leaves it
     }
     full_env.update(
         {
