@@ -23,10 +23,11 @@ USER = "alice"
 
 
 @pytest.fixture
-async def client(deployment: Deployment) -> Any:
+async def client(deployment: Deployment) -> AsyncIterator[Any]:
     from langgraph_sdk import get_client
 
-    return get_client(url=deployment.server.url, headers={"x-user": USER})
+    async with get_client(url=deployment.server.url, headers={"x-user": USER}) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -24,8 +24,7 @@ async def test_the_example_records_into_runstore_db_beside_it(tmp_path: Path) ->
     folder = tmp_path / "agent_server"
     shutil.copytree(EXAMPLE, folder, ignore=shutil.ignore_patterns("__pycache__"))
     with agent_server(folder / "langgraph.json", cwd=folder, env={}) as server:
-        client = get_client(url=server.url)
-        async with asyncio.timeout(60):
+        async with get_client(url=server.url) as client, asyncio.timeout(60):
             thread = await client.threads.create()
             hello = {"messages": [{"role": "user", "content": "hi"}]}
             await client.runs.wait(thread["thread_id"], "agent", input=hello)
