@@ -5,7 +5,7 @@
     RunStoreError
     ├── ConflictError              a thread already has an active run (multitask "reject")
     │   ├── ActiveRunError         the run is still pending or running (delete)
-    │   └── IdempotencyKeyError    the idempotency key names a run of another thread or user
+    │   └── IdempotencyKeyError    the idempotency key names a run the call cannot return
     ├── RunNotFoundError           no run with that run_id (also a LookupError)
     ├── InvalidTransitionError     a status change the lifecycle forbids
     ├── InvalidInputError          a bad argument value (also a ValueError)
@@ -47,8 +47,8 @@ class ActiveRunError(ConflictError):
 
 
 class IdempotencyKeyError(ConflictError):
-    """``idempotency_key`` already names a run that the new one cannot be: a run of another
-    thread or another user. ``run_id`` and ``thread_id`` are those of the new request."""
+    """``idempotency_key`` already names a run that the call cannot return: a run of another
+    thread or another user, or (for ``track()``) any run. ``idempotency_key`` is the key."""
 
     def __init__(
         self,

@@ -105,4 +105,18 @@ def reuse(existing: RunRecord, request: RunRecord) -> RunRecord:
     return existing
 
 
-__all__ = ["KeyedRuns", "check_idempotency_key", "reuse"]
+def refuse_reused(record: RunRecord, method: str) -> None:
+    """IdempotencyKeyError when ``record`` is a run an idempotency key named already:
+    ``track()`` records the invocation its block makes, which that run cannot be."""
+    if record.idempotency_reused:
+        raise IdempotencyKeyError(
+            f"idempotency_key {record.idempotency_key!r} already names run "
+            f"{record.run_id!r}: {method}() records a new invocation, so it takes a key no "
+            "run has (start() and wait() return the run a key names)",
+            run_id=record.run_id,
+            thread_id=record.thread_id,
+            idempotency_key=record.idempotency_key,
+        )
+
+
+__all__ = ["KeyedRuns", "check_idempotency_key", "refuse_reused", "reuse"]

@@ -376,3 +376,27 @@ async def test_two_processes_racing_with_one_key_make_one_run(db_url: str, strat
         rows = await store.list_by_thread("t1")
     assert [row["run_id"] for row in rows] == [run_a]
     assert rows[0]["idempotency_key"] == "k"
+
+
+async def test_track_refuses_a_key_that_names_a_run(manager: RunManager) -> None:
+    calls: list[str] = []
+    graph = counting_graph(calls)
+    async with manager.track(thread_id="t1", idempotency_key="k") as run:
+        await graph.ainvoke({"messages": []}, run.config)
+    assert calls == ["ran"]
+    with pytest.raises(IdempotencyKeyError, match="track\\(\\) records a new invocation"):
+        async with manager.track(thread_id="t1", idempotency_key="k"):
+            pytest.fail("the block must not run")
+    done = await manager.get(run.run_id)
+    assert done is not None and done.status is RunStatus.success and calls == ["ran"]
+
+
+def test_track_sync_refuses_a_key_that_names_a_run(tmp_path: Path) -> None:
+    with RunManager.sync_from_url(f"sqlite:///{tmp_path / 'runs.db'}") as opened:
+        first = opened.run_sync(lambda: opened.create("t1", idempotency_key="k"))
+        with (
+            pytest.raises(IdempotencyKeyError, match="track_sync"),
+            opened.track_sync(thread_id="t1", idempotency_key="k"),
+        ):
+            pytest.fail("the block must not run")
+        assert first.idempotency_reused
