@@ -123,3 +123,12 @@ def test_a_row_written_by_deer_flow_reads_with_its_names() -> None:
     )
     assert (record.input_tokens, record.output_tokens, record.total_tokens) == (40, 9, 49)
     assert record.total_input_tokens == 40
+
+
+async def test_deer_flows_per_caller_tokens_are_refused_by_name(manager: RunManager) -> None:
+    run = await manager.create("t1")
+    with pytest.raises(InvalidInputError, match="lead_agent_tokens"):
+        await manager.update_run_completion(
+            run.run_id, status="success", total_input_tokens=3, lead_agent_tokens=3
+        )
+    assert run.status is RunStatus.pending and run.input_tokens == 0
