@@ -45,14 +45,18 @@ class KeyedRuns:
     async def claim(self, key: str) -> AsyncIterator[None]:
         """Hold ``key`` for one admission: a later admission with it waits until this one
         has made its run (or failed), then finds that run."""
-        while (pending := self._pending.get(key)) is not None:
+        loop = asyncio.get_running_loop()
+        while (pending := self._pending.get(key)) is not None and pending.get_loop() is loop:
             await asyncio.wait([pending])  # unlike await, never cancels the other admission
-        mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # (an admission on another event loop cannot be awaited here: the store's unique
+        # key still makes the two one run)
+        mine: asyncio.Future[None] = loop.create_future()
         self._pending[key] = mine
         try:
             yield
         finally:
-            del self._pending[key]
+            if self._pending.get(key) is mine:
+                del self._pending[key]
             mine.set_result(None)
 
     def remember(self, record: RunRecord) -> None:

@@ -331,6 +331,33 @@ async def test_two_managers_racing_with_one_key_make_one_run(
     assert [row["run_id"] for row in rows] == [a.run_id]
 
 
+@pytest.mark.parametrize(
+    ("strategy", "insert"), [("reject", "insert_if_thread_idle"), ("enqueue", "insert")]
+)
+async def test_racing_with_one_key_on_two_threads_one_wins_and_the_other_is_told(
+    two_stores: tuple[RunStore, RunStore], strategy: str, insert: str
+) -> None:
+    one, two = two_stores
+    gate = Gate(2)
+    outcomes: list[Any] = []
+    for each in {id(one): one, id(two): two}.values():
+        gate_before(each, insert, gate.wait, outcomes)
+    async with RunManager(one) as first, RunManager(two) as second:
+        answers = await asyncio.gather(
+            first.create_or_reject("t1", idempotency_key="k", multitask_strategy=strategy),
+            second.create_or_reject("t2", idempotency_key="k", multitask_strategy=strategy),
+            return_exceptions=True,
+        )
+    # the loser's insert hit the unique key (both threads were idle)
+    assert [type(o).__name__ for o in outcomes].count("IdempotencyKeyError") == 1
+    (won,) = [a for a in answers if not isinstance(a, BaseException)]
+    (lost,) = [a for a in answers if isinstance(a, BaseException)]
+    assert isinstance(lost, IdempotencyKeyError)
+    assert "'t1'" in str(lost) and "'t2'" in str(lost)
+    rows = [*await one.list_by_thread("t1"), *await one.list_by_thread("t2")]
+    assert [row["run_id"] for row in rows] == [won.run_id]
+
+
 async def _race_in_a_process(url: str, barrier: Any, answers: Any, strategy: str) -> None:
     async with SQLRunStore.from_url(url) as store:
         method = "insert_if_thread_idle" if strategy == "reject" else "insert"
