@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
+    "ActiveRunError": "errors",
     "BackgroundRetryPolicy": "durability",
     "CancelAction": "schemas",
     "CheckpointError": "errors",
@@ -21,6 +22,7 @@ _EXPORTS = {
     "DatabaseConfigError": "errors",
     "DisconnectMode": "schemas",
     "ForeignDatabaseError": "errors",
+    "IdempotencyKeyError": "errors",
     "InvalidInputError": "errors",
     "InvalidTransitionError": "errors",
     "JournalConfig": "journal",
@@ -54,6 +56,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ActiveRunError",
     "BackgroundRetryPolicy",
     "CancelAction",
     "CheckpointError",
@@ -61,6 +64,7 @@ __all__ = [
     "DatabaseConfigError",
     "DisconnectMode",
     "ForeignDatabaseError",
+    "IdempotencyKeyError",
     "InvalidInputError",
     "InvalidTransitionError",
     "JournalConfig",
@@ -111,10 +115,12 @@ if TYPE_CHECKING:
     from langgraph_runstore.checkpoint import SQLAlchemySaver
     from langgraph_runstore.durability import BackgroundRetryPolicy
     from langgraph_runstore.errors import (
+        ActiveRunError,
         CheckpointError,
         ConflictError,
         DatabaseConfigError,
         ForeignDatabaseError,
+        IdempotencyKeyError,
         InvalidInputError,
         InvalidTransitionError,
         NoWorkerError,

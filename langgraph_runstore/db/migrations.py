@@ -205,6 +205,14 @@ _WORKERS_TABLE = (
     "heartbeat_at TEXT NOT NULL)",
 )
 
+# A client's idempotency key names one run: unique across every process sharing the
+# database, and no index entry for the runs without one (most).
+_IDEMPOTENCY_KEY = (
+    "ALTER TABLE runs ADD COLUMN idempotency_key TEXT",
+    "CREATE UNIQUE INDEX IF NOT EXISTS runs_idempotency_key_idx ON runs (idempotency_key) "
+    "WHERE idempotency_key IS NOT NULL",
+)
+
 # The run event journal (journal.py): one row per event, clustered by run, so a page of a
 # run's events is one range read of the primary key. Events go with their run: a trigger
 # on SQLite (whose foreign keys are off unless each connection turns them on), a cascading
@@ -294,6 +302,12 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(
         version=8,
+        description="runs: idempotency_key, unique",
+        sqlite=_IDEMPOTENCY_KEY,
+        postgresql=_IDEMPOTENCY_KEY,
+    ),
+    Migration(
+        version=9,
         description="runstore_events: the run event journal; indexes for assistant, model "
         "and metadata filters",
         sqlite=(*_EVENTS_SQLITE, *_FILTER_INDEXES),

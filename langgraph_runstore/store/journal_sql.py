@@ -11,9 +11,10 @@ id, which followers in other processes wait on.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any
 
+from langgraph_runstore.store.drivers import Driver
 from langgraph_runstore.store.statements import Statement
 
 #: The channel a batch of events notifies on PostgreSQL (its payload is the run id).
@@ -42,18 +43,40 @@ LAST_SEQ = Statement.of(
 )
 
 
-class EventsDatabase(Protocol):
-    """What the journal SQL needs of a SQL store: its dialect and its driver's calls."""
+class EventQueries:
+    """The journal's store primitives (``RunStore.append_events`` and the rest), mixed into
+    SQLRunStore, whose ``driver`` sends them and whose ``dialect`` picks the statement."""
 
-    @property
-    def dialect(self) -> str:
-        """``"sqlite"`` or ``"postgresql"``."""
+    dialect: str
+    driver: Driver
 
-    async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
-        """Rows as the driver returns them."""
+    #: this store keeps run event journals
+    keeps_events = True
 
-    async def execute(self, statement: Statement, params: dict[str, Any]) -> int:
-        """Run a write; the number of rows it changed."""
+    async def append_events(
+        self, run_id: str, events: Sequence[tuple[int, str, str, Mapping[str, Any]]]
+    ) -> None:
+        params = {"run_id": run_id, "batch": encode_batch(events)}
+        if self.dialect == "postgresql":
+            await self.driver.fetch(_APPEND_POSTGRES, params)
+        else:
+            await self.driver.execute(_APPEND_SQLITE, params)
+
+    async def read_events(
+        self, run_id: str, *, after: int = 0, limit: int = 500
+    ) -> list[dict[str, Any]]:
+        rows = await self.driver.fetch(
+            READ_EVENTS, {"run_id": run_id, "after": after, "limit": limit}
+        )
+        for row in rows:
+            data = row["data"]
+            row["data"] = json.loads(data) if isinstance(data, str) else (data or {})
+            row["seq"] = int(row["seq"])
+        return rows
+
+    async def last_event_seq(self, run_id: str) -> int:
+        rows = await self.driver.fetch(LAST_SEQ, {"run_id": run_id})
+        return int(rows[0]["seq"]) if rows else 0
 
 
 def encode_batch(events: Sequence[tuple[int, str, str, Any]]) -> str:
@@ -61,43 +84,4 @@ def encode_batch(events: Sequence[tuple[int, str, str, Any]]) -> str:
     return json.dumps(events, separators=(",", ":"), allow_nan=False)
 
 
-async def append_events(
-    db: EventsDatabase, run_id: str, events: Sequence[tuple[int, str, str, Any]]
-) -> None:
-    """Store one batch of a run's events in one statement."""
-    params = {"run_id": run_id, "batch": encode_batch(events)}
-    if db.dialect == "postgresql":
-        await db.fetch(_APPEND_POSTGRES, params)
-    else:
-        await db.execute(_APPEND_SQLITE, params)
-
-
-async def read_events(
-    db: EventsDatabase, run_id: str, *, after: int, limit: int
-) -> list[dict[str, Any]]:
-    """Up to ``limit`` events of ``run_id`` with seq > ``after``, in seq order, their data
-    decoded."""
-    rows = await db.fetch(READ_EVENTS, {"run_id": run_id, "after": after, "limit": limit})
-    for row in rows:
-        data = row["data"]
-        row["data"] = json.loads(data) if isinstance(data, str) else (data or {})
-        row["seq"] = int(row["seq"])
-    return rows
-
-
-async def last_event_seq(db: EventsDatabase, run_id: str) -> int:
-    """The highest seq stored for ``run_id`` (0 when it has no events)."""
-    rows = await db.fetch(LAST_SEQ, {"run_id": run_id})
-    return int(rows[0]["seq"]) if rows else 0
-
-
-__all__ = [
-    "EVENTS_CHANNEL",
-    "LAST_SEQ",
-    "READ_EVENTS",
-    "EventsDatabase",
-    "append_events",
-    "encode_batch",
-    "last_event_seq",
-    "read_events",
-]
+__all__ = ["EVENTS_CHANNEL", "LAST_SEQ", "READ_EVENTS", "EventQueries", "encode_batch"]

@@ -57,7 +57,7 @@ from langgraph_runstore.schemas import (
     normalize_timestamp,
     now_iso,
 )
-from langgraph_runstore.store import journal_sql, reads
+from langgraph_runstore.store import reads
 from langgraph_runstore.store.base import (
     ACTIVE_STATUS_VALUES,
     STATUS_FIELDS,
@@ -70,6 +70,7 @@ from langgraph_runstore.store.base import (
     status_stamps,
 )
 from langgraph_runstore.store.drivers import PostgresDriver, SQLiteDriver
+from langgraph_runstore.store.journal_sql import EventQueries
 from langgraph_runstore.store.leases import WorkerQueries
 from langgraph_runstore.store.statements import SELECT_COLUMNS, Statement, decode_row, encode_row
 from langgraph_runstore.text import storable_text
@@ -170,6 +171,7 @@ def _completion_sql(
 
 
 _GET = Statement.of(f"SELECT {SELECT_COLUMNS} FROM runs WHERE run_id = :run_id")
+_GET_BY_KEY = Statement.of(f"SELECT {SELECT_COLUMNS} FROM runs WHERE idempotency_key = :key")
 _STATUS = Statement.of(
     f"SELECT thread_id, {', '.join(STATUS_FIELDS)} FROM runs WHERE run_id = :run_id"
 )
@@ -232,7 +234,7 @@ class _ReadAccess:
         await self._store.checkpointer.adelete_for_runs(run_ids)
 
 
-class SQLRunStore(WorkerQueries, RunStore):
+class SQLRunStore(WorkerQueries, EventQueries, RunStore):
     """A RunStore in the ``runs`` table of a SQLite file or a PostgreSQL database.
 
     ``SQLRunStore(engine)`` uses an engine you made (call ``await store.setup()`` once, and
@@ -240,9 +242,13 @@ class SQLRunStore(WorkerQueries, RunStore):
     migrates the schema and disposes of everything on exit. ``store.checkpointer`` is a
     SQLAlchemySaver on the same engine. ``SQLRunStore.open_read_only(path)`` reads a SQLite
     file without an engine.
+
+    On SQLite, short statements run right on the calling thread (tens of microseconds, less
+    than a hop to aiosqlite's thread); ``sqlite_direct=False`` keeps every one off the event
+    loop's thread, as servers that forbid blocking calls there require.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, sqlite_direct: bool = True) -> None:
         from sqlalchemy.ext.asyncio import AsyncEngine
 
         if not isinstance(engine, AsyncEngine):
@@ -250,9 +256,15 @@ class SQLRunStore(WorkerQueries, RunStore):
                 f"SQLRunStore needs a sqlalchemy AsyncEngine, got {type(engine).__name__}; "
                 "use SQLRunStore.from_url(url) to build one from a URL"
             )
+        if not isinstance(sqlite_direct, bool):
+            raise InvalidInputError(f"sqlite_direct must be True or False, got {sqlite_direct!r}")
         install_sqlite_pragmas(engine)
         dialect = engine.dialect.name
-        driver = SQLiteDriver(engine) if dialect == "sqlite" else PostgresDriver(engine)
+        driver = (
+            SQLiteDriver(engine, direct=sqlite_direct)
+            if dialect == "sqlite"
+            else PostgresDriver(engine)
+        )
         self._attach(engine, dialect, driver)
 
     def _attach(
@@ -290,10 +302,15 @@ class SQLRunStore(WorkerQueries, RunStore):
 
     @classmethod
     @asynccontextmanager
-    async def from_url(cls, url: str | URL, **engine_kwargs: Any) -> AsyncIterator[SQLRunStore]:
-        """Open a store on ``url``, creating or migrating the schema; dispose on exit."""
+    async def from_url(
+        cls, url: str | URL, *, sqlite_direct: bool = True, **engine_kwargs: Any
+    ) -> AsyncIterator[SQLRunStore]:
+        """Open a store on ``url``, creating or migrating the schema; dispose on exit.
+
+        ``sqlite_direct`` is the constructor's; other keywords go to ``create_engine``.
+        """
         engine = create_engine(url, **engine_kwargs)
-        store = cls(engine)
+        store = cls(engine, sqlite_direct=sqlite_direct)
         try:
             await store.setup()
             yield store
@@ -343,7 +360,12 @@ class SQLRunStore(WorkerQueries, RunStore):
             found = await self.driver.fetch(
                 # run_id is not a parameter; it names the run in a refusal
                 _PG_ADMIT,
-                {"thread_id": thread_id, "row": json.dumps(full), "run_id": run_id},
+                {
+                    "thread_id": thread_id,
+                    "row": json.dumps(full),
+                    "run_id": run_id,
+                    "idempotency_key": row.get("idempotency_key"),
+                },
             )
             return bool(found and found[0]["admitted"])
         # one INSERT ... SELECT takes SQLite's write lock before it reads: atomic on its own
@@ -438,6 +460,11 @@ class SQLRunStore(WorkerQueries, RunStore):
     async def delete(self, run_id: str) -> bool:
         return bool(await self.driver.execute(_DELETE, {"run_id": run_id}))
 
+    async def delete_run(self, run_id: str, *, include_checkpoints: bool = True) -> bool:
+        return await reads.delete_run(
+            self._read_access, run_id, include_checkpoints=include_checkpoints
+        )
+
     # -- reads ----------------------------------------------------------------------------
 
     async def _fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -445,6 +472,10 @@ class SQLRunStore(WorkerQueries, RunStore):
 
     async def get(self, run_id: str) -> dict[str, Any] | None:
         rows = await self._fetch(_GET, {"run_id": run_id})
+        return rows[0] if rows else None
+
+    async def get_by_idempotency_key(self, idempotency_key: str) -> dict[str, Any] | None:
+        rows = await self._fetch(_GET_BY_KEY, {"key": idempotency_key})
         return rows[0] if rows else None
 
     async def list_by_thread(
@@ -557,23 +588,6 @@ class SQLRunStore(WorkerQueries, RunStore):
 
     async def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
         return await reads.run_checkpoints(self._read_access, run_id)
-
-    # -- the run event journal (the SQL lives in store/journal_sql.py) ---------------------
-
-    keeps_events = True
-
-    async def append_events(
-        self, run_id: str, events: Sequence[tuple[int, str, str, Mapping[str, Any]]]
-    ) -> None:
-        await journal_sql.append_events(self._read_access, run_id, events)
-
-    async def read_events(
-        self, run_id: str, *, after: int = 0, limit: int = 500
-    ) -> list[dict[str, Any]]:
-        return await journal_sql.read_events(self._read_access, run_id, after=after, limit=limit)
-
-    async def last_event_seq(self, run_id: str) -> int:
-        return await journal_sql.last_event_seq(self._read_access, run_id)
 
 
 @lru_cache(maxsize=8)

@@ -31,6 +31,19 @@ async def test_events_are_stored_once_and_read_in_pages(store: RunStore) -> None
     assert await store.last_event_seq("no-events") == 0
 
 
+async def test_delete_run_and_manager_delete_remove_a_runs_events(store: RunStore) -> None:
+    from langgraph_runstore import RunManager
+
+    for run_id in ("a", "b"):
+        await store.put(run_id, thread_id=run_id, status="success")
+        await store.append_events(run_id, batch(1, 4))
+    assert await store.delete_run("a")
+    assert await store.read_events("a") == []
+    async with RunManager(store) as manager:
+        await manager.delete("b")
+    assert await store.read_events("b") == []
+
+
 async def test_delete_and_prune_remove_a_runs_events(store: RunStore) -> None:
     await store.put("gone", thread_id="t", status="success", created_at="2020-01-01T00:00:00Z")
     await store.put("old", thread_id="t", status="error", created_at="2020-01-02T00:00:00Z")
