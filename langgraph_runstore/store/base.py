@@ -458,23 +458,20 @@ class RunStore(ABC):
 
     # -- the run event journal: optional, MemoryRunStore and SQLRunStore keep one ---------
 
-    #: whether the store keeps run event journals (``append_events``, ``read_events``);
-    #: trackers write no events to a store that does not
+    #: whether the store keeps run event journals; trackers write none to one that does not
     keeps_events: bool = False
 
     async def append_events(
         self, run_id: str, events: Sequence[tuple[int, str, str, Mapping[str, Any]]]
     ) -> None:
-        """Store a batch of one run's events, ``(seq, ts, kind, data)`` each, in one write.
-        An event whose seq is stored already stays as it is, so a batch sent twice lands
-        once. Deleting the run (``delete``, ``prune_runs``) deletes its events."""
+        """Store one run's events ``(seq, ts, kind, data)`` in one write; an event whose seq
+        is stored already stays (a batch sent twice lands once). They go with the run."""
         raise NotImplementedError(f"{type(self).__name__} keeps no run events")
 
     async def read_events(
         self, run_id: str, *, after: int = 0, limit: int = 500
     ) -> list[dict[str, Any]]:
-        """Up to ``limit`` events of ``run_id`` with a seq above ``after``, in seq order, as
-        dicts of ``seq``, ``ts``, ``kind`` and ``data``."""
+        """Up to ``limit`` events (``seq``, ``ts``, ``kind``, ``data``) after ``after``."""
         raise NotImplementedError(f"{type(self).__name__} keeps no run events")
 
     async def last_event_seq(self, run_id: str) -> int:
