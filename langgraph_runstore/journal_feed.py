@@ -119,7 +119,10 @@ def _signals(store: RunStore) -> _Signals:
 
 def notify_written(store: RunStore, run_id: str) -> None:
     """Wake this process's followers of ``run_id``: a batch of its events was written."""
-    found = _SIGNALS.get(store)
+    try:
+        found = _SIGNALS.get(store)
+    except TypeError:  # a store that cannot be weakly referenced has no followers here
+        return
     if found is not None:
         found.notify(run_id)
 

@@ -48,7 +48,9 @@ _NODE_TAG = "graph:step:"  # LangGraph tags the chain of each task (a node) with
 _ZERO_COUNTS = (0, 0, 0, 0, 0, 0)
 
 
-_second: list[Any] = [None, ""]  # the last whole second formatted, and its text
+#: the last whole second formatted, and its text: one tuple, replaced whole, so a thread
+#: never reads one second's number with another's text
+_second: list[tuple[int, str]] = [(-1, "")]
 
 
 def _iso(ts: float | str) -> str:
@@ -57,10 +59,10 @@ def _iso(ts: float | str) -> str:
     if isinstance(ts, str):
         return ts
     whole, micros = divmod(round(ts * 1_000_000), 1_000_000)
-    cached = _second
+    cached = _second[0]
     if cached[0] != whole:
         text = datetime.fromtimestamp(whole, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
-        cached[:] = [whole, text]
+        cached = _second[0] = (whole, text)
     return f"{cached[1]}.{micros:06d}+00:00"
 
 
@@ -125,17 +127,23 @@ class RunJournal:
         #: LLM call -> whether its recorded end reported usage (a later end may, once)
         self._llm_usage: dict[Any, bool] = {}
         self._armed = False
+        # one write at a time, each taking what waits when its turn comes, so batches land
+        # in seq order (a follower reads after the last seq it has); it binds to no loop
+        # until two writes meet, and they always meet on one loop
+        self._writing = asyncio.Lock()
         #: whether the run_ended event is recorded, and whether the final write began
         self.ended = False
         self.ending = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Future[bool] | None = None
+        self._task: asyncio.Future[bool] | None = None  # the timed write, kept referenced
         self._thread_write: Callable[[], None] | None = None
 
     # -- recording ------------------------------------------------------------------------
 
     def _add(self, kind: str, data: dict[str, Any], ts: float | str | None = None) -> None:
+        if self.ended:
+            return  # a late callback: the journal is closed
         with self._lock:
             if len(self._pending) >= MAX_PENDING:
                 self._dropped += 1
@@ -293,7 +301,6 @@ class RunJournal:
         paused, its error when it failed, then ``run_ended``."""
         if self.ended:
             return
-        self.ended = True
         limit = self.limit
         if record.paused and record.interrupts:
             entries = bounded(jsonable(record.interrupts), limit)
@@ -309,6 +316,7 @@ class RunJournal:
         if seconds is not None:
             data["duration_ms"] = round(seconds * 1000.0, 3)
         self._add("run_ended", data, record.ended_at)
+        self.ended = True
 
     # -- writing --------------------------------------------------------------------------
 
@@ -358,19 +366,12 @@ class RunJournal:
 
     def _fire(self) -> None:
         self._timer = None
-        if self.ending:
-            return
-        if self._task is not None and not self._task.done():
-            self._start_timer()  # one write at a time: this batch waits for the next slot
-            return
-        self._task = asyncio.ensure_future(self.write())
+        if not self.ending:
+            self._task = asyncio.ensure_future(self.write())
 
     async def flush(self) -> None:
         """Write what waits now, after any write in flight (progress and final writes)."""
-        task = self._task
-        if task is not None and not task.done() and task.get_loop() is _running_loop():
-            await asyncio.shield(task)
-        await self.write()
+        await self.write(final=self.ending)
 
     async def finish(self, record: RunRecord) -> None:
         """Record the run's end and write every event still in memory."""
@@ -381,31 +382,35 @@ class RunJournal:
         self.run_ended(record)
         await self.flush()
 
-    async def write(self) -> bool:
-        """Send the waiting events as one batch; False (logged, events kept) on failure."""
-        with self._lock:
-            batch, self._pending = self._pending, []
-            self._armed = False
-        if not batch:
-            return True
-        try:
-            if self._via is not None:
-                await self._via(lambda: self._send(batch))
-            else:
-                await self._send(batch)
-        except Exception as exc:
-            logger.warning(
-                "Could not write %d journal event(s) of run %s (%s: %s); they go out with "
-                "its next write",
-                len(batch),
-                self.run_id,
-                type(exc).__name__,
-                exc,
-            )
+    async def write(self, *, final: bool = False) -> bool:
+        """Send the waiting events as one batch; False on failure, logged, the events kept
+        for the next write (dropped, said so, when this was the run's last)."""
+        async with self._writing:
             with self._lock:
-                self._pending[:0] = batch[: MAX_PENDING - len(self._pending)]
-                self._armed = bool(self._pending)
-            return False
+                batch, self._pending = self._pending, []
+                self._armed = False
+            if not batch:
+                return True
+            try:
+                if self._via is not None:
+                    await self._via(lambda: self._send(batch))
+                else:
+                    await self._send(batch)
+            except Exception as exc:
+                then = "they are lost" if final else "they go out with its next write"
+                logger.warning(
+                    "Could not write %d journal event(s) of run %s (%s: %s); %s",
+                    len(batch),
+                    self.run_id,
+                    type(exc).__name__,
+                    exc,
+                    then,
+                )
+                if not final:
+                    with self._lock:
+                        self._pending[:0] = batch[: MAX_PENDING - len(self._pending)]
+                        self._armed = bool(self._pending)
+                return False
         notify_written(self.store, self.run_id)
         return True
 
@@ -416,13 +421,6 @@ class RunJournal:
         base = self._base
         rows = [(base + seq, _iso(ts), kind, data) for seq, ts, kind, data in batch]
         await store.append_events(self.run_id, rows)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    try:
-        return asyncio.get_running_loop()
-    except RuntimeError:
-        return None
 
 
 def new_journal(

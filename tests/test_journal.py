@@ -336,3 +336,42 @@ async def test_the_journal_table_goes_with_the_runs_on_a_fresh_file(tmp_path: Pa
     finally:
         conn.close()
     assert {"runstore_events", "runstore_events_go_with_run"} <= names
+
+
+class HeldFirstWrite(MemoryRunStore):
+    """A store whose first journal write waits at a gate the test opens (a slow write)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.release = asyncio.Event(), asyncio.Event()
+        self.batches: list[list[int]] = []
+
+    async def append_events(self, run_id: str, events: Any) -> None:
+        first = not self.batches
+        self.batches.append([seq for seq, *_ in events])
+        if first:
+            self.entered.set()
+            await self.release.wait()
+        await super().append_events(run_id, events)
+
+
+async def test_the_final_write_waits_for_a_timed_write_in_flight() -> None:
+    from tests.journal_graphs import gated_graph
+
+    store = HeldFirstWrite()
+    async with RunManager(store, journal=JournalConfig(flush_interval=0.01)) as manager:
+        gate = asyncio.Event()
+        run = await manager.start(gated_graph(gate), INPUT, thread_id="t")
+        await store.entered.wait()  # the timed write of the first events is in flight
+        gate.set()  # the run goes on and ends while that write still waits
+        for _ in range(200):
+            if run.is_final:
+                break
+            await asyncio.sleep(0.005)
+        assert run.is_final and len(store.batches) == 1  # the final batch waits its turn
+        store.release.set()
+        await manager.join(run.run_id)
+        rows = await store.read_events(run.run_id)
+    seqs = [seq for batch in store.batches for seq in batch]
+    assert seqs == sorted(seqs) == list(range(1, len(seqs) + 1))
+    assert [row["seq"] for row in rows] == seqs and rows[-1]["kind"] == "run_ended"
