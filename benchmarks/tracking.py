@@ -9,7 +9,9 @@ chat model, whose answers carry token usage. Every invocation uses a new thread.
                  ``    await graph.ainvoke(inp, run.config)``
 * wait           ``await manager.wait(graph, inp, thread_id=...)`` (a managed run)
 * track, no journal / track, journal all   track with the run event journal off, and at
-                 level "all" (track and wait keep it at the default level, "nodes")
+                 level "all" (track and wait keep it at the default level, "nodes"); a
+                 second pass measures the journal's cost as paired ratios (each level
+                 against "off" within one round, so the machine's drift cancels)
 * track, 10k held  track on a manager that already holds 10,000 finished runs, on a
                  MemoryRunStore holding their rows (a manager keeps finished runs in memory
                  for ``retain_finished_for`` = 300 s)
@@ -40,6 +42,7 @@ import asyncio
 import gc
 import re
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -267,6 +270,34 @@ async def interleaved(
         name: (Measure(tuple(w for w, _ in v)), Measure(tuple(c for _, c in v)))
         for name, v in values.items()
     }
+
+
+async def journal_pairs(graph: Any, store: RunStore, rounds: int, invocations: int) -> Any:
+    """The journal's cost as paired ratios: each round runs track with the journal off, at
+    "nodes" and at "all" back to back (order alternating), and the ratio of each level to
+    "off" is taken within the round, so the machine's drift between rounds cancels out.
+    Returns {level: (CPU ratios, wall ratios)}."""
+
+    async def one(level: str) -> Timing:
+        async with RunManager(store=store, journal=level) as manager:
+            call = calls(graph, manager)["track"]
+            gc.collect()
+            start, cpu = time.perf_counter(), time.process_time()
+            for _ in range(invocations):
+                await call(str(uuid.uuid4()))
+            wall_ms = (time.perf_counter() - start) * 1000 / invocations
+            return wall_ms, (time.process_time() - cpu) * 1000 / invocations
+
+    for level in ("off", "nodes", "all"):
+        await one(level)  # warm-up
+    ratios: dict[str, tuple[list[float], list[float]]] = {"nodes": ([], []), "all": ([], [])}
+    for round_ in range(rounds):
+        order = ("off", "nodes", "all") if round_ % 2 == 0 else ("all", "nodes", "off")
+        got = {level: await one(level) for level in order}
+        for level, (cpu_ratios, wall_ratios) in ratios.items():
+            cpu_ratios.append(got[level][1] / got["off"][1])
+            wall_ratios.append(got[level][0] / got["off"][0])
+    return ratios
 
 
 # --- counting store statements ---------------------------------------------------------------
@@ -499,6 +530,7 @@ async def main() -> None:
                 sqlite = await interleaved(modes, runs, invocations)
             finally:
                 close_floor()
+            pairs = await journal_pairs(graph, store, 4 * runs, max(20, invocations // 3))
 
     counts = {backend: await count_statements(backend) for backend in ("memory", "sqlite")}
     server = pg_url()
@@ -554,6 +586,15 @@ async def main() -> None:
         )
         met = sqlite[mode][0].min <= 1.10 * sqlite["track, no journal"][0].min
         print(f"{line}: {_verdict(met)}" if level == "nodes" else line)
+    for level, (cpu_ratios, wall_ratios) in pairs.items():
+        cpu_median = statistics.median(cpu_ratios)
+        goal = " (goal <= 1.10x)" if level == "nodes" else ""
+        verdict = f": {_verdict(cpu_median <= 1.10)}" if level == "nodes" else ""
+        print(
+            f"sqlite journal at level {level!r} vs none, {len(cpu_ratios)} paired rounds: "
+            f"CPU {cpu_median:.3f}x median, wall {statistics.median(wall_ratios):.3f}x "
+            f"median{goal}{verdict}"
+        )
     floor, untracked = sqlite["floor"][0], sqlite["untracked"][0]
     print(
         f"sqlite floor (noop callback + the two statements, raw) vs untracked: "
