@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from langgraph_runstore.awaitable import async_api
+from langgraph_runstore.budget import Budget, check_budget
 from langgraph_runstore.errors import ConflictError, InvalidInputError
 from langgraph_runstore.queries import RunQueries
 from langgraph_runstore.remote import until_ended, until_served
@@ -88,6 +89,8 @@ class RunAdmission(RunQueries):
     served_until: dict[str, float]
     #: orders ``start()`` and ``submit()`` of one thread (the facade makes it)
     admission_turns: ThreadTurns
+    #: every run's budget unless it has its own
+    budget: Budget | None
 
     @property
     def is_worker(self) -> bool:
@@ -115,6 +118,7 @@ class RunAdmission(RunQueries):
         model_name: str | None = None,
         user_id: str | None = None,
         run_id: str | None = None,
+        budget: Budget | None = None,
     ) -> RunRecord:
         """Create a pending run and persist it. Does not look at other runs of the thread."""
         record = self._new_record(
@@ -127,6 +131,7 @@ class RunAdmission(RunQueries):
             model_name=model_name,
             user_id=user_id,
             run_id=run_id,
+            budget=budget,
         )
         self.lifecycle.hold(record)
         await self.lifecycle.persist_new(record)
@@ -144,6 +149,7 @@ class RunAdmission(RunQueries):
         model_name: str | None,
         user_id: str | None,
         run_id: str | None,
+        budget: Budget | None = None,
     ) -> RunRecord:
         check_id(thread_id, name="thread_id")
         strategy = MultitaskStrategy.parse(multitask_strategy)
@@ -178,6 +184,7 @@ class RunAdmission(RunQueries):
             # every run names the process that executes it; only workers hold a lease
             owner_worker_id=self.worker_id,
             lease_expires_at=(utc_in(self.lease_seconds or 30.0) if self.is_worker else None),
+            budget=check_budget(budget),
         )
 
     async def create_or_reject(
@@ -193,6 +200,7 @@ class RunAdmission(RunQueries):
         model_name: str | None = None,
         user_id: str | None = None,
         run_id: str | None = None,
+        budget: Budget | None = None,
     ) -> RunRecord:
         """Create a run, applying the multitask strategy to the thread's active runs.
 
@@ -201,6 +209,7 @@ class RunAdmission(RunQueries):
         cancel those runs with that action first; ``enqueue`` just adds a pending run. With
         ``start_now`` a run admitted by ``reject`` is inserted already ``running`` (the
         admission proved its thread idle), saving a write when the caller starts it at once.
+        ``budget`` limits the run once it starts (``budget.py``; queued time does not count).
         """
         strategy = MultitaskStrategy.parse(multitask_strategy)
         record = self._new_record(
@@ -213,6 +222,7 @@ class RunAdmission(RunQueries):
             model_name=model_name,
             user_id=user_id,
             run_id=run_id,
+            budget=budget,
         )
         if strategy == MultitaskStrategy.reject:
             if start_now:
@@ -312,6 +322,9 @@ class RunAdmission(RunQueries):
                 f"wait_for_worker must be a number of seconds >= 0, got {wait_for_worker!r}"
             )
         kwargs = {**encode_input(input), "config": config or {}, "timeout": check_timeout(timeout)}
+        budget = check_budget(create_options.pop("budget", None)) or self.budget
+        if budget is not None:  # the worker that claims the run enforces it
+            kwargs["budget"] = budget.as_dict()
         # in turn: the workers claim a thread's runs in the order their rows were inserted
         async with self.admission_turns.turn(thread_id):
             record = self._new_record(

@@ -9,33 +9,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
 from typing import Any
 
+from langgraph_runstore.accounting import Accounting
 from langgraph_runstore.admission import RunAdmission, ThreadTurns
 from langgraph_runstore.awaitable import async_api
 from langgraph_runstore.blocking import BlockingCalls
+from langgraph_runstore.budget import Budget, check_budget
 from langgraph_runstore.cancel_watch import CancelWatch
 from langgraph_runstore.durability import BackgroundRetryPolicy
-from langgraph_runstore.errors import (
-    InvalidInputError,
-    RunNotFoundError,
-)
+from langgraph_runstore.errors import InvalidInputError, RunNotFoundError
 from langgraph_runstore.execution import RunExecutor, until_done
 from langgraph_runstore.lifecycle import (
     PersistenceRetryPolicy,
     RunLifecycle,
     check_completion_fields,
 )
+from langgraph_runstore.metering import tracker_options
 from langgraph_runstore.remote import cancel_elsewhere, reconcile_orphans, standing_action
-from langgraph_runstore.schemas import (
-    CancelAction,
-    RunRecord,
-    RunStatus,
-    now_iso,
-)
+from langgraph_runstore.schemas import CancelAction, RunRecord, RunStatus, now_iso
 from langgraph_runstore.store.base import RunStore
 from langgraph_runstore.tracking import RunTracker, SyncRunTracker, check_flush_interval
 from langgraph_runstore.validate import check_id, check_timeout
@@ -59,7 +54,8 @@ class RunManager(RunAdmission, BlockingCalls):
     to the store and reads back runs it does not hold. Finished records stay in memory for
     ``retain_finished_for`` seconds. A worker (``lease_seconds=`` or ``graphs=``) owns its
     runs through leases and executes what others ``submit()`` (README: "Running several
-    workers").
+    workers"). ``prices``, ``usage_tags`` and ``budget`` (every run's default) are README's
+    "Cost, latency and budgets".
     """
 
     def __init__(
@@ -78,6 +74,9 @@ class RunManager(RunAdmission, BlockingCalls):
         max_concurrent_runs: int = 16,
         drain_timeout: float = 10.0,
         flush_interval: float = 5.0,
+        prices: Any = None,
+        usage_tags: Sequence[str] = (),
+        budget: Budget | None = None,
     ) -> None:
         if store is not None and not isinstance(store, RunStore):
             raise InvalidInputError(
@@ -92,6 +91,8 @@ class RunManager(RunAdmission, BlockingCalls):
         self.flush_interval = check_flush_interval(flush_interval)
         self.retry_policy = persistence_retry_policy or PersistenceRetryPolicy()
         self.retain_finished_for = retain_finished_for
+        self.accounting = Accounting.of(prices=prices, usage_tags=usage_tags)
+        self.budget = check_budget(budget)
         check_id(worker_id, name="worker_id", optional=True)
         self.worker_id = worker_id or default_worker_id()
         # the clock is looked up at each call, so that patching _now_iso reaches it
@@ -326,13 +327,14 @@ class RunManager(RunAdmission, BlockingCalls):
         flush_interval: float | None = None,
         checkpointer: Any = None,
         graph: Any = None,
+        budget: Budget | None = None,
     ) -> RunTracker:
         """A callback handler that records one graph invocation as the run ``run_id``.
 
         Pass it in ``config["callbacks"]`` together with ``run_id`` in ``configurable``
         (``manager.track()`` builds that config for you). ``checkpointer`` or ``graph``
         lets ``cancel(action="rollback")`` remove the run's checkpoints. ``flush_interval``
-        overrides the manager's for this run.
+        and ``budget`` override the manager's for this run.
         """
         record = self.lifecycle.records.get(run_id)
         if record is None:
@@ -344,7 +346,10 @@ class RunManager(RunAdmission, BlockingCalls):
             self.flush_interval if flush_interval is None else check_flush_interval(flush_interval)
         )
         # the lifecycle takes the tracker's writes directly: one call less per write
-        tracker = RunTracker(self.lifecycle, record, flush_interval=interval)
+        options = tracker_options(
+            record, accounting=self.accounting, default=self.budget, budget=budget
+        )
+        tracker = RunTracker(self.lifecycle, record, flush_interval=interval, **options)
         self._trackers[run_id] = tracker
         if checkpointer is not None or graph is not None:
             self._rollback_targets[run_id] = (checkpointer, graph)
@@ -503,7 +508,8 @@ class RunManager(RunAdmission, BlockingCalls):
         record = self.run_sync(
             lambda: self.create_or_reject(thread_id, start_now=True, **create_options)
         )
-        tracker = SyncRunTracker(self, record, flush_interval=self.flush_interval)
+        options = tracker_options(record, accounting=self.accounting, default=self.budget)
+        tracker = SyncRunTracker(self, record, flush_interval=self.flush_interval, **options)
         self._trackers[record.run_id] = tracker
         if graph is not None:
             self._rollback_targets[record.run_id] = (None, graph)

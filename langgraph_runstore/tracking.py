@@ -18,16 +18,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackHandler
-from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 from langgraph.errors import GraphInterrupt
 
+from langgraph_runstore.accounting import Accounting
+from langgraph_runstore.budget import Budget
 from langgraph_runstore.errors import ConflictError, InvalidInputError, RunAlreadyInvokedError
 from langgraph_runstore.interrupts import (
     INTERRUPT_CHANNEL,
@@ -36,6 +38,7 @@ from langgraph_runstore.interrupts import (
     namespace_parts,
 )
 from langgraph_runstore.messages import first_human_text, message_count, message_text
+from langgraph_runstore.metering import AsyncMetering, Metering, SyncMetering
 from langgraph_runstore.query import UNKNOWN_MODEL
 from langgraph_runstore.schemas import RunRecord, RunStatus
 from langgraph_runstore.tally import SPENT_TALLY, Tally
@@ -78,18 +81,28 @@ def error_text(error: BaseException) -> str:
     return f"{name}: {message}" if message else name
 
 
-class _TrackerCore:
+class _TrackerCore(Metering):
     """What both tracker flavours share: root detection, counting, the final verdict."""
 
     # Callbacks must never break the user's graph, so errors inside them are logged and
     # dropped; raise_error is switched on only for the deliberate second-invocation error.
     raise_error = False
 
-    def __init__(self, writer: RunWriter, record: RunRecord, *, flush_interval: float) -> None:
+    def __init__(
+        self,
+        writer: RunWriter,
+        record: RunRecord,
+        *,
+        flush_interval: float,
+        accounting: Accounting | None = None,
+        budget: Budget | None = None,
+    ) -> None:
         self.writer = writer
         self.record = record
         self.flush_interval = flush_interval
-        self.tally = Tally()
+        self.tally = Tally(accounting)
+        self.budget = budget
+        self.capped = None
         self.root_run_id: uuid.UUID | None = None
         self.interrupted = False
         self.finished = False
@@ -119,6 +132,7 @@ class _TrackerCore:
     ) -> bool:
         if self.root_run_id is None:
             self.root_run_id = run_id
+            self.tally.run_started = time.perf_counter()
             try:
                 self.tally.first_human_message = first_human_text(inputs)
             except Exception:  # an input form nobody foresaw must not stop the run's record
@@ -185,11 +199,15 @@ class _TrackerCore:
         if isinstance(outputs, Mapping) and INTERRUPT_CHANNEL in outputs:
             self.interrupted = True
             self._note_interrupts(outputs[INTERRUPT_CHANNEL])
+        if self.capped is not None:
+            return self.capped_verdict()
         if self.interrupted:
             return RunStatus.success, self._paused_fields()
         return RunStatus.success, self.current_fields()
 
     def _root_error(self, error: BaseException) -> tuple[RunStatus, dict[str, Any]]:
+        if self.capped is not None:
+            return self.capped_verdict()
         if isinstance(error, GraphInterrupt):
             if error.args:
                 self._note_interrupts(error.args[0])
@@ -274,7 +292,7 @@ def _as_list(callbacks: Any) -> list[Any]:
     )
 
 
-class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
+class RunTracker(AsyncMetering, _TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
     """Async callback handler that records one graph invocation as one run.
 
     Get one from ``manager.tracker(run_id)``, or let ``manager.track()`` and the managed
@@ -286,9 +304,22 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
     run_inline = True
 
     def __init__(
-        self, writer: RunWriter, record: RunRecord, *, flush_interval: float = 5.0
+        self,
+        writer: RunWriter,
+        record: RunRecord,
+        *,
+        flush_interval: float = 5.0,
+        accounting: Accounting | None = None,
+        budget: Budget | None = None,
     ) -> None:
-        _TrackerCore.__init__(self, writer, record, flush_interval=flush_interval)
+        _TrackerCore.__init__(
+            self,
+            writer,
+            record,
+            flush_interval=flush_interval,
+            accounting=accounting,
+            budget=budget,
+        )
         self._flush_task: asyncio.Task[Any] | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -349,28 +380,6 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
                 await self._finish(*self._root_error(error))
         else:
             self._chain_error(error, run_id)
-
-    async def on_chat_model_start(
-        self,
-        serialized: dict[str, Any] | None,
-        messages: list[list[BaseMessage]],
-        *,
-        run_id: uuid.UUID,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.tally.llm_started(run_id, metadata)
-
-    async def on_llm_start(
-        self,
-        serialized: dict[str, Any] | None,
-        prompts: list[str],
-        *,
-        run_id: uuid.UUID,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.tally.llm_started(run_id, metadata)
 
     async def on_llm_end(self, response: LLMResult, *, run_id: uuid.UUID, **kwargs: Any) -> None:
         loop = self._loop
@@ -444,7 +453,7 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         await self._finish(*(self._root_error(error) if error is not None else self._abandoned()))
 
 
-class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
+class SyncRunTracker(SyncMetering, _TrackerCore, GraphCallbackHandler):
     """The synchronous flavour of RunTracker, for ``graph.invoke``/``graph.stream``.
 
     Its store writes run on the manager's background loop; ``run_inline`` keeps
@@ -455,9 +464,22 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
     run_inline = True
 
     def __init__(
-        self, writer: SyncRunWriter, record: RunRecord, *, flush_interval: float = 5.0
+        self,
+        writer: SyncRunWriter,
+        record: RunRecord,
+        *,
+        flush_interval: float = 5.0,
+        accounting: Accounting | None = None,
+        budget: Budget | None = None,
     ) -> None:
-        _TrackerCore.__init__(self, writer, record, flush_interval=flush_interval)
+        _TrackerCore.__init__(
+            self,
+            writer,
+            record,
+            flush_interval=flush_interval,
+            accounting=accounting,
+            budget=budget,
+        )
         self.sync_writer = writer
         self._write_lock = threading.Lock()
         self._flush_timer: threading.Timer | None = None
@@ -504,28 +526,6 @@ class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
                 self._finish(*self._root_error(error))
         else:
             self._chain_error(error, run_id)
-
-    def on_chat_model_start(
-        self,
-        serialized: dict[str, Any] | None,
-        messages: list[list[BaseMessage]],
-        *,
-        run_id: uuid.UUID,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.tally.llm_started(run_id, metadata)
-
-    def on_llm_start(
-        self,
-        serialized: dict[str, Any] | None,
-        prompts: list[str],
-        *,
-        run_id: uuid.UUID,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.tally.llm_started(run_id, metadata)
 
     def on_llm_end(self, response: LLMResult, *, run_id: uuid.UUID, **kwargs: Any) -> None:
         if self._counted(run_id, response) and self._arm_flush():
