@@ -122,7 +122,8 @@ async def test_aggregate_usage_by_thread_sums_cost_and_computes_percentiles(
     assert t2.cost_usd is None and t2.unpriced_calls == 1
     assert (t2.duration_p50_ms, t2.duration_p95_ms) == (pytest.approx(50.0), pytest.approx(50.0))
     assert t2.llm_call_p50_ms == pytest.approx(5.0)
-    assert t2.as_dict()["cost_usd"] is None and t1.as_dict()["llm_call_p95_ms"] == t1.llm_call_p95_ms
+    assert t2.as_dict()["cost_usd"] is None
+    assert t1.as_dict()["llm_call_p95_ms"] == t1.llm_call_p95_ms
 
 
 async def test_aggregate_usage_by_model_uses_each_models_own_calls_cost_and_times(
