@@ -107,6 +107,22 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+def format_cost(usd: float | None) -> str:
+    """``$0.0123``, ``$12.40``; empty for None (nothing priced)."""
+    if usd is None:
+        return ""
+    if usd == 0 or abs(usd) >= 1:
+        return f"${usd:,.2f}"
+    return f"${usd:.4f}" if abs(usd) >= 0.0001 else f"${usd:.2g}"
+
+
+def format_ms(ms: float | None) -> str:
+    """``850 ms``, ``1.24 s``; empty for None."""
+    if ms is None:
+        return ""
+    return f"{ms:,.0f} ms" if ms < 1000 else format_duration(ms / 1000.0)
+
+
 def format_time(value: str | None) -> str:
     """A stored timestamp as ``2026-01-31 12:00:05`` (UTC), for tables."""
     return value[:19].replace("T", " ") if value else ""
