@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 # public name -> the module that defines it
 _EXPORTS = {
     "BackgroundRetryPolicy": "durability",
+    "Budget": "budget",
     "CancelAction": "schemas",
     "CheckpointError": "errors",
     "ConflictError": "errors",
@@ -45,6 +46,7 @@ _EXPORTS = {
     "SyncRunManager": "sync",
     "SyncRunTracker": "tracking",
     "ThreadStatus": "schemas",
+    "TokenPrice": "pricing",
     "TokenUsage": "schemas",
     "UnsupportedStrategyError": "errors",
     "UsageRow": "query",
@@ -52,6 +54,7 @@ _EXPORTS = {
 
 __all__ = [
     "BackgroundRetryPolicy",
+    "Budget",
     "CancelAction",
     "CheckpointError",
     "ConflictError",
@@ -82,6 +85,7 @@ __all__ = [
     "SyncRunManager",
     "SyncRunTracker",
     "ThreadStatus",
+    "TokenPrice",
     "TokenUsage",
     "UnsupportedStrategyError",
     "UsageRow",
@@ -102,6 +106,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from langgraph_runstore.budget import Budget
     from langgraph_runstore.checkpoint import SQLAlchemySaver
     from langgraph_runstore.durability import BackgroundRetryPolicy
     from langgraph_runstore.errors import (
@@ -120,6 +125,7 @@ if TYPE_CHECKING:
         UnsupportedStrategyError,
     )
     from langgraph_runstore.manager import RunManager
+    from langgraph_runstore.pricing import TokenPrice
     from langgraph_runstore.query import PruneResult, RunPage, UsageRow
     from langgraph_runstore.retry import PersistenceRetryPolicy
     from langgraph_runstore.schemas import (

@@ -10,6 +10,7 @@ rows into records with ``schemas.as_record``).
 from __future__ import annotations
 
 import html
+import math
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
@@ -108,12 +109,16 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_cost(usd: float | None) -> str:
-    """``$0.0123``, ``$12.40``; empty for None (nothing priced)."""
+    """``$12.40``, ``$0.0123``, ``$0.0000078`` (two significant digits below a cent);
+    empty for None (nothing priced)."""
     if usd is None:
         return ""
     if usd == 0 or abs(usd) >= 1:
         return f"${usd:,.2f}"
-    return f"${usd:.4f}" if abs(usd) >= 0.0001 else f"${usd:.2g}"
+    if abs(usd) >= 0.01:
+        return f"${usd:.4f}"
+    digits = min(12, 1 - math.floor(math.log10(abs(usd))))
+    return f"${usd:.{digits}f}"
 
 
 def format_ms(ms: float | None) -> str:
