@@ -10,8 +10,8 @@ rows into records with ``schemas.as_record``).
 from __future__ import annotations
 
 import html
-import math
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
