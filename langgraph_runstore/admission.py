@@ -18,6 +18,7 @@ from typing import Any
 from langgraph_runstore.awaitable import async_api
 from langgraph_runstore.budget import Budget, check_budget
 from langgraph_runstore.errors import ConflictError, InvalidInputError
+from langgraph_runstore.invoke_args import INVOKE_ARGUMENTS, InvokeArgs
 from langgraph_runstore.queries import RunQueries
 from langgraph_runstore.remote import until_ended, until_served
 from langgraph_runstore.schemas import (
@@ -321,7 +322,12 @@ class RunAdmission(RunQueries):
             raise InvalidInputError(
                 f"wait_for_worker must be a number of seconds >= 0, got {wait_for_worker!r}"
             )
+        invoke = InvokeArgs.from_json(
+            {name: create_options.pop(name) for name in INVOKE_ARGUMENTS if name in create_options}
+        )
         kwargs = {**encode_input(input), "config": config or {}, "timeout": check_timeout(timeout)}
+        if stored := invoke.to_json():
+            kwargs["invoke"] = stored
         budget = check_budget(create_options.pop("budget", None)) or self.budget
         if budget is not None:  # the worker that claims the run enforces it
             kwargs["budget"] = budget.as_dict()

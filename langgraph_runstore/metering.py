@@ -1,8 +1,9 @@
-"""The trackers' LLM callbacks: each call's start, streamed tokens and the budget check.
+"""What the trackers add to a run's LLM calls: the budget check before each call starts,
+the stop of a call the budget forbids, and streamed tokens.
 
 Mixins of ``RunTracker`` (async) and ``SyncRunTracker``: a call's start is noted in the
-run's tally (its time, node and tags), its first streamed token gives the run's
-``first_token_ms``, and before a call starts the run's budget is checked (``budget.py``).
+run's tally (its time, node and tags) once the run's budget allows it (``budget.py``), and
+its first streamed token gives the run's ``first_token_ms``.
 A call the budget forbids never reaches the model: the async tracker cancels the run's
 task, as ``cancel(action="interrupt")`` does, and waits for that cancel to reach the call
 through the graph; the sync tracker raises ``CancelledError`` in the call, which LangGraph
@@ -16,8 +17,6 @@ import asyncio
 import logging
 import uuid
 from typing import Any, NoReturn
-
-from langchain_core.messages import BaseMessage
 
 from langgraph_runstore.accounting import Accounting
 from langgraph_runstore.budget import Budget, check_budget
@@ -75,38 +74,13 @@ class AsyncMetering(Metering):
 
     _loop: asyncio.AbstractEventLoop | None
 
-    async def on_chat_model_start(
-        self,
-        serialized: dict[str, Any] | None,
-        messages: list[list[BaseMessage]],
-        *,
-        run_id: uuid.UUID,
-        metadata: dict[str, Any] | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if self.llm_begins(run_id, metadata, tags):
-            await self._stop_call()
-
-    async def on_llm_start(
-        self,
-        serialized: dict[str, Any] | None,
-        prompts: list[str],
-        *,
-        run_id: uuid.UUID,
-        metadata: dict[str, Any] | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if self.llm_begins(run_id, metadata, tags):
-            await self._stop_call()
-
     async def on_llm_new_token(
         self, token: str | list[str | dict[str, Any]], **kwargs: Any
     ) -> None:
         self.tally.llm_token()
 
-    async def _stop_call(self) -> NoReturn:
+    async def stop_call(self) -> NoReturn:
+        """Keep a call the budget forbids from starting (see the module docstring)."""
         task, loop = self.record.task, self._loop
         try:
             running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
@@ -125,34 +99,12 @@ class AsyncMetering(Metering):
 class SyncMetering(Metering):
     """The sync tracker's LLM callbacks."""
 
-    def on_chat_model_start(
-        self,
-        serialized: dict[str, Any] | None,
-        messages: list[list[BaseMessage]],
-        *,
-        run_id: uuid.UUID,
-        metadata: dict[str, Any] | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if self.llm_begins(run_id, metadata, tags):
-            raise self._stopped()
-
-    def on_llm_start(
-        self,
-        serialized: dict[str, Any] | None,
-        prompts: list[str],
-        *,
-        run_id: uuid.UUID,
-        metadata: dict[str, Any] | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if self.llm_begins(run_id, metadata, tags):
-            raise self._stopped()
-
     def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
         self.tally.llm_token()
+
+    def stop_call(self) -> NoReturn:
+        """Keep a call the budget forbids from starting (see the module docstring)."""
+        raise self._stopped()
 
 
 def tracker_options(
