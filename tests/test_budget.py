@@ -271,3 +271,13 @@ async def test_a_run_within_its_budget_is_untouched(env: Env) -> None:
     )
     assert run.status is RunStatus.success and run.stop_reason is None
     assert run.llm_call_count == 11 and isinstance(run.output["messages"][-1], AIMessage)
+
+
+async def test_a_recorded_invocation_stops_at_the_recorders_budget(env: Env) -> None:
+    recorder = env.manager.recorder(budget=Budget(max_llm_calls=3))
+    graph = env.graph.with_config(callbacks=[recorder])
+    task = asyncio.ensure_future(graph.ainvoke(QUESTION, {"configurable": {"thread_id": "t1"}}))
+    with pytest.raises(asyncio.CancelledError):
+        await task  # the invocation's task is cancelled, as cancel() cancels it
+    [run] = await env.manager.list_by_thread("t1")
+    await assert_capped_and_resumable(env, run, "loop_capped")
