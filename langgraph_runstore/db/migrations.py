@@ -213,6 +213,17 @@ _IDEMPOTENCY_KEY = (
     "WHERE idempotency_key IS NOT NULL",
 )
 
+# What a run's calls cost and how long they took. Nullable, so PostgreSQL's admission
+# function (jsonb_populate_record leaves absent keys NULL) needs no new defaults.
+_COST_AND_LATENCY = (
+    "ALTER TABLE runs ADD COLUMN cost_usd DOUBLE PRECISION",
+    "ALTER TABLE runs ADD COLUMN unpriced_calls INTEGER DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN llm_ms DOUBLE PRECISION DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN first_token_ms DOUBLE PRECISION",
+    "ALTER TABLE runs ADD COLUMN usage_by_node TEXT",
+    "ALTER TABLE runs ADD COLUMN llm_call_ms TEXT",
+)
+
 MIGRATIONS: list[Migration] = [
     Migration(
         version=1,
@@ -274,6 +285,13 @@ MIGRATIONS: list[Migration] = [
         description="runs: idempotency_key, unique",
         sqlite=_IDEMPOTENCY_KEY,
         postgresql=_IDEMPOTENCY_KEY,
+    ),
+    Migration(
+        version=9,
+        description="runs: cost_usd, unpriced_calls, llm_ms, first_token_ms, usage_by_node, "
+        "llm_call_ms",
+        sqlite=_COST_AND_LATENCY,
+        postgresql=_COST_AND_LATENCY,
     ),
 ]
 

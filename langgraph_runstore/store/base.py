@@ -9,6 +9,7 @@ status raises InvalidTransitionError instead of writing.
 from __future__ import annotations
 
 import asyncio
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -517,9 +518,10 @@ def prepare_completion(
         )
     parsed = RunStatus.parse(status, run_id=run_id)
     fields = storable_fields(kwargs, JSON_FIELDS)
-    by_model = fields.get("token_usage_by_model")
-    if check_json and by_model is not None and not _is_usage_shaped(by_model):
-        ensure_json(by_model, name="token_usage_by_model", run_id=run_id)
+    for name in ("token_usage_by_model", "usage_by_node", "llm_call_ms"):
+        value = fields.get(name)
+        if check_json and value is not None and not _is_usage_shaped(value):
+            ensure_json(value, name=name, run_id=run_id)
     if check_json and fields.get("interrupts") is not None:
         ensure_json(fields["interrupts"], name="interrupts", run_id=run_id)
     for name in ("started_at", "ended_at"):
@@ -528,17 +530,30 @@ def prepare_completion(
     return parsed.value, fields
 
 
+_PLAIN = (int, float, str, type(None))
+
+
 def _is_usage_shaped(value: Any) -> bool:
-    """Whether ``value`` is ``{model: {field: int}}``, the shape trackers write: JSON by
-    construction, so it need not be serialised just to be checked."""
+    """Whether ``value`` is ``{key: {field: number | text | None}}`` or ``{key: [number]}``,
+    the shapes trackers write: JSON by construction (finite numbers), so it need not be
+    serialised just to be checked."""
     if type(value) is not dict:
         return False
-    for model, counts in value.items():
-        if type(model) is not str or type(counts) is not dict:
+    for key, counts in value.items():
+        if type(key) is not str:
             return False
-        for name, count in counts.items():
-            if type(name) is not str or type(count) is not int:
-                return False
+        if type(counts) is dict:
+            for name, count in counts.items():
+                if type(name) is not str or type(count) not in _PLAIN:
+                    return False
+                if type(count) is float and not math.isfinite(count):
+                    return False
+        elif type(counts) is list:
+            for count in counts:
+                if type(count) not in (int, float) or not math.isfinite(count):
+                    return False
+        else:
+            return False
     return True
 
 
