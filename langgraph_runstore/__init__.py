@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "ActiveRunError": "errors",
     "BackgroundRetryPolicy": "durability",
+    "Budget": "budget",
     "CancelAction": "schemas",
     "CheckpointError": "errors",
     "ConflictError": "errors",
@@ -50,6 +51,7 @@ _EXPORTS = {
     "SyncRunManager": "sync",
     "SyncRunTracker": "sync_tracking",
     "ThreadStatus": "schemas",
+    "TokenPrice": "pricing",
     "TokenUsage": "schemas",
     "UnsupportedStrategyError": "errors",
     "UsageRow": "query",
@@ -58,6 +60,7 @@ _EXPORTS = {
 __all__ = [
     "ActiveRunError",
     "BackgroundRetryPolicy",
+    "Budget",
     "CancelAction",
     "CheckpointError",
     "ConflictError",
@@ -92,6 +95,7 @@ __all__ = [
     "SyncRunManager",
     "SyncRunTracker",
     "ThreadStatus",
+    "TokenPrice",
     "TokenUsage",
     "UnsupportedStrategyError",
     "UsageRow",
@@ -112,6 +116,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from langgraph_runstore.budget import Budget
     from langgraph_runstore.checkpoint import SQLAlchemySaver
     from langgraph_runstore.durability import BackgroundRetryPolicy
     from langgraph_runstore.errors import (
@@ -133,6 +138,7 @@ if TYPE_CHECKING:
     )
     from langgraph_runstore.journal import JournalConfig, RunEvent
     from langgraph_runstore.manager import RunManager
+    from langgraph_runstore.pricing import TokenPrice
     from langgraph_runstore.query import PruneResult, RunPage, UsageRow
     from langgraph_runstore.recorder import RunRecorder
     from langgraph_runstore.retry import PersistenceRetryPolicy

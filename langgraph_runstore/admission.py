@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from langgraph_runstore.awaitable import async_api
+from langgraph_runstore.budget import Budget, check_budget
 from langgraph_runstore.errors import ConflictError, InvalidInputError
 from langgraph_runstore.idempotency import KeyedRuns, check_idempotency_key, reuse
 from langgraph_runstore.invoke_args import INVOKE_ARGUMENTS, InvokeArgs
@@ -92,6 +93,8 @@ class RunAdmission(RunQueries):
     served_until: dict[str, float]
     #: orders ``start()`` and ``submit()`` of one thread (the facade makes it)
     admission_turns: ThreadTurns
+    #: every run's budget unless it has its own
+    budget: Budget | None
 
     @property
     def is_worker(self) -> bool:
@@ -125,6 +128,7 @@ class RunAdmission(RunQueries):
         user_id: str | None = None,
         run_id: str | None = None,
         idempotency_key: str | None = None,
+        budget: Budget | None = None,
     ) -> RunRecord:
         """Create a pending run and persist it. Does not look at other runs of the thread.
 
@@ -145,6 +149,7 @@ class RunAdmission(RunQueries):
             user_id=user_id,
             run_id=run_id,
             idempotency_key=idempotency_key,
+            budget=budget,
         )
         if idempotency_key is None:
             self.lifecycle.hold(record)
@@ -216,6 +221,7 @@ class RunAdmission(RunQueries):
         user_id: str | None,
         run_id: str | None,
         idempotency_key: str | None = None,
+        budget: Budget | None = None,
     ) -> RunRecord:
         check_id(thread_id, name="thread_id")
         strategy = MultitaskStrategy.parse(multitask_strategy)
@@ -252,6 +258,7 @@ class RunAdmission(RunQueries):
             owner_worker_id=self.worker_id,
             lease_expires_at=(utc_in(self.lease_seconds or 30.0) if self.is_worker else None),
             idempotency_key=idempotency_key,
+            budget=check_budget(budget),
         )
 
     async def create_or_reject(
@@ -268,6 +275,7 @@ class RunAdmission(RunQueries):
         user_id: str | None = None,
         run_id: str | None = None,
         idempotency_key: str | None = None,
+        budget: Budget | None = None,
     ) -> RunRecord:
         """Create a run, applying the multitask strategy to the thread's active runs.
 
@@ -280,6 +288,7 @@ class RunAdmission(RunQueries):
         A run that ``idempotency_key`` already names is returned as it is, whatever the
         strategy (even while it keeps its thread busy), and nothing else changes: see
         ``create``.
+        ``budget`` limits the run once it starts (``budget.py``; queued time does not count).
         """
         strategy = MultitaskStrategy.parse(multitask_strategy)
         record = self._new_record(
@@ -293,6 +302,7 @@ class RunAdmission(RunQueries):
             user_id=user_id,
             run_id=run_id,
             idempotency_key=idempotency_key,
+            budget=budget,
         )
         if idempotency_key is None:
             return await self._admit(record, strategy, start_now=start_now)
@@ -413,6 +423,9 @@ class RunAdmission(RunQueries):
         kwargs = {**encode_input(input), "config": config or {}, "timeout": check_timeout(timeout)}
         if stored := invoke.to_json():
             kwargs["invoke"] = stored
+        budget = check_budget(create_options.pop("budget", None)) or self.budget
+        if budget is not None:  # the worker that claims the run enforces it
+            kwargs["budget"] = budget.as_dict()
         # in turn: the workers claim a thread's runs in the order their rows were inserted
         async with self.admission_turns.turn(thread_id):
             record = self._new_record(

@@ -221,10 +221,12 @@ class RunJournal:
         run_id: uuid.UUID,
         response: LLMResult | None,
         error: BaseException | None = None,
+        *,
+        cost: float | None = None,
     ) -> None:
-        """An LLM call ended: ``llm_ended`` with its model, tokens and duration, once per
-        call as the run counts it (a second end only when the first reported no usage and
-        this one does), so the events' tokens add up to the run's."""
+        """An LLM call ended: ``llm_ended`` with its model, tokens, cost (when priced) and
+        duration, once per call as the run counts it (a second end only when the first
+        reported no usage and this one does), so the events' tokens add up to the run's."""
         if self.rank < 2:
             return
         reported = self._llm_usage.get(_key(run_id))
@@ -246,6 +248,8 @@ class RunJournal:
         data: dict[str, Any] = {"model": cut(model, self.limit), "node": node}
         data["duration_ms"] = _ms(started)
         data.update(zip(TOKEN_FIELDS, counts or _ZERO_COUNTS, strict=True))
+        if cost is not None:
+            data["cost_usd"] = round(cost, 12)
         if counts is None:
             data["usage"] = False
         if error is not None:

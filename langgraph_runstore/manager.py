@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+from langgraph_runstore.accounting import Accounting
 from langgraph_runstore.admission import RunAdmission, ThreadTurns
 from langgraph_runstore.awaitable import async_api
+from langgraph_runstore.budget import Budget, check_budget
 from langgraph_runstore.cancel_watch import CancelWatch
 from langgraph_runstore.deletion import RunDeletion
 from langgraph_runstore.durability import BackgroundRetryPolicy
@@ -74,7 +76,8 @@ class RunManager(RunAdmission, RunDeletion, TrackedRuns, RunEvents):
     to the store and reads back runs it does not hold. Finished records stay in memory for
     ``retain_finished_for`` seconds. A worker (``lease_seconds=`` or ``graphs=``) owns its
     runs through leases and executes what others ``submit()`` (README: "Running several
-    workers").
+    workers"). ``prices``, ``usage_tags`` and ``budget`` (every run's default) are README's
+    "Cost, latency and budgets".
     """
 
     def __init__(
@@ -93,6 +96,9 @@ class RunManager(RunAdmission, RunDeletion, TrackedRuns, RunEvents):
         max_concurrent_runs: int = 16,
         drain_timeout: float = 10.0,
         flush_interval: float = 5.0,
+        prices: Any = None,
+        usage_tags: Sequence[str] = (),
+        budget: Budget | None = None,
         journal: JournalConfig | str | None = None,
     ) -> None:
         if store is not None and not isinstance(store, RunStore):
@@ -110,6 +116,8 @@ class RunManager(RunAdmission, RunDeletion, TrackedRuns, RunEvents):
         self.journal = JournalConfig.of(journal)
         self.retry_policy = persistence_retry_policy or PersistenceRetryPolicy()
         self.retain_finished_for = retain_finished_for
+        self.accounting = Accounting.of(prices=prices, usage_tags=usage_tags)
+        self.budget = check_budget(budget)
         check_id(worker_id, name="worker_id", optional=True)
         self.worker_id = worker_id or default_worker_id()
         # the clock is looked up at each call, so that patching _now_iso reaches it

@@ -30,6 +30,8 @@ from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.outputs import LLMResult
 from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 
+from langgraph_runstore.accounting import DEFAULT_ACCOUNTING
+from langgraph_runstore.budget import Budget, check_budget
 from langgraph_runstore.errors import InvalidInputError
 from langgraph_runstore.journal import JournalConfig
 from langgraph_runstore.journal_writer import new_journal
@@ -155,9 +157,12 @@ class RunRecorder(AsyncCallbackHandler, GraphCallbackHandler):
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         flush_interval: float | None = None,
+        budget: Budget | None = None,
         journal: JournalConfig | str | None = None,
     ) -> None:
         check_id(assistant_id, name="assistant_id", optional=True)
+        #: every recorded run's budget (else the manager's); README "Cost, latency and budgets"
+        self.budget = check_budget(budget)
         check_id(user_id, name="user_id", optional=True)
         self.assistant_id = assistant_id
         self.user_id = user_id
@@ -335,7 +340,16 @@ class RunRecorder(AsyncCallbackHandler, GraphCallbackHandler):
         interval = self._flush_interval
         if interval is None:
             interval = self._manager.flush_interval if self._manager is not None else 5.0
-        tracker = RunTracker(_HomeWriter(self, lifecycle), record, flush_interval=interval)
+        # the manager's pricing and default budget, or the defaults for a bare store
+        accounting = getattr(self._manager, "accounting", None) or DEFAULT_ACCOUNTING
+        budget = self.budget or getattr(self._manager, "budget", None)
+        tracker = RunTracker(
+            _HomeWriter(self, lifecycle),
+            record,
+            flush_interval=interval,
+            accounting=accounting,
+            budget=budget,
+        )
         config = self._journal or (self._manager.journal if self._manager else JournalConfig())
         tracker.attach(new_journal(lifecycle.store, record, config, via=self.on_home))
         invocation = _Invocation(tracker, {run_id})

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from langgraph_runstore.budget import Budget
 from langgraph_runstore.errors import InvalidInputError, InvalidTransitionError
 
 
@@ -271,6 +272,16 @@ def resolve_token_aliases(
     return resolved
 
 
+#: What a run's calls cost and how long they took: per run, per model and per node.
+COST_FIELDS = (
+    "cost_usd",
+    "unpriced_calls",
+    "llm_ms",
+    "first_token_ms",
+    "usage_by_node",
+    "llm_call_ms",
+)
+
 #: Fields that ``update_run_completion`` (manager and stores) accepts besides ``status``.
 COMPLETION_FIELDS = frozenset(
     {
@@ -278,6 +289,7 @@ COMPLETION_FIELDS = frozenset(
         "token_usage_by_model",
         "llm_call_count",
         "calls_without_usage",
+        *COST_FIELDS,
         "message_count",
         "interrupts",
         "last_ai_message",
@@ -297,6 +309,8 @@ _ZERO_DEFAULT_FIELDS = frozenset(
         *TOKEN_FIELDS,
         "llm_call_count",
         "calls_without_usage",
+        "unpriced_calls",
+        "llm_ms",
         "message_count",
         "attempt",
         "shared_queue",
@@ -304,7 +318,14 @@ _ZERO_DEFAULT_FIELDS = frozenset(
 )
 
 #: Row fields stored as JSON text.
-JSON_FIELDS = ("metadata", "kwargs", "token_usage_by_model", "interrupts")
+JSON_FIELDS = (
+    "metadata",
+    "kwargs",
+    "token_usage_by_model",
+    "interrupts",
+    "usage_by_node",
+    "llm_call_ms",
+)
 
 
 @dataclass(eq=False)
@@ -337,9 +358,23 @@ class RunRecord:
     cache_read_tokens: int = 0
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
-    token_usage_by_model: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: per model: the six token counts, ``llm_call_count``, ``llm_ms``, ``cost_usd``
+    #: (None: no call of it was priced) and ``unpriced_calls``
+    token_usage_by_model: dict[str, dict[str, Any]] = field(default_factory=dict)
     llm_call_count: int = 0
     calls_without_usage: int = 0
+    #: USD of the run's priced calls; None when no call could be priced
+    cost_usd: float | None = None
+    #: calls that ended without a price (no usage, or a model nothing prices)
+    unpriced_calls: int = 0
+    #: summed duration of the run's LLM calls, ms
+    llm_ms: float = 0.0
+    #: from the graph's start to the first streamed token, ms; None when nothing streamed
+    first_token_ms: float | None = None
+    #: the same counters per graph node (``accounting.py``): key -> tokens, calls, cost
+    usage_by_node: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: model -> its calls' durations, ms (a sample of at most 1000): for the percentiles
+    llm_call_ms: dict[str, list[float]] = field(default_factory=dict, repr=False)
     message_count: int = 0
     #: what a paused run waits for: ``{"id", "value", "ns"}`` per interrupt (interrupts.py)
     interrupts: list[dict[str, Any]] = field(default_factory=list)
@@ -365,6 +400,8 @@ class RunRecord:
     abort_action: str = CancelAction.interrupt.value
     output: Any = field(default=None, repr=False)
     config: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: the limits the run's tracker enforces (budget.py)
+    budget: Budget | None = field(default=None, repr=False)
     # made on first use: most runs are never cancelled, and a manager keeps finished
     # records for a while (each object they hold is garbage-collector work)
     _abort_event: asyncio.Event | None = field(default=None, init=False, repr=False)
@@ -405,6 +442,14 @@ class RunRecord:
         """True for a run that ended waiting on an interrupt (``success`` with
         ``stop_reason="interrupt"``): its thread resumes with ``Command(resume=...)``."""
         return self.status is RunStatus.success and self.stop_reason == "interrupt"
+
+    @property
+    def queue_ms(self) -> float | None:
+        """Milliseconds from created to started (time spent queued); None before it starts."""
+        if not self.started_at or not self.created_at:
+            return None
+        waited = datetime.fromisoformat(self.started_at) - datetime.fromisoformat(self.created_at)
+        return max(waited.total_seconds() * 1000.0, 0.0)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -450,11 +495,18 @@ class RunRecord:
         values["kwargs"] = dict(values.get("kwargs") or {})
         values["token_usage_by_model"] = dict(values.get("token_usage_by_model") or {})
         values["interrupts"] = list(values.get("interrupts") or [])
+        values["usage_by_node"] = dict(values.get("usage_by_node") or {})
+        values["llm_call_ms"] = dict(values.get("llm_call_ms") or {})
+        values["llm_ms"] = float(values.get("llm_ms") or 0.0)
+        for name in ("cost_usd", "first_token_ms"):
+            if values.get(name) is not None:
+                values[name] = float(values[name])
         values["multitask_strategy"] = values.get("multitask_strategy") or "reject"
         for name in (
             *TOKEN_FIELDS,
             "llm_call_count",
             "calls_without_usage",
+            "unpriced_calls",
             "message_count",
             "attempt",
         ):
@@ -491,6 +543,7 @@ ROW_FIELDS: tuple[str, ...] = tuple(
         "output",
         "config",
         "idempotency_reused",
+        "budget",
     }
 )
 

@@ -13,13 +13,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar, cast
 
+from langgraph_runstore.accounting import Accounting
 from langgraph_runstore.blocking import BlockingCalls
+from langgraph_runstore.budget import Budget
 from langgraph_runstore.errors import RunNotFoundError
 from langgraph_runstore.execution import RunExecutor
 from langgraph_runstore.idempotency import refuse_reused
 from langgraph_runstore.journal import JournalConfig
 from langgraph_runstore.journal_writer import new_journal
 from langgraph_runstore.lifecycle import RunLifecycle
+from langgraph_runstore.metering import tracker_options
 from langgraph_runstore.recorder import RunRecorder
 from langgraph_runstore.schemas import RunRecord
 from langgraph_runstore.sync_tracking import SyncRunTracker
@@ -38,6 +41,9 @@ class TrackedRuns(BlockingCalls):
     lifecycle: RunLifecycle
     flush_interval: float
     journal: JournalConfig
+    #: how calls are priced and attributed, and every run's default budget (the facade's)
+    accounting: Accounting
+    budget: Budget | None
     worker_id: str
     _trackers: dict[str, RunTracker | SyncRunTracker]
     _rollback_targets: dict[str, tuple[Any, Any]]
@@ -54,13 +60,14 @@ class TrackedRuns(BlockingCalls):
         flush_interval: float | None = None,
         checkpointer: Any = None,
         graph: Any = None,
+        budget: Budget | None = None,
     ) -> RunTracker:
         """A callback handler that records one graph invocation as the run ``run_id``.
 
         Pass it in ``config["callbacks"]`` together with ``run_id`` in ``configurable``
         (``manager.track()`` builds that config for you). ``checkpointer`` or ``graph``
         lets ``cancel(action="rollback")`` remove the run's checkpoints. ``flush_interval``
-        overrides the manager's for this run.
+        and ``budget`` override the manager's for this run.
         """
         record = self.lifecycle.records.get(run_id)
         if record is None:
@@ -72,7 +79,10 @@ class TrackedRuns(BlockingCalls):
             self.flush_interval if flush_interval is None else check_flush_interval(flush_interval)
         )
         # the lifecycle takes the tracker's writes directly: one call less per write
-        tracker = RunTracker(self.lifecycle, record, flush_interval=interval)
+        options = tracker_options(
+            record, accounting=self.accounting, default=self.budget, budget=budget
+        )
+        tracker = RunTracker(self.lifecycle, record, flush_interval=interval, **options)
         tracker.attach(new_journal(self.lifecycle.store, record, self.journal))
         self._trackers[run_id] = tracker
         if checkpointer is not None or graph is not None:
@@ -140,8 +150,9 @@ class TrackedRuns(BlockingCalls):
             lambda: self.create_or_reject(thread_id, start_now=True, **create_options)
         )
         refuse_reused(record, "track_sync")
+        options = tracker_options(record, accounting=self.accounting, default=self.budget)
         tracker = SyncRunTracker(
-            cast(SyncRunWriter, self), record, flush_interval=self.flush_interval
+            cast(SyncRunWriter, self), record, flush_interval=self.flush_interval, **options
         )
         tracker.attach(new_journal(self.lifecycle.store, record, self.journal))
         self._trackers[record.run_id] = tracker
@@ -163,6 +174,7 @@ class TrackedRuns(BlockingCalls):
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         flush_interval: float | None = None,
+        budget: Budget | None = None,
         journal: JournalConfig | str | None = None,
     ) -> RunRecorder:
         """A RunRecorder bound to this manager: attach it once and every root graph
@@ -177,6 +189,7 @@ class TrackedRuns(BlockingCalls):
             user_id=user_id,
             metadata=metadata,
             flush_interval=flush_interval,
+            budget=budget,
             journal=journal,
         )
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -26,6 +27,8 @@ from langchain_core.outputs import LLMResult
 from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 from langgraph.errors import GraphInterrupt
 
+from langgraph_runstore.accounting import Accounting
+from langgraph_runstore.budget import Budget
 from langgraph_runstore.errors import ConflictError, RunAlreadyInvokedError
 from langgraph_runstore.interrupts import (
     INTERRUPT_CHANNEL,
@@ -33,11 +36,9 @@ from langgraph_runstore.interrupts import (
     interrupt_id_of,
     namespace_parts,
 )
-from langgraph_runstore.journal_writer import (
-    AsyncJournalCallbacks,
-    RunJournal,
-)
+from langgraph_runstore.journal_writer import AsyncJournalCallbacks, RunJournal
 from langgraph_runstore.messages import first_human_text, message_count, message_text
+from langgraph_runstore.metering import AsyncMetering, Metering
 from langgraph_runstore.query import UNKNOWN_MODEL
 from langgraph_runstore.run_writer import RunWriter, SyncRunWriter
 from langgraph_runstore.schemas import RunRecord, RunStatus
@@ -48,7 +49,7 @@ from langgraph_runstore.validate import check_flush_interval
 logger = logging.getLogger(__name__)
 
 
-class TrackerCore:
+class TrackerCore(Metering):
     """What both tracker flavours share: root detection, counting, the final verdict."""
 
     # Callbacks must never break the user's graph, so errors inside them are logged and
@@ -61,11 +62,21 @@ class TrackerCore:
         """Record the run's events in ``journal`` too."""
         self.journal = journal
 
-    def __init__(self, writer: RunWriter, record: RunRecord, *, flush_interval: float) -> None:
+    def __init__(
+        self,
+        writer: RunWriter,
+        record: RunRecord,
+        *,
+        flush_interval: float,
+        accounting: Accounting | None = None,
+        budget: Budget | None = None,
+    ) -> None:
         self.writer = writer
         self.record = record
         self.flush_interval = flush_interval
-        self.tally = Tally()
+        self.tally = Tally(accounting)
+        self.budget = budget
+        self.capped = None
         self.root_run_id: uuid.UUID | None = None
         self.interrupted = False
         self.finished = False
@@ -96,6 +107,7 @@ class TrackerCore:
     ) -> bool:
         if self.root_run_id is None:
             self.root_run_id = run_id
+            self.tally.run_started = time.perf_counter()
             try:
                 self.tally.first_human_message = first_human_text(inputs)
             except Exception:  # an input form nobody foresaw must not stop the run's record
@@ -145,10 +157,11 @@ class TrackerCore:
         if self.journal is not None:
             self.journal.chain_ended(run_id)
 
-    def _llm_started(self, run_id: uuid.UUID, metadata: Mapping[str, Any] | None) -> None:
-        self.tally.llm_started(run_id, metadata)
-        if self.journal is not None:
+    def llm_begins(self, run_id: uuid.UUID, metadata: Any, tags: Any) -> bool:
+        stopped = Metering.llm_begins(self, run_id, metadata, tags)
+        if self.journal is not None and not stopped:
             self.journal.llm_started(run_id, metadata)
+        return stopped
 
     def _interrupt_event(self, event: GraphInterruptEvent) -> None:
         self.interrupted = True
@@ -177,11 +190,15 @@ class TrackerCore:
         if isinstance(outputs, Mapping) and INTERRUPT_CHANNEL in outputs:
             self.interrupted = True
             self._note_interrupts(outputs[INTERRUPT_CHANNEL])
+        if self.capped is not None:
+            return self.capped_verdict()
         if self.interrupted:
             return RunStatus.success, self._paused_fields()
         return RunStatus.success, self.current_fields()
 
     def _root_error(self, error: BaseException) -> tuple[RunStatus, dict[str, Any]]:
+        if self.capped is not None:
+            return self.capped_verdict()
         if isinstance(error, GraphInterrupt):
             if error.args:
                 self._note_interrupts(error.args[0])
@@ -210,6 +227,7 @@ class TrackerCore:
 
     def _counted(self, run_id: uuid.UUID, response: LLMResult) -> bool:
         """Count an LLM call's end; False (logged) when its response could not be read."""
+        spent = self.tally.cost
         try:
             self.tally.llm_ended(run_id, response)
         except Exception:
@@ -217,8 +235,8 @@ class TrackerCore:
                 "Tracker could not count LLM call %s of run %s", run_id, self.record.run_id
             )
             return False
-        if self.journal is not None:
-            self.journal.llm_ended(run_id, response)
+        if self.journal is not None:  # the call's cost: what the run's total grew by
+            self.journal.llm_ended(run_id, response, cost=(self.tally.cost - spent) or None)
         return True
 
     def _arm_flush(self) -> bool:
@@ -274,7 +292,9 @@ def _as_list(callbacks: Any) -> list[Any]:
     )
 
 
-class RunTracker(TrackerCore, AsyncJournalCallbacks, AsyncCallbackHandler, GraphCallbackHandler):
+class RunTracker(
+    AsyncMetering, TrackerCore, AsyncJournalCallbacks, AsyncCallbackHandler, GraphCallbackHandler
+):
     """Async callback handler that records one graph invocation as one run.
 
     Get one from ``manager.tracker(run_id)``, or let ``manager.track()`` and the managed
@@ -286,9 +306,22 @@ class RunTracker(TrackerCore, AsyncJournalCallbacks, AsyncCallbackHandler, Graph
     run_inline = True
 
     def __init__(
-        self, writer: RunWriter, record: RunRecord, *, flush_interval: float = 5.0
+        self,
+        writer: RunWriter,
+        record: RunRecord,
+        *,
+        flush_interval: float = 5.0,
+        accounting: Accounting | None = None,
+        budget: Budget | None = None,
     ) -> None:
-        TrackerCore.__init__(self, writer, record, flush_interval=flush_interval)
+        TrackerCore.__init__(
+            self,
+            writer,
+            record,
+            flush_interval=flush_interval,
+            accounting=accounting,
+            budget=budget,
+        )
         self._flush_task: asyncio.Task[Any] | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -359,9 +392,11 @@ class RunTracker(TrackerCore, AsyncJournalCallbacks, AsyncCallbackHandler, Graph
         *,
         run_id: uuid.UUID,
         metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._llm_started(run_id, metadata)
+        if self.llm_begins(run_id, metadata, tags):
+            await self.stop_call()
 
     async def on_llm_start(
         self,
@@ -370,9 +405,11 @@ class RunTracker(TrackerCore, AsyncJournalCallbacks, AsyncCallbackHandler, Graph
         *,
         run_id: uuid.UUID,
         metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        self._llm_started(run_id, metadata)
+        if self.llm_begins(run_id, metadata, tags):
+            await self.stop_call()
 
     async def on_llm_end(self, response: LLMResult, *, run_id: uuid.UUID, **kwargs: Any) -> None:
         loop = self._loop

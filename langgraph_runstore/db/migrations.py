@@ -213,6 +213,17 @@ _IDEMPOTENCY_KEY = (
     "WHERE idempotency_key IS NOT NULL",
 )
 
+# What a run's calls cost and how long they took. Nullable, so PostgreSQL's admission
+# function (jsonb_populate_record leaves absent keys NULL) needs no new defaults.
+_COST_AND_LATENCY = (
+    "ALTER TABLE runs ADD COLUMN cost_usd DOUBLE PRECISION",
+    "ALTER TABLE runs ADD COLUMN unpriced_calls INTEGER DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN llm_ms DOUBLE PRECISION DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN first_token_ms DOUBLE PRECISION",
+    "ALTER TABLE runs ADD COLUMN usage_by_node TEXT",
+    "ALTER TABLE runs ADD COLUMN llm_call_ms TEXT",
+)
+
 # The run event journal (journal.py): one row per event, clustered by run, so a page of a
 # run's events is one range read of the primary key. Events go with their run: a trigger
 # on SQLite (whose foreign keys are off unless each connection turns them on), a cascading
@@ -308,6 +319,13 @@ MIGRATIONS: list[Migration] = [
     ),
     Migration(
         version=9,
+        description="runs: cost_usd, unpriced_calls, llm_ms, first_token_ms, usage_by_node, "
+        "llm_call_ms",
+        sqlite=_COST_AND_LATENCY,
+        postgresql=_COST_AND_LATENCY,
+    ),
+    Migration(
+        version=10,
         description="runstore_events: the run event journal; indexes for assistant, model "
         "and metadata filters",
         sqlite=(*_EVENTS_SQLITE, *_FILTER_INDEXES),

@@ -9,6 +9,7 @@ status raises InvalidTransitionError instead of writing.
 from __future__ import annotations
 
 import asyncio
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from langgraph_runstore.schemas import (
     now_iso,
     resolve_token_aliases,
 )
+from langgraph_runstore.store.journal_base import JournalPrimitives
 from langgraph_runstore.text import storable_fields
 from langgraph_runstore.validate import check_depth
 
@@ -107,7 +109,7 @@ class KeyedInsert:
 _KEYED_ATTEMPTS = 5
 
 
-class RunStore(ABC):
+class RunStore(JournalPrimitives, ABC):
     """Durable storage of run rows. All methods are coroutines; rows are dicts."""
 
     #: the event loop whose connections the store uses (SQL stores: the loop ``setup()``
@@ -372,10 +374,10 @@ class RunStore(ABC):
         have not started go back to the queue. Returns how many rows changed."""
         raise NotImplementedError(f"{type(self).__name__} does not support several workers")
 
-    async def setup(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+    async def setup(self) -> None:
         """Prepare the storage (create or migrate tables). Idempotent."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook, a no-op by default
+    async def aclose(self) -> None:
         """Release connections the store owns."""
 
     # -- reading and retention: optional, MemoryRunStore and SQLRunStore implement them ----
@@ -456,28 +458,6 @@ class RunStore(ABC):
         """
         raise NotImplementedError(f"{type(self).__name__} does not support prune_runs")
 
-    # -- the run event journal: optional, MemoryRunStore and SQLRunStore keep one ---------
-
-    #: whether the store keeps run event journals; trackers write none to one that does not
-    keeps_events: bool = False
-
-    async def append_events(
-        self, run_id: str, events: Sequence[tuple[int, str, str, Mapping[str, Any]]]
-    ) -> None:
-        """Store one run's events ``(seq, ts, kind, data)`` in one write; an event whose seq
-        is stored already stays (a batch sent twice lands once). They go with the run."""
-        raise NotImplementedError(f"{type(self).__name__} keeps no run events")
-
-    async def read_events(
-        self, run_id: str, *, after: int = 0, limit: int = 500
-    ) -> list[dict[str, Any]]:
-        """Up to ``limit`` events (``seq``, ``ts``, ``kind``, ``data``) after ``after``."""
-        raise NotImplementedError(f"{type(self).__name__} keeps no run events")
-
-    async def last_event_seq(self, run_id: str) -> int:
-        """The highest seq stored for ``run_id``, 0 when it has none."""
-        raise NotImplementedError(f"{type(self).__name__} keeps no run events")
-
     async def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
         """The checkpoints the run wrote (thread_id, checkpoint_ns, checkpoint_id,
         parent_checkpoint_id, step, source, metadata); empty where the store keeps none."""
@@ -553,9 +533,10 @@ def prepare_completion(
         )
     parsed = RunStatus.parse(status, run_id=run_id)
     fields = storable_fields(kwargs, JSON_FIELDS)
-    by_model = fields.get("token_usage_by_model")
-    if check_json and by_model is not None and not _is_usage_shaped(by_model):
-        ensure_json(by_model, name="token_usage_by_model", run_id=run_id)
+    for name in ("token_usage_by_model", "usage_by_node", "llm_call_ms"):
+        value = fields.get(name)
+        if check_json and value is not None and not _is_usage_shaped(value):
+            ensure_json(value, name=name, run_id=run_id)
     if check_json and fields.get("interrupts") is not None:
         ensure_json(fields["interrupts"], name="interrupts", run_id=run_id)
     for name in ("started_at", "ended_at"):
@@ -564,17 +545,30 @@ def prepare_completion(
     return parsed.value, fields
 
 
+_PLAIN = (int, float, str, type(None))
+
+
 def _is_usage_shaped(value: Any) -> bool:
-    """Whether ``value`` is ``{model: {field: int}}``, the shape trackers write: JSON by
-    construction, so it need not be serialised just to be checked."""
+    """Whether ``value`` is ``{key: {field: number | text | None}}`` or ``{key: [number]}``,
+    the shapes trackers write: JSON by construction (finite numbers), so it need not be
+    serialised just to be checked."""
     if type(value) is not dict:
         return False
-    for model, counts in value.items():
-        if type(model) is not str or type(counts) is not dict:
+    for key, counts in value.items():
+        if type(key) is not str:
             return False
-        for name, count in counts.items():
-            if type(name) is not str or type(count) is not int:
-                return False
+        if type(counts) is dict:
+            for name, count in counts.items():
+                if type(name) is not str or type(count) not in _PLAIN:
+                    return False
+                if type(count) is float and not math.isfinite(count):
+                    return False
+        elif type(counts) is list:
+            for count in counts:
+                if type(count) not in (int, float) or not math.isfinite(count):
+                    return False
+        else:
+            return False
     return True
 
 

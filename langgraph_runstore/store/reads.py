@@ -29,6 +29,7 @@ from langgraph_runstore.query import (
 )
 from langgraph_runstore.schemas import TOKEN_FIELDS
 from langgraph_runstore.store.base import refuse_active
+from langgraph_runstore.store.percentiles import group_key, percentile_query
 from langgraph_runstore.store.statements import SELECT_COLUMNS, Statement
 
 
@@ -198,16 +199,18 @@ def _list_runs_sql(dialect: str, clauses: tuple[str, ...], arms: int) -> Stateme
     return Statement.of(f"{' UNION ALL '.join(selects)} {_PAGE_ORDER}")
 
 
-def _token_sum(dialect: str, name: str) -> str:
-    """SUM of one token field for ``by="model"``: from the per-model JSON entry when the run
-    has one, else from the run's own column (rows that record no per-model usage)."""
+def _token_sum(dialect: str, name: str, kind: str = "bigint", zero: str | None = "0") -> str:
+    """SUM of one field for ``by="model"``: from the per-model JSON entry when the run has
+    one, else from the run's own column (rows that record no per-model usage). ``zero``
+    stands in for a missing entry field (None: it stays NULL, as an unpriced cost does)."""
     if dialect == "sqlite":
         per_model = f"json_extract(j.value, '$.{name}')"
-        return f"SUM(CASE WHEN j.key IS NULL THEN r.{name} ELSE COALESCE({per_model}, 0) END)"
-    # CAST, not "::": Statement.of reads ":name" as a parameter
-    per_model = f"CAST(j.value ->> '{name}' AS bigint)"
-    total = f"SUM(CASE WHEN j.key IS NULL THEN r.{name} ELSE COALESCE({per_model}, 0) END)"
-    return f"CAST({total} AS bigint)"
+    else:  # CAST, not "::": Statement.of reads ":name" as a parameter
+        per_model = f"CAST(j.value ->> '{name}' AS {kind})"
+    if zero is not None:
+        per_model = f"COALESCE({per_model}, {zero})"
+    total = f"SUM(CASE WHEN j.key IS NULL THEN r.{name} ELSE {per_model} END)"
+    return total if dialect == "sqlite" else f"CAST({total} AS {kind})"
 
 
 def aggregate_query(
@@ -223,6 +226,31 @@ def aggregate_query(
     metadata: tuple[tuple[str, Any], ...] = (),
 ) -> tuple[Statement, dict[str, Any]]:
     """Counts and sums per (group key, status); the caller folds statuses into groups."""
+    clauses, params = aggregate_filters(
+        dialect,
+        since=since,
+        until=until,
+        thread_id=thread_id,
+        user_id=user_id,
+        assistant_id=assistant_id,
+        model=model,
+        metadata=metadata,
+    )
+    return _aggregate_sql(dialect, by, clauses), params
+
+
+def aggregate_filters(
+    dialect: str,
+    *,
+    since: str | None,
+    until: str | None,
+    thread_id: str | None,
+    user_id: str | None,
+    assistant_id: str | None = None,
+    model: str | None = None,
+    metadata: tuple[tuple[str, Any], ...] = (),
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The WHERE clauses (over ``runs AS r``) and parameters of an aggregate's filters."""
     clauses: list[str] = []
     params: dict[str, Any] = {}
     if thread_id is not None:
@@ -241,7 +269,7 @@ def aggregate_query(
         prefix="r.",
     )
     _window(clauses, params, since, until, "r.")
-    return _aggregate_sql(dialect, by, tuple(clauses)), params
+    return tuple(clauses), params
 
 
 @lru_cache(maxsize=64)
@@ -266,24 +294,34 @@ def _aggregate_sql(dialect: str, by: str, clauses: tuple[str, ...]) -> Statement
                 "jsonb_each(CAST(r.token_usage_by_model AS jsonb)) AS j ON true"
             )
         tokens = [f"{_token_sum(dialect, name)} AS {name}" for name in TOKEN_FIELDS]
+        tokens += [
+            f"{_token_sum(dialect, 'cost_usd', 'double precision', None)} AS cost_usd",
+            f"{_token_sum(dialect, 'unpriced_calls')} AS unpriced_calls",
+            f"{_token_sum(dialect, 'llm_ms', 'double precision')} AS llm_ms",
+        ]
+        # the model's own calls when its entry counts them (older rows: the run's)
+        per_model_calls = (
+            "json_extract(j.value, '$.llm_call_count')"
+            if dialect == "sqlite"
+            else "CAST(j.value ->> 'llm_call_count' AS bigint)"
+        )
+        calls = total(f"COALESCE({per_model_calls}, r.llm_call_count)")
     else:
-        # created_at is UTC ISO-8601 text: its first ten characters are the UTC day
-        # on SQLite "+" (a no-op) stops the planner from scanning the whole thread or user
-        # index for the grouping instead of reading the created_at range
-        demote = "+" if dialect == "sqlite" else ""
-        key = {
-            "thread": f"{demote}r.thread_id",
-            "user": f"{demote}r.user_id",
-            "day": "substr(r.created_at, 1, 10)",
-        }[by]
+        key = group_key(dialect, by)
         source = "runs AS r"
         tokens = [f"{total('r.' + name)} AS {name}" for name in TOKEN_FIELDS]
+        tokens += [
+            f"{total('r.unpriced_calls')} AS unpriced_calls",
+            "SUM(r.cost_usd) AS cost_usd",
+            "SUM(r.llm_ms) AS llm_ms",
+        ]
+        calls = total("r.llm_call_count")
     columns = ", ".join(
         [
             f"{key} AS key",
             "r.status AS status",
             "COUNT(*) AS runs",
-            f"{total('r.llm_call_count')} AS llm_calls",
+            f"{calls} AS llm_calls",
             total(
                 "CASE WHEN r.status = 'success' AND r.stop_reason = 'interrupt' THEN 1 ELSE 0 END"
             )
@@ -303,7 +341,8 @@ def top_runs_query(
     limit: int,
     user_id: str | None = None,
 ) -> tuple[Statement, dict[str, Any]]:
-    """The ``limit`` longest finished runs, or those with the most tokens (of one user)."""
+    """The ``limit`` longest finished runs, or those with the most tokens or the highest
+    cost (of one user)."""
     clauses: list[str] = []
     params: dict[str, Any] = {"limit": limit}
     if user_id is not None:
@@ -323,6 +362,9 @@ def _top_sql(dialect: str, by: str, clauses: tuple[str, ...]) -> Statement:
             elapsed = "CAST(ended_at AS timestamptz) - CAST(started_at AS timestamptz)"
             score = f"EXTRACT(EPOCH FROM ({elapsed}))"
         where += ["started_at IS NOT NULL", "ended_at IS NOT NULL"]
+    elif by == "cost":
+        score = "cost_usd"
+        where.append("cost_usd > 0")
     else:
         score = "total_tokens"
         where.append("total_tokens > 0")
@@ -389,7 +431,21 @@ async def aggregate_usage(store: RunsDatabase, *, by: str, **filters: Any) -> li
         add_to_group(
             groups, row["key"], row["status"], row["runs"], row["llm_calls"], row, row["paused"]
         )
-    return sort_usage(by, usage_rows(groups))
+    latency: dict[str | None, dict[str, float | None]] = {}
+    clauses, params = aggregate_filters(store.dialect, **filters)
+    for kind in ("duration", "llm_call"):
+        statement, params = percentile_query(
+            store.dialect, kind=kind, by=by, clauses=clauses, params=params
+        )
+        for row in await store.fetch(statement, params):
+            entry = latency.setdefault(row["key"], {})
+            entry[f"{kind}_p50_ms"] = _float(row["p50"])
+            entry[f"{kind}_p95_ms"] = _float(row["p95"])
+    return sort_usage(by, usage_rows(groups, latency))
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 async def top_runs(store: RunsDatabase, **options: Any) -> list[dict[str, Any]]:

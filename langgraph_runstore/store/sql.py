@@ -200,6 +200,8 @@ _PG_ROW_DEFAULTS: dict[str, Any] = {
             "reasoning_tokens",
             "llm_call_count",
             "calls_without_usage",
+            "unpriced_calls",
+            "llm_ms",
             "message_count",
             "attempt",
             "shared_queue",
