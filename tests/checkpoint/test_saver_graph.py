@@ -139,18 +139,6 @@ async def test_sync_graph_from_worker_thread_beside_running_loop(db_url: str) ->
         assert len(state.values["messages"]) == 8
 
 
-@pytest.mark.anyio
-async def test_sync_call_on_the_loop_thread_raises(sqlite_url: str) -> None:
-    async with SQLAlchemySaver.from_url(sqlite_url) as saver:
-        with pytest.raises(RuntimeError, match="running an event loop"):
-            saver.get_tuple(cfg("t"))
-        graph = build(saver)
-        with pytest.raises(RuntimeError, match=r"aget_tuple|ainvoke"):
-            graph.invoke({"messages": [("user", "hi")]}, cfg("t"))
-        # nothing was written, and the async API still works
-        assert await saver.aget_tuple(cfg("t")) is None
-
-
 class Approval(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
