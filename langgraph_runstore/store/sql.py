@@ -16,6 +16,7 @@ read-only commands start without it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -301,6 +302,7 @@ class SQLRunStore(WorkerQueries, RunStore):
     async def setup(self) -> None:
         """Create or migrate the runs and checkpoint tables. Idempotent."""
         await migrate(self.engine)
+        self.home_loop = asyncio.get_running_loop()
 
     async def aclose(self) -> None:
         """Release the store's (and its checkpointer's) connections; the engine stays open."""
