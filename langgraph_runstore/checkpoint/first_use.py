@@ -1,9 +1,18 @@
 """First use of a saver: the set-up it runs before its first operation, and the guard that
-keeps a blocking call from waiting on a transaction held open by the loop it blocks."""
+keeps a blocking call from waiting on a transaction held open by the loop it blocks.
+
+One set-up runs at a time in the process, whichever loops the first uses come from (the
+caller's, the saver's own loop for sync calls): the others wait for it and then look again.
+Besides running migrations once, this keeps a new engine's first connections from being
+made on two loops at once, where SQLAlchemy's one-time connect hook would wait on an asyncio
+lock released from the other loop's thread, a wake-up that never arrives.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -16,9 +25,8 @@ class FirstUse:
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._schema_ready = False
-        self._setup_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._setup_guard = threading.Lock()  # held for a few lines, never across an await
+        self._setup_running: concurrent.futures.Future[None] | None = None
         # loops on which this saver has a transaction open (set-up, rollback writes)
         self._open_transactions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = (
             weakref.WeakKeyDictionary()
@@ -29,15 +37,23 @@ class FirstUse:
         raise NotImplementedError
 
     async def _ensure_schema(self) -> None:
-        """``setup()`` once before the first operation; overlapping first uses on one loop
-        wait for the one set-up (an asyncio lock belongs to one loop, hence one per loop)."""
-        loop = asyncio.get_running_loop()
-        lock = self._setup_locks.get(loop)
-        if lock is None:
-            lock = self._setup_locks[loop] = asyncio.Lock()
-        async with lock:
-            if not self._schema_ready:
+        """``setup()`` once before the first operation (see the module docstring). A
+        failed set-up raises in the use that ran it; the next use runs it again."""
+        while not self._schema_ready:
+            with self._setup_guard:
+                running = self._setup_running
+                mine = running is None or running.done()
+                if mine:
+                    running = self._setup_running = concurrent.futures.Future()
+            assert running is not None
+            if not mine:
+                # shielded: a waiter's cancellation must not cancel the set-up it waits for
+                await asyncio.shield(asyncio.wrap_future(running))
+                continue
+            try:
                 await self.setup()
+            finally:
+                running.set_result(None)  # waiters look at _schema_ready again
 
     @contextmanager
     def _transaction_open(self) -> Iterator[None]:

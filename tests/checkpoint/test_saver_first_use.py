@@ -77,19 +77,21 @@ async def test_overlapping_first_uses_on_one_loop_set_up_once(
         await engine.dispose()
 
 
-async def test_a_sync_and_an_async_first_use_overlapping_both_succeed(
+async def test_a_sync_and_an_async_first_use_overlapping_set_up_once(
     db_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The sync call sets up on the saver's own loop while the async one sets up on this
-    loop: both run the real set-up at the same moment, which the database's lock orders."""
-    real = migrations.setup
+    """The sync call's first use (on the saver's own loop) and the async one's (on this
+    loop) both arrive before either sets up: one set-up runs, across the two loops, and both
+    calls succeed."""
+    calls = count_setups(monkeypatch)
     together = threading.Barrier(2, timeout=30)
+    real_ensure = first_use.FirstUse._ensure_schema
 
-    async def meet(engine: Any) -> int:
-        await asyncio.to_thread(together.wait)
-        return await real(engine)
+    async def ensure(self: first_use.FirstUse) -> None:
+        await asyncio.to_thread(together.wait)  # both loops are in here at once
+        await real_ensure(self)
 
-    monkeypatch.setattr(saver.migrations, "setup", meet)
+    monkeypatch.setattr(first_use.FirstUse, "_ensure_schema", ensure)
     engine = create_engine(db_url)
     checkpointer = SQLAlchemySaver(engine)
     try:
@@ -100,6 +102,7 @@ async def test_a_sync_and_an_async_first_use_overlapping_both_succeed(
         )
         assert sync_out["visits"] == async_out["visits"] == 3
         assert (await graph.aget_state(cfg("s"))).values["visits"] == 3
+        assert len(calls) == 1
     finally:
         await checkpointer.aclose()
         await engine.dispose()
