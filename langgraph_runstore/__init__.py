@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
+    "ActiveRunError": "errors",
     "BackgroundRetryPolicy": "durability",
     "CancelAction": "schemas",
     "CheckpointError": "errors",
@@ -21,6 +22,7 @@ _EXPORTS = {
     "DatabaseConfigError": "errors",
     "DisconnectMode": "schemas",
     "ForeignDatabaseError": "errors",
+    "IdempotencyKeyError": "errors",
     "InvalidInputError": "errors",
     "InvalidTransitionError": "errors",
     "MemoryRunStore": "store.memory",
@@ -52,6 +54,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "ActiveRunError",
     "BackgroundRetryPolicy",
     "CancelAction",
     "CheckpointError",
@@ -59,6 +62,7 @@ __all__ = [
     "DatabaseConfigError",
     "DisconnectMode",
     "ForeignDatabaseError",
+    "IdempotencyKeyError",
     "InvalidInputError",
     "InvalidTransitionError",
     "MemoryRunStore",
@@ -107,10 +111,12 @@ if TYPE_CHECKING:
     from langgraph_runstore.checkpoint import SQLAlchemySaver
     from langgraph_runstore.durability import BackgroundRetryPolicy
     from langgraph_runstore.errors import (
+        ActiveRunError,
         CheckpointError,
         ConflictError,
         DatabaseConfigError,
         ForeignDatabaseError,
+        IdempotencyKeyError,
         InvalidInputError,
         InvalidTransitionError,
         NoWorkerError,

@@ -17,6 +17,7 @@ from typing import Any
 from langgraph_runstore.admission import RunAdmission, ThreadTurns
 from langgraph_runstore.awaitable import async_api
 from langgraph_runstore.cancel_watch import CancelWatch
+from langgraph_runstore.deletion import RunDeletion
 from langgraph_runstore.durability import BackgroundRetryPolicy
 from langgraph_runstore.errors import (
     InvalidInputError,
@@ -40,6 +41,7 @@ from langgraph_runstore.schemas import (
     RunRecord,
     RunStatus,
     now_iso,
+    resolve_token_aliases,
 )
 from langgraph_runstore.store.base import RunStore
 from langgraph_runstore.sync_tracking import SyncRunTracker
@@ -63,7 +65,7 @@ def _now_iso() -> str:
     return now_iso()
 
 
-class RunManager(RunAdmission, TrackedRuns):
+class RunManager(RunAdmission, RunDeletion, TrackedRuns):
     """Creates runs, moves them through their statuses and persists every change.
 
     ``RunManager()`` keeps runs in memory only; ``RunManager(store=...)`` also writes them
@@ -216,9 +218,11 @@ class RunManager(RunAdmission, TrackedRuns):
         """Record a run's final numbers (tokens, LLM calls, messages) with its status.
 
         Setting the status the run already has is allowed, so counters can follow a
-        ``set_status``; field names are those of ``schemas.COMPLETION_FIELDS``.
+        ``set_status``; field names are those of ``schemas.COMPLETION_FIELDS``, and
+        deer-flow's ``total_input_tokens``/``total_output_tokens``.
         """
         parsed = RunStatus.parse(status, run_id=run_id)
+        fields = dict(resolve_token_aliases(fields, run_id=run_id))
         check_completion_fields(run_id, fields)
         record = await self.lifecycle.lookup(run_id)
         await self.lifecycle.complete(record, parsed, fields)
@@ -379,6 +383,8 @@ class RunManager(RunAdmission, TrackedRuns):
         await check_checkpoint_exists(graph, thread_id, args)
         async with self.admission_turns.turn(thread_id):
             record = await self.create_or_reject(thread_id, start_now=True, **create_options)
+            if record.idempotency_reused:  # the key names a run: it is not executed again
+                return record
             tracker = self.tracker(record.run_id)
             record.config = tracker.config(thread_id=thread_id, extra=args.config(config))
             self._executor.launch(
@@ -441,6 +447,8 @@ class RunManager(RunAdmission, TrackedRuns):
         record = await self.start(
             graph, input, thread_id=thread_id, stream_mode=stream_mode, **options
         )
+        if record.idempotency_reused:  # another call's run: its chunks are that call's
+            return
         chunks = self._executor.stream(record)
         try:
             async for item in chunks:

@@ -243,6 +243,34 @@ class TokenUsage:
 
 TOKEN_FIELDS = tuple(f.name for f in fields(TokenUsage))
 
+#: deer-flow's names for two of the token fields (its RunRecord, RunStore rows and
+#: ``update_run_completion`` keywords), read and accepted as ours
+TOKEN_ALIASES = {"total_input_tokens": "input_tokens", "total_output_tokens": "output_tokens"}
+
+
+def resolve_token_aliases(
+    fields: Mapping[str, Any], *, run_id: str | None = None
+) -> Mapping[str, Any]:
+    """``fields`` with deer-flow's ``total_input_tokens``/``total_output_tokens`` renamed to
+    ``input_tokens``/``output_tokens``. Both names of one count with different values raise
+    InvalidInputError."""
+    if "total_input_tokens" not in fields and "total_output_tokens" not in fields:
+        return fields
+    resolved = dict(fields)
+    for alias, name in TOKEN_ALIASES.items():
+        if alias not in resolved:
+            continue
+        value = resolved.pop(alias)
+        if name in resolved and resolved[name] != value:
+            raise InvalidInputError(
+                f"{alias}={value!r} and {name}={resolved[name]!r} name the same count with "
+                f"different values: give one of them ({alias} is deer-flow's name for {name})",
+                run_id=run_id,
+            )
+        resolved[name] = value
+    return resolved
+
+
 #: Fields that ``update_run_completion`` (manager and stores) accepts besides ``status``.
 COMPLETION_FIELDS = frozenset(
     {
@@ -323,8 +351,13 @@ class RunRecord:
     cancel_action: str | None = None
     attempt: int = 0
     shared_queue: bool = False
+    #: names this run for retries of the request that made it: unique in the store
+    idempotency_key: str | None = None
     # live state, never persisted
     store_only: bool = False
+    #: True once a create/start/submit with this run's ``idempotency_key`` returned it
+    #: instead of making a new run (deer-flow's flag): read it right after that call
+    idempotency_reused: bool = False
     #: False while the store does not hold this record's latest status: a write failed,
     #: and a final one is being retried in the background (see durability.py)
     durable: bool = True
@@ -347,6 +380,16 @@ class RunRecord:
     def abort_requested(self) -> bool:
         """Whether the run has been asked to stop (without creating the event)."""
         return self._abort_event is not None and self._abort_event.is_set()
+
+    @property
+    def total_input_tokens(self) -> int:
+        """deer-flow's name for ``input_tokens`` (read-only)."""
+        return self.input_tokens
+
+    @property
+    def total_output_tokens(self) -> int:
+        """deer-flow's name for ``output_tokens`` (read-only)."""
+        return self.output_tokens
 
     @property
     def token_usage(self) -> TokenUsage:
@@ -394,8 +437,12 @@ class RunRecord:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
-        """Hydrate a store row; NULL status and on_disconnect become pending and cancel."""
+        """Hydrate a store row; NULL status and on_disconnect become pending and cancel.
+        A row written by deer-flow's stores (``total_input_tokens``…) is read too."""
         values = {name: row[name] for name in ROW_FIELDS if name in row}
+        for alias, name in TOKEN_ALIASES.items():
+            if name not in values and alias in row:
+                values[name] = row[alias]
         status = values.get("status")
         values["status"] = RunStatus(status) if status else RunStatus.pending
         values["on_disconnect"] = DisconnectMode.parse(values.get("on_disconnect") or None)
@@ -435,7 +482,16 @@ ROW_FIELDS: tuple[str, ...] = tuple(
     f.name
     for f in fields(RunRecord)
     if f.name
-    not in {"store_only", "durable", "task", "_abort_event", "abort_action", "output", "config"}
+    not in {
+        "store_only",
+        "durable",
+        "task",
+        "_abort_event",
+        "abort_action",
+        "output",
+        "config",
+        "idempotency_reused",
+    }
 )
 
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar, cast
 from langgraph_runstore.blocking import BlockingCalls
 from langgraph_runstore.errors import RunNotFoundError
 from langgraph_runstore.execution import RunExecutor
+from langgraph_runstore.idempotency import refuse_reused
 from langgraph_runstore.lifecycle import RunLifecycle
 from langgraph_runstore.recorder import RunRecorder
 from langgraph_runstore.schemas import RunRecord
@@ -99,6 +100,7 @@ class TrackedRuns(BlockingCalls):
         block: the block ends there and, on Python 3.11+, the code after it carries on.
         """
         record = await self.create_or_reject(thread_id, start_now=True, **create_options)
+        refuse_reused(record, "track")
         tracker = self.tracker(record.run_id, graph=graph)
         record.config = tracker.config(thread_id=thread_id, extra=config)
         try:
@@ -133,6 +135,7 @@ class TrackedRuns(BlockingCalls):
         record = self.run_sync(
             lambda: self.create_or_reject(thread_id, start_now=True, **create_options)
         )
+        refuse_reused(record, "track_sync")
         tracker = SyncRunTracker(
             cast(SyncRunWriter, self), record, flush_interval=self.flush_interval
         )

@@ -433,7 +433,7 @@ def cli(ctx: click.Context, db: str | None) -> None:
 
 @cli.group()
 def runs() -> None:
-    """List, show and cancel runs."""
+    """List, show, cancel and delete runs."""
 
 
 @cli.group()

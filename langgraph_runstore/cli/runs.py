@@ -1,5 +1,5 @@
-"""``langgraph-runstore runs list|show|cancel``: pages of runs, one run in full with the
-checkpoints it wrote, and cancelling a run from the terminal."""
+"""``langgraph-runstore runs list|show|cancel|delete``: pages of runs, one run in full with
+the checkpoints it wrote, and cancelling or deleting a run from the terminal."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from langgraph_runstore.display import (
     record_json,
     status_label,
 )
-from langgraph_runstore.errors import RunNotFoundError
+from langgraph_runstore.errors import ActiveRunError, RunNotFoundError
 from langgraph_runstore.schemas import (
     TOKEN_FIELDS,
     RunRecord,
@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # rich loads when a table is printed: --json and errors do wi
     from rich.text import Text
 
 from langgraph_runstore.cli.base import (
+    PROG,
     SINCE_HELP,
     UNTIL_HELP,
     CliError,
@@ -259,5 +260,74 @@ def runs_cancel(
         else:
             owner = row.get("owner_worker_id") or "its worker"
             click.echo(f"cancel ({action}) requested for run {run_id}: {owner} will stop it")
+
+    run_async(go)
+
+
+@runs.command("delete")
+@click.argument("run_id", callback=check_id_param)
+@click.option(
+    "--keep-checkpoints",
+    is_flag=True,
+    help="Delete the run's row only; the checkpoints it wrote stay.",
+)
+@click.option(
+    "--user",
+    "user_id",
+    metavar="USER_ID",
+    callback=check_id_param,
+    help="Only a run of this user: another user's run reads as unknown and is left alone.",
+)
+@json_option
+@db_option
+@click.pass_context
+def runs_delete(
+    ctx: click.Context,
+    run_id: str,
+    keep_checkpoints: bool,
+    user_id: str | None,
+    as_json: bool,
+    db: str | None,
+) -> None:
+    """Delete a finished run and the checkpoints it wrote (exit 1 if it is unknown or still
+    pending or running)."""
+    from langgraph_runstore.manager import RunManager
+
+    async def go() -> None:
+        async with open_store(resolve_db(ctx, db)) as store:
+            manager = RunManager(store=store)
+            try:
+                record = await manager.get(run_id, user_id=user_id)
+                checkpoints = len(await store.run_checkpoints(run_id)) if record else 0
+                try:
+                    await manager.delete(run_id, keep_checkpoints=keep_checkpoints, user_id=user_id)
+                except RunNotFoundError:
+                    raise CliError(f"no run with id {run_id!r}") from None
+                except ActiveRunError as exc:
+                    raise CliError(
+                        f"{exc.message}: `{PROG} runs cancel {run_id}` stops it"
+                    ) from None
+            finally:
+                await manager.aclose()
+        assert record is not None  # delete() found it
+        deleted = 0 if keep_checkpoints else checkpoints
+        if as_json:
+            emit_json(
+                {
+                    "deleted": True,
+                    "run_id": run_id,
+                    "thread_id": record.thread_id,
+                    "checkpoints_deleted": deleted,
+                }
+            )
+        elif keep_checkpoints:
+            click.echo(
+                f"deleted run {run_id} (thread {record.thread_id}); "
+                f"its {checkpoints} checkpoint(s) stay"
+            )
+        else:
+            click.echo(
+                f"deleted run {run_id} (thread {record.thread_id}) and its {deleted} checkpoint(s)"
+            )
 
     run_async(go)

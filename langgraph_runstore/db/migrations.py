@@ -205,6 +205,14 @@ _WORKERS_TABLE = (
     "heartbeat_at TEXT NOT NULL)",
 )
 
+# A client's idempotency key names one run: unique across every process sharing the
+# database, and no index entry for the runs without one (most).
+_IDEMPOTENCY_KEY = (
+    "ALTER TABLE runs ADD COLUMN idempotency_key TEXT",
+    "CREATE UNIQUE INDEX IF NOT EXISTS runs_idempotency_key_idx ON runs (idempotency_key) "
+    "WHERE idempotency_key IS NOT NULL",
+)
+
 MIGRATIONS: list[Migration] = [
     Migration(
         version=1,
@@ -260,6 +268,12 @@ MIGRATIONS: list[Migration] = [
         description="runstore_workers: the fleet, one row per worker and its heartbeat",
         sqlite=_WORKERS_TABLE,
         postgresql=_WORKERS_TABLE,
+    ),
+    Migration(
+        version=8,
+        description="runs: idempotency_key, unique",
+        sqlite=_IDEMPOTENCY_KEY,
+        postgresql=_IDEMPOTENCY_KEY,
     ),
 ]
 

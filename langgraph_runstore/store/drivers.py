@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from langgraph_runstore.db.engine import DEFAULT_SQLITE_BUSY_TIMEOUT_MS, is_memory_sqlite
 from langgraph_runstore.db.read_only import read_only_uri
-from langgraph_runstore.errors import ConflictError, InvalidInputError
+from langgraph_runstore.errors import ConflictError, IdempotencyKeyError, InvalidInputError
 from langgraph_runstore.store.statements import Statement
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 _ONE_RUNNING_INDEX = "runs_one_running_per_thread"
 # PostgreSQL's names for the key on run_id (the primary key; a UNIQUE in older schemas)
 _RUN_ID_KEYS = frozenset({"runs_pkey", "runs_run_id_key"})
+_IDEMPOTENCY_KEY_INDEX = "runs_idempotency_key_idx"
 
 
 class SQLiteDriver:
@@ -49,9 +50,18 @@ class SQLiteDriver:
     ``_CHECKPOINT_EVERY`` statements it runs directly (most of them writes) the driver runs
     a checkpoint on a short-lived thread of its own, so the log stays short when nothing
     else writes.
+
+    ``direct=False`` sends every statement to aiosqlite's thread, for event loops where no
+    blocking call is allowed (``langgraph dev`` raises on any, sqlite3's included).
     """
 
-    def __init__(self, engine: AsyncEngine | None, *, read_only_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine | None,
+        *,
+        read_only_file: Path | None = None,
+        direct: bool = True,
+    ) -> None:
         self.engine = engine
         self._conn: AsyncConnection | None = None
         self._raw: Any = None
@@ -69,7 +79,7 @@ class SQLiteDriver:
         # the direct path opens the file by name, so it sits out URLs with query options
         # (uri=true, mode=ro, ...) that only the engine knows how to apply
         plain_file = not is_memory_sqlite(engine.url) and not engine.url.query
-        self._path = engine.url.database if plain_file else None
+        self._path = engine.url.database if plain_file and direct else None
 
     async def _connection(self) -> Any:
         engine = self.engine
@@ -311,7 +321,8 @@ class PostgresDriver:
 def refusal(exc: BaseException, params: dict[str, Any]) -> Exception | None:
     """What a unique violation on the runs table means: InvalidInputError for a run_id that
     already names a run, ConflictError for a second running run on a thread (the partial
-    index); None for any other constraint."""
+    index), IdempotencyKeyError for an idempotency key another run holds; None for any
+    other constraint."""
     message = str(exc)
     constraint = getattr(exc, "constraint_name", None)  # asyncpg names it; sqlite3 says it
     run_id, thread_id = params.get("run_id"), params.get("thread_id")
@@ -320,6 +331,17 @@ def refusal(exc: BaseException, params: dict[str, Any]) -> Exception | None:
             f"run_id {run_id!r} already names a run: a run_id names exactly one run",
             run_id=run_id,
             thread_id=thread_id,
+        )
+    if (
+        constraint == _IDEMPOTENCY_KEY_INDEX
+        or "UNIQUE constraint failed: runs.idempotency_key" in message
+    ):
+        key = params.get("idempotency_key")
+        return IdempotencyKeyError(
+            f"idempotency_key {key!r} already names another run; run {run_id!r} was not written",
+            run_id=run_id,
+            thread_id=thread_id,
+            idempotency_key=key if isinstance(key, str) else None,
         )
     if constraint == _ONE_RUNNING_INDEX or "UNIQUE constraint failed: runs.thread_id" in message:
         return ConflictError(

@@ -1,4 +1,5 @@
-"""SQL of the read side (list_runs, aggregate_usage, top_runs) and of pruning, per dialect.
+"""SQL of the read side (list_runs, aggregate_usage, top_runs), of pruning and of deleting one
+run, per dialect.
 
 Every builder returns a ``Statement`` and its parameters, so tests can EXPLAIN exactly what
 the store runs. Filters become ``:name`` parameters; only column names and fixed status
@@ -27,6 +28,7 @@ from langgraph_runstore.query import (
     usage_rows,
 )
 from langgraph_runstore.schemas import TOKEN_FIELDS
+from langgraph_runstore.store.base import refuse_active
 from langgraph_runstore.store.statements import SELECT_COLUMNS, Statement
 
 
@@ -273,6 +275,8 @@ def _prune_delete_sql(count: int) -> Statement:
     return Statement.of(f"DELETE FROM runs WHERE run_id IN ({ids}) AND status IN ({_FINAL_SQL})")
 
 
+_RUN_STATUS = Statement.of("SELECT thread_id, status FROM runs WHERE run_id = :run_id")
+
 RUN_CHECKPOINTS = Statement.of(
     "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, metadata "
     "FROM rs_checkpoints WHERE run_id = :run_id ORDER BY thread_id, checkpoint_ns, checkpoint_id"
@@ -379,3 +383,16 @@ async def prune_runs(
             # with growing sleeps, so leave a gap as long as the write for it to land in
             await asyncio.sleep(max(PRUNE_SQLITE_PAUSE_SECONDS, write))
     return PruneResult(runs=total, batches=batches, longest_write_seconds=longest, cutoff=cutoff)
+
+
+async def delete_run(store: RunsDatabase, run_id: str, *, include_checkpoints: bool) -> bool:
+    """``SQLRunStore.delete_run``: one finished run, as a prune batch of one. Checkpoints go
+    first, so a delete cut in between leaves the row, and the next delete finishes."""
+    found = await store.fetch(_RUN_STATUS, {"run_id": run_id})
+    if not found:
+        return False
+    refuse_active(run_id, found[0])
+    if include_checkpoints:
+        await store.delete_checkpoints([run_id])
+    # the statement checks the status again: a row that is not finished stays
+    return bool(await store.execute(*prune_delete_query([run_id])))

@@ -168,6 +168,7 @@ def _completion_sql(
 
 
 _GET = Statement.of(f"SELECT {SELECT_COLUMNS} FROM runs WHERE run_id = :run_id")
+_GET_BY_KEY = Statement.of(f"SELECT {SELECT_COLUMNS} FROM runs WHERE idempotency_key = :key")
 _STATUS = Statement.of(
     f"SELECT thread_id, {', '.join(STATUS_FIELDS)} FROM runs WHERE run_id = :run_id"
 )
@@ -238,9 +239,13 @@ class SQLRunStore(WorkerQueries, RunStore):
     migrates the schema and disposes of everything on exit. ``store.checkpointer`` is a
     SQLAlchemySaver on the same engine. ``SQLRunStore.open_read_only(path)`` reads a SQLite
     file without an engine.
+
+    On SQLite, short statements run right on the calling thread (tens of microseconds, less
+    than a hop to aiosqlite's thread); ``sqlite_direct=False`` keeps every one off the event
+    loop's thread, as servers that forbid blocking calls there require.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, sqlite_direct: bool = True) -> None:
         from sqlalchemy.ext.asyncio import AsyncEngine
 
         if not isinstance(engine, AsyncEngine):
@@ -248,9 +253,15 @@ class SQLRunStore(WorkerQueries, RunStore):
                 f"SQLRunStore needs a sqlalchemy AsyncEngine, got {type(engine).__name__}; "
                 "use SQLRunStore.from_url(url) to build one from a URL"
             )
+        if not isinstance(sqlite_direct, bool):
+            raise InvalidInputError(f"sqlite_direct must be True or False, got {sqlite_direct!r}")
         install_sqlite_pragmas(engine)
         dialect = engine.dialect.name
-        driver = SQLiteDriver(engine) if dialect == "sqlite" else PostgresDriver(engine)
+        driver = (
+            SQLiteDriver(engine, direct=sqlite_direct)
+            if dialect == "sqlite"
+            else PostgresDriver(engine)
+        )
         self._attach(engine, dialect, driver)
 
     def _attach(
@@ -288,10 +299,15 @@ class SQLRunStore(WorkerQueries, RunStore):
 
     @classmethod
     @asynccontextmanager
-    async def from_url(cls, url: str | URL, **engine_kwargs: Any) -> AsyncIterator[SQLRunStore]:
-        """Open a store on ``url``, creating or migrating the schema; dispose on exit."""
+    async def from_url(
+        cls, url: str | URL, *, sqlite_direct: bool = True, **engine_kwargs: Any
+    ) -> AsyncIterator[SQLRunStore]:
+        """Open a store on ``url``, creating or migrating the schema; dispose on exit.
+
+        ``sqlite_direct`` is the constructor's; other keywords go to ``create_engine``.
+        """
         engine = create_engine(url, **engine_kwargs)
-        store = cls(engine)
+        store = cls(engine, sqlite_direct=sqlite_direct)
         try:
             await store.setup()
             yield store
@@ -341,7 +357,12 @@ class SQLRunStore(WorkerQueries, RunStore):
             found = await self.driver.fetch(
                 # run_id is not a parameter; it names the run in a refusal
                 _PG_ADMIT,
-                {"thread_id": thread_id, "row": json.dumps(full), "run_id": run_id},
+                {
+                    "thread_id": thread_id,
+                    "row": json.dumps(full),
+                    "run_id": run_id,
+                    "idempotency_key": row.get("idempotency_key"),
+                },
             )
             return bool(found and found[0]["admitted"])
         # one INSERT ... SELECT takes SQLite's write lock before it reads: atomic on its own
@@ -436,6 +457,11 @@ class SQLRunStore(WorkerQueries, RunStore):
     async def delete(self, run_id: str) -> bool:
         return bool(await self.driver.execute(_DELETE, {"run_id": run_id}))
 
+    async def delete_run(self, run_id: str, *, include_checkpoints: bool = True) -> bool:
+        return await reads.delete_run(
+            self._read_access, run_id, include_checkpoints=include_checkpoints
+        )
+
     # -- reads ----------------------------------------------------------------------------
 
     async def _fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -443,6 +469,10 @@ class SQLRunStore(WorkerQueries, RunStore):
 
     async def get(self, run_id: str) -> dict[str, Any] | None:
         rows = await self._fetch(_GET, {"run_id": run_id})
+        return rows[0] if rows else None
+
+    async def get_by_idempotency_key(self, idempotency_key: str) -> dict[str, Any] | None:
+        rows = await self._fetch(_GET_BY_KEY, {"key": idempotency_key})
         return rows[0] if rows else None
 
     async def list_by_thread(
