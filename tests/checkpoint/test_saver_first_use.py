@@ -15,7 +15,7 @@ from langgraph_runstore.db import migrations
 from langgraph_runstore.db.engine import create_engine
 from tests.checkpoint.test_saver_graph import build, cfg, contents
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 def count_setups(monkeypatch: pytest.MonkeyPatch) -> list[int]:
