@@ -15,6 +15,11 @@ from pathlib import Path
 import pytest
 
 from langgraph_runstore import MemoryRunStore, RunStore, SQLRunStore
+from langgraph_runstore.testing import async_fixture
+
+# the package's own plugin (async_fixture needs it; once installed it is loaded anyway, under
+# the same name) and pytester, for the tests of that plugin
+pytest_plugins = ["pytester", "langgraph_runstore.testing.plugin"]
 
 
 @pytest.fixture
@@ -66,7 +71,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@async_fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunStore]:
     """A RunStore per backend: MemoryRunStore, SQLRunStore on a SQLite file and on PostgreSQL."""
     if request.param == "memory":

@@ -17,7 +17,7 @@ from langgraph_runstore.db import MIGRATIONS, create_engine, latest_version, nor
 from langgraph_runstore.db.engine import sqlite_path
 from langgraph_runstore.store import drivers as sql_drivers
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ from langgraph_runstore.text import REPLACEMENT, storable_json, storable_text
 from tests.faults import PrivateServer, fill, hold_write_lock, private_pg, small_filesystem
 from tests.graphs import State, listed_model, reply, single_node_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 __all__ = ["private_pg"]  # the fixture, imported for the tests below
 
 FAST: dict[str, Any] = {

@@ -32,7 +32,7 @@ from langgraph_runstore.db.migrations import VERSION_TABLE
 from tests.cli.helpers import run_cli
 from tests.graphs import listed_model, reply, two_model_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 def url_of(path: Path) -> str:
