@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from langgraph_runstore import (
     JournalConfig,
@@ -27,7 +28,7 @@ from langgraph_runstore.schemas import TOKEN_FIELDS
 from tests.graphs import approval_graph, blocked_graph, listed_model, reply, single_node_graph
 from tests.journal_graphs import AGENT_EVENTS, agent_graph, label
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 INPUT = {"messages": [("user", "what is 1 + 2?")]}
 
@@ -67,7 +68,7 @@ def check_agent_journal(events: list[RunEvent], run: RunRecord) -> None:
     assert all(event.data["duration_ms"] >= 0 for event in events if event.kind.endswith("_ended"))
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def manager(db_url: str) -> AsyncIterator[RunManager]:
     async with SQLRunStore.from_url(db_url) as store, RunManager(store) as manager:
         yield manager

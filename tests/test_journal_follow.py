@@ -24,7 +24,7 @@ from langgraph_runstore import (
 from langgraph_runstore.schemas import now_iso
 from tests.journal_graphs import gated_graph, label
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 REPO = Path(__file__).resolve().parents[1]
 INPUT = {"messages": [("user", "go on")]}

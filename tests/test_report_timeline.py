@@ -13,7 +13,7 @@ from langgraph_runstore.report import write_report
 from tests.graphs import listed_model, reply, single_node_graph
 from tests.journal_graphs import AGENT_EVENTS, agent_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 async def test_the_report_links_each_listed_run_to_its_timeline(

@@ -9,7 +9,7 @@ import pytest
 from langgraph_runstore import RunStore
 from langgraph_runstore.schemas import now_iso
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 def batch(first: int, last: int, kind: str = "progress") -> list[tuple[int, str, str, dict]]:

@@ -14,7 +14,7 @@ import pytest
 from langgraph_runstore import InvalidInputError, RunManager, RunStore, SQLRunStore
 from langgraph_runstore.store import reads as q
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 RUNS = [
     # run_id, assistant, model, metadata, total tokens
