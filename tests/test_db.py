@@ -16,6 +16,7 @@ from langgraph_runstore import ConflictError, DatabaseConfigError, SchemaVersion
 from langgraph_runstore.db import MIGRATIONS, create_engine, latest_version, normalize_url, setup
 from langgraph_runstore.db.engine import sqlite_path
 from langgraph_runstore.store import drivers as sql_drivers
+from tests.backends import libpq_url
 
 pytestmark = pytest.mark.anyio
 
@@ -267,7 +268,7 @@ def test_an_older_process_still_admits_runs_after_migration_6(pg_url: str) -> No
         "created_at": "2026-01-01T00:00:00.000000+00:00",
         "updated_at": "2026-01-01T00:00:00.000000+00:00",
     }
-    raw = pg_url.replace("postgresql+asyncpg://", "postgresql://")
+    raw = libpq_url(pg_url)
     with psycopg.connect(raw, autocommit=True) as conn:
         admitted = conn.execute(
             "SELECT runstore_admit(%s, %s::jsonb)", ("t-old", json.dumps(row))

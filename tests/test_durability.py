@@ -31,6 +31,7 @@ from langgraph_runstore import (
 from langgraph_runstore.db import create_engine
 from langgraph_runstore.lifecycle import is_transient_error
 from langgraph_runstore.text import REPLACEMENT, storable_json, storable_text
+from tests.backends import libpq_url
 from tests.faults import PrivateServer, fill, hold_write_lock, private_pg, small_filesystem
 from tests.graphs import State, listed_model, reply, single_node_graph
 
@@ -283,7 +284,7 @@ async def test_postgres_down_past_the_retry_budget_then_back(private_pg: Private
 @pytest.mark.postgres
 async def test_a_cut_connection_before_the_final_write_is_retried(pg_url: str) -> None:
     database = pg_url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+    admin = await asyncpg.connect(libpq_url(pg_url))
     model = listed_model(reply("done", input_tokens=11, output_tokens=4))
 
     async def answer_then_cut(state: State) -> dict[str, Any]:

@@ -53,9 +53,10 @@ class SQLAlchemySaver(SyncMethods):
     """LangGraph checkpointer that stores checkpoints in the run store's database.
 
     Give it the AsyncEngine the run store uses (SQLite through aiosqlite, or PostgreSQL
-    through asyncpg), or open one with :meth:`from_url`. Call ``await saver.setup()`` once to
-    create the tables; it is idempotent. ``await saver.aclose()`` (or ``async with saver``)
-    releases what the saver holds; it does not dispose of the engine.
+    through asyncpg or psycopg 3), or open one with :meth:`from_url`. Call
+    ``await saver.setup()`` once to create the tables; it is idempotent.
+    ``await saver.aclose()`` (or ``async with saver``) releases what the saver holds; it
+    does not dispose of the engine.
 
     Storage: a checkpoint row holds the checkpoint without its channel values; each value is
     stored once per (channel, version), only for the channels in ``new_versions``, and a read
@@ -84,7 +85,7 @@ class SQLAlchemySaver(SyncMethods):
     with no loop and from a worker thread beside a running loop, and never waits on another
     loop being free. Calling them on a thread that is running an event loop raises
     RuntimeError instead of blocking that loop. On PostgreSQL the private loop has its own
-    copy of the engine's pool, since asyncpg connections belong to one loop. The first sync
+    copy of the engine's pool, since async driver connections belong to one loop. The first sync
     call also runs ``setup()``, so a plain script needs no ``asyncio.run(saver.setup())``.
     """
 
@@ -109,12 +110,12 @@ class SQLAlchemySaver(SyncMethods):
         backend: Backend
         if dialect == "sqlite" and engine.dialect.driver == "aiosqlite":
             backend = SqliteBackend(engine)
-        elif dialect == "postgresql" and engine.dialect.driver == "asyncpg":
+        elif dialect == "postgresql" and engine.dialect.driver in ("asyncpg", "psycopg"):
             backend = PostgresBackend(engine, self._bridge, max_connections, reconnect_timeout)
         else:
             raise DatabaseConfigError(
-                f"SQLAlchemySaver needs a sqlite+aiosqlite or postgresql+asyncpg engine, "
-                f"not {dialect}+{engine.dialect.driver}"
+                "SQLAlchemySaver needs a sqlite+aiosqlite, postgresql+asyncpg or "
+                f"postgresql+psycopg engine, not {dialect}+{engine.dialect.driver}"
             )
         self._backend = backend
         self._sql = backend.sql

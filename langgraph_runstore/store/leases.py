@@ -6,13 +6,12 @@ SQLRunStore, whose ``driver`` it sends them through.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
+from langgraph_runstore.db.pg_connection import listen
 from langgraph_runstore.errors import ConflictError
 from langgraph_runstore.schemas import now_iso
 from langgraph_runstore.store.base import ACTIVE_STATUS_VALUES
@@ -266,35 +265,13 @@ class WorkerQueries:
     async def listen(self, on_notice: Any) -> None:
         """LISTEN for cancel requests and queue entries until the connection drops.
 
-        PostgreSQL only, on a dedicated asyncpg connection outside the pool (a listening
-        connection cannot be shared). ``on_notice(channel, payload)`` runs on the loop.
+        PostgreSQL only (asyncpg or psycopg), on a dedicated connection outside the pool (a
+        listening connection cannot be shared). ``on_notice(channel, payload)`` runs on the
+        loop.
         """
-        import asyncpg
-
         driver = self.driver
         assert isinstance(driver, PostgresDriver)  # the workers listen on PostgreSQL only
-        url = driver.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        connecting = asyncio.ensure_future(asyncpg.connect(url))
-        try:
-            conn = await asyncio.shield(connecting)
-        except asyncio.CancelledError:
-            # a worker stopped mid-handshake: let the handshake end, then close, since a
-            # connect cancelled half-way leaves asyncpg an unhandled connection_lost()
-            with contextlib.suppress(Exception):
-                opened = await asyncio.wait_for(connecting, timeout=10)
-                await opened.close()
-            raise
-        closed = asyncio.Event()
-        conn.add_termination_listener(lambda _conn: closed.set())
-        try:
-            for channel in ("runstore_cancel", "runstore_queue"):
-                await conn.add_listener(
-                    channel, lambda _conn, _pid, name, payload: on_notice(name, payload)
-                )
-            await closed.wait()
-        finally:
-            if not conn.is_closed():
-                await conn.close()
+        await listen(driver.engine, ("runstore_cancel", "runstore_queue"), on_notice)
 
     async def notify_queue(self, assistant_id: str) -> None:
         """Wake dispatchers listening for new shared-queue runs (PostgreSQL only)."""
