@@ -70,6 +70,7 @@ def _row_values() -> list[object]:
     row = record.to_row()
     for name in JSON_FIELDS:  # metadata, kwargs, token_usage_by_model, interrupts
         row[name] = json.dumps(row[name])
+    row["shared_queue"] = int(row["shared_queue"])  # an integer column, as the store sends it
     return [row[name] for name in ROW_FIELDS]
 
 
@@ -146,6 +147,7 @@ async def fill(store: SQLRunStore, total: int) -> None:
         for name in JSON_FIELDS:
             row[name] = json.dumps(row[name])
         row["updated_at"] = row["created_at"]
+        row["shared_queue"] = int(row["shared_queue"])
         rows.append(row)
     from sqlalchemy import text
 

@@ -259,3 +259,42 @@ def test_a_psycopg_url_without_psycopg_says_which_extra(monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "psycopg", None)
     said = refusals("postgresql+psycopg://u@127.0.0.1/db", DatabaseConfigError)
     one_line(said, "needs the psycopg driver", "pip install 'langgraph-runstore[psycopg]'")
+
+
+# -- psycopg connections go back to SQLAlchemy as they came ---------------------------------
+
+
+def test_connections_the_store_and_saver_used_keep_sqlalchemy_transactions(
+    pg_url: str,
+) -> None:
+    """The store and the checkpointer run psycopg connections in autocommit; once handed
+    back, the pool's next user (migrations, your own code) gets transactions again."""
+    from sqlalchemy import text
+
+    async def go() -> tuple[list[Any], Any]:
+        # one connection in the pool: whatever the store and saver used comes back next
+        async with SQLRunStore.from_url(pg_url, pool_size=1, max_overflow=0) as store:
+            await store.put("r1", thread_id="t1")
+            await store.aclose()  # gives its connection back to the pool
+            await store.checkpointer.aput(
+                {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}},
+                empty_checkpoint(),
+                {},
+                {},
+            )
+            await store.aclose()  # the checkpointer's too
+            async with store.engine.connect() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO runs (run_id, thread_id, created_at, updated_at) "
+                        "VALUES ('r2', 't', 'x', 'x')"
+                    )
+                )
+                await conn.rollback()
+                fairy = await conn.get_raw_connection()
+                autocommit = getattr(fairy.driver_connection, "autocommit", False)
+            rows = [row["run_id"] for row in await store.list_by_thread("t")]
+            return rows, autocommit
+
+    rows, autocommit = asyncio.run(go())
+    assert rows == [] and autocommit is False

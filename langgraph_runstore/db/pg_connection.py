@@ -33,36 +33,44 @@ def is_psycopg(engine: AsyncEngine) -> bool:
 
 class PsycopgConnection:
     """A psycopg AsyncConnection, in autocommit mode, answering as asyncpg's does: rows as
-    tuples, ``execute`` returning the command tag (``"UPDATE 1"``)."""
+    tuples, ``execute`` returning the command tag (``"UPDATE 1"``).
 
-    __slots__ = ("_cursor", "conn")
+    One operation uses a connection at a time, so its two raw cursors (tuple rows, dict
+    rows) are made once and reused.
+    """
+
+    __slots__ = ("_dicts", "_idle", "_tuples", "conn")
 
     def __init__(self, conn: Any) -> None:
         from psycopg import AsyncRawCursor
-
-        self.conn = conn
-        self._cursor = AsyncRawCursor
-
-    async def fetch(self, sql: str, *args: Any) -> list[Any]:
-        async with self._cursor(self.conn) as cursor:
-            await cursor.execute(sql, args)
-            return await cursor.fetchall() if cursor.description is not None else []
-
-    async def fetch_dicts(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+        from psycopg.pq import TransactionStatus
         from psycopg.rows import dict_row
 
-        async with self._cursor(self.conn, row_factory=dict_row) as cursor:
-            await cursor.execute(sql, args)
-            return await cursor.fetchall() if cursor.description is not None else []
+        self.conn = conn
+        self._idle = TransactionStatus.IDLE
+        self._tuples = AsyncRawCursor(conn)
+        self._dicts = AsyncRawCursor(conn, row_factory=dict_row)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Any]:
+        cursor = self._tuples
+        await cursor.execute(sql, args)
+        return await cursor.fetchall() if cursor.description is not None else []
+
+    async def fetch_dicts(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
+        cursor = self._dicts
+        await cursor.execute(sql, args)
+        rows: list[dict[str, Any]] = (
+            await cursor.fetchall() if cursor.description is not None else []
+        )
+        return rows
 
     async def execute(self, sql: str, *args: Any) -> str:
-        async with self._cursor(self.conn) as cursor:
-            await cursor.execute(sql, args)
-            return cursor.statusmessage or ""
+        cursor = self._tuples
+        await cursor.execute(sql, args)
+        return cursor.statusmessage or ""
 
     async def executemany(self, sql: str, args: Sequence[Sequence[Any]]) -> None:
-        async with self._cursor(self.conn) as cursor:
-            await cursor.executemany(sql, args)
+        await self._tuples.executemany(sql, args)
 
     def transaction(self) -> Any:
         return self.conn.transaction()
@@ -71,9 +79,7 @@ class PsycopgConnection:
         return bool(self.conn.closed or self.conn.broken)
 
     def is_in_transaction(self) -> bool:
-        from psycopg.pq import TransactionStatus
-
-        return bool(self.conn.info.transaction_status != TransactionStatus.IDLE)
+        return bool(self.conn.info.transaction_status != self._idle)
 
 
 async def raw_connection(fairy: PoolProxiedConnection) -> Any:
