@@ -35,6 +35,7 @@ _EXPORTS = {
     "RunManager": "manager",
     "RunNotFoundError": "errors",
     "RunPage": "query",
+    "RunRecorder": "recorder",
     "RunRecord": "schemas",
     "RunStatus": "schemas",
     "RunStore": "store.base",
@@ -44,7 +45,7 @@ _EXPORTS = {
     "SQLRunStore": "store.sql",
     "SchemaVersionError": "errors",
     "SyncRunManager": "sync",
-    "SyncRunTracker": "tracking",
+    "SyncRunTracker": "sync_tracking",
     "ThreadStatus": "schemas",
     "TokenUsage": "schemas",
     "UnsupportedStrategyError": "errors",
@@ -74,6 +75,7 @@ __all__ = [
     "RunNotFoundError",
     "RunPage",
     "RunRecord",
+    "RunRecorder",
     "RunStatus",
     "RunStore",
     "RunStoreError",
@@ -124,6 +126,7 @@ if TYPE_CHECKING:
     )
     from langgraph_runstore.manager import RunManager
     from langgraph_runstore.query import PruneResult, RunPage, UsageRow
+    from langgraph_runstore.recorder import RunRecorder
     from langgraph_runstore.retry import PersistenceRetryPolicy
     from langgraph_runstore.schemas import (
         CancelAction,
@@ -136,5 +139,6 @@ if TYPE_CHECKING:
     )
     from langgraph_runstore.store import MemoryRunStore, RunStore, SQLRunStore
     from langgraph_runstore.sync import SyncRunManager
-    from langgraph_runstore.tracking import RunTracker, SyncRunTracker
+    from langgraph_runstore.sync_tracking import SyncRunTracker
+    from langgraph_runstore.tracking import RunTracker
     from langgraph_runstore.workers import RecoveryPolicy

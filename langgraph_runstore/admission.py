@@ -17,6 +17,7 @@ from typing import Any
 
 from langgraph_runstore.awaitable import async_api
 from langgraph_runstore.errors import ConflictError, InvalidInputError
+from langgraph_runstore.invoke_args import INVOKE_ARGUMENTS, InvokeArgs
 from langgraph_runstore.queries import RunQueries
 from langgraph_runstore.remote import until_ended, until_served
 from langgraph_runstore.schemas import (
@@ -311,7 +312,12 @@ class RunAdmission(RunQueries):
             raise InvalidInputError(
                 f"wait_for_worker must be a number of seconds >= 0, got {wait_for_worker!r}"
             )
+        invoke = InvokeArgs.from_json(
+            {name: create_options.pop(name) for name in INVOKE_ARGUMENTS if name in create_options}
+        )
         kwargs = {**encode_input(input), "config": config or {}, "timeout": check_timeout(timeout)}
+        if stored := invoke.to_json():
+            kwargs["invoke"] = stored
         # in turn: the workers claim a thread's runs in the order their rows were inserted
         async with self.admission_turns.turn(thread_id):
             record = self._new_record(

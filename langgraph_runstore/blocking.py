@@ -11,18 +11,59 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, TypeVar
 
+from langchain_core.callbacks import BaseCallbackHandler
+
+from langgraph_runstore.invoke_args import (
+    check_checkpoint_exists,
+    check_options,
+    parse_invoke_args,
+)
 from langgraph_runstore.loop_thread import LoopThread
 from langgraph_runstore.schemas import RunRecord
 from langgraph_runstore.store.base import RunStore
+from langgraph_runstore.validate import check_timeout
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Manager = TypeVar("Manager", bound="BlockingCalls")
+
+
+class Deadline(BaseCallbackHandler):
+    """Stops a sync invocation at the first node, tool or LLM call that starts after its
+    run's timeout: a TimeoutError there, which the run's tracker records as ``timeout``."""
+
+    run_inline = True
+    raise_error = True
+
+    def __init__(self, record: RunRecord, timeout: float) -> None:
+        self.record = record
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
+
+    def _check(self) -> None:
+        if time.monotonic() < self.deadline:
+            return
+        self.record.abort_action = "timeout"  # how the tracker tells a timeout
+        raise TimeoutError(f"run timed out after {self.timeout:g} s")
+
+    def on_chain_start(self, *args: Any, parent_run_id: Any = None, **kwargs: Any) -> None:
+        if parent_run_id is not None:
+            self._check()
+
+    def on_chat_model_start(self, *args: Any, **kwargs: Any) -> None:
+        self._check()
+
+    def on_llm_start(self, *args: Any, **kwargs: Any) -> None:
+        self._check()
+
+    def on_tool_start(self, *args: Any, **kwargs: Any) -> None:
+        self._check()
 
 
 class BlockingCalls:
@@ -74,17 +115,39 @@ class BlockingCalls:
         *,
         thread_id: str,
         config: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        context: Any = None,
+        durability: str | None = None,
+        interrupt_before: str | list[str] | None = None,
+        interrupt_after: str | list[str] | None = None,
+        checkpoint_id: str | None = None,
         **create_options: Any,
     ) -> RunRecord:
         """Run ``graph.invoke(input)`` as one tracked run, synchronously; return the record.
 
         Exceptions of the graph are recorded on the run (status ``error``), not raised.
+        LangGraph's arguments are those of ``RunManager.start``. ``timeout`` is checked
+        each time a node, tool or LLM call starts (a sync call cannot be interrupted
+        midway): past it, the run stops there and ends ``timeout``.
         """
+        check_options("RunManager.invoke", create_options)
+        timeout = check_timeout(timeout)
+        args = parse_invoke_args(
+            graph,
+            context=context,
+            durability=durability,
+            interrupt_before=interrupt_before,
+            interrupt_after=interrupt_after,
+            checkpoint_id=checkpoint_id,
+        )
+        self.run_sync(lambda: check_checkpoint_exists(graph, thread_id, args))
         with self.track_sync(
-            thread_id=thread_id, config=config, graph=graph, **create_options
+            thread_id=thread_id, config=args.config(config), graph=graph, **create_options
         ) as run:
+            if timeout is not None:
+                run.config["callbacks"].append(Deadline(run, timeout))
             try:
-                run.output = graph.invoke(input, run.config)
+                run.output = graph.invoke(input, run.config, **args.graph_kwargs())
             except Exception:  # recorded by the tracker as the run's error
                 logger.debug("Run %s failed", run.run_id, exc_info=True)
         return run

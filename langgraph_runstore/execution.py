@@ -36,6 +36,8 @@ class _Execution:
     record: RunRecord
     graph: Any
     tracker: RunTracker
+    #: LangGraph's invoke arguments for this run (``invoke_args``): context, durability …
+    graph_kwargs: dict[str, Any] = field(default_factory=dict)
     stream: asyncio.Queue[Any] | None = None
     consumer_gone: bool = False
     timeout_handle: asyncio.TimerHandle | None = field(default=None, repr=False)
@@ -71,9 +73,10 @@ class RunExecutor:
         timeout: float | None,
         stream_mode: str | list[str] | None,
         subgraphs: bool,
+        graph_kwargs: dict[str, Any] | None = None,
     ) -> None:
         """Start the run's task; it waits for the thread's previous run first."""
-        execution = _Execution(record, graph, tracker)
+        execution = _Execution(record, graph, tracker, dict(graph_kwargs or {}))
         tracker.before_start = self.start_hook(record, None, graph)
         if stream_mode is not None:
             execution.stream = asyncio.Queue()
@@ -124,7 +127,9 @@ class RunExecutor:
                     timeout, self._time_out, record, timeout
                 )
             if execution.stream is None:
-                record.output = await execution.graph.ainvoke(graph_input, record.config)
+                record.output = await execution.graph.ainvoke(
+                    graph_input, record.config, **execution.graph_kwargs
+                )
             else:
                 await self._pump(execution, graph_input, stream_mode, subgraphs)
         except asyncio.CancelledError as cancelled:
@@ -149,7 +154,11 @@ class RunExecutor:
         queue = execution.stream
         assert queue is not None
         async for chunk in execution.graph.astream(
-            graph_input, execution.record.config, stream_mode=modes, subgraphs=subgraphs
+            graph_input,
+            execution.record.config,
+            stream_mode=modes,
+            subgraphs=subgraphs,
+            **execution.graph_kwargs,
         ):
             if not execution.consumer_gone:
                 queue.put_nowait(chunk)

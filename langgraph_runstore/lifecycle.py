@@ -296,9 +296,11 @@ class RunLifecycle:
         )
         assert self.on_cancel_requested is not None
         # a task of its own: a rollback waits for the run's task, which may be this one
-        task = asyncio.ensure_future(
-            self.on_cancel_requested(record.run_id, action or CancelAction.interrupt.value)
-        )
+        self.spawn(self.on_cancel_requested(record.run_id, action or CancelAction.interrupt.value))
+
+    def spawn(self, work: Awaitable[Any]) -> None:
+        """Run ``work`` as a background task that shutdown waits for."""
+        task = asyncio.ensure_future(work)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 

@@ -9,21 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
 from langgraph_runstore.admission import RunAdmission, ThreadTurns
 from langgraph_runstore.awaitable import async_api
-from langgraph_runstore.blocking import BlockingCalls
 from langgraph_runstore.cancel_watch import CancelWatch
 from langgraph_runstore.durability import BackgroundRetryPolicy
 from langgraph_runstore.errors import (
     InvalidInputError,
-    RunNotFoundError,
 )
 from langgraph_runstore.execution import RunExecutor, until_done
+from langgraph_runstore.invoke_args import (
+    START_ARGUMENTS,
+    InvokeArgs,
+    check_checkpoint_exists,
+    check_options,
+    parse_invoke_args,
+)
 from langgraph_runstore.lifecycle import (
     PersistenceRetryPolicy,
     RunLifecycle,
@@ -37,7 +42,13 @@ from langgraph_runstore.schemas import (
     now_iso,
 )
 from langgraph_runstore.store.base import RunStore
-from langgraph_runstore.tracking import RunTracker, SyncRunTracker, check_flush_interval
+from langgraph_runstore.sync_tracking import SyncRunTracker
+from langgraph_runstore.tracked import TrackedRuns
+from langgraph_runstore.tracking import (
+    RunTracker,
+    check_flush_interval,
+    error_text,
+)
 from langgraph_runstore.validate import check_id, check_timeout
 from langgraph_runstore.workers import RecoveryPolicy, WorkerServices, default_worker_id
 
@@ -52,7 +63,7 @@ def _now_iso() -> str:
     return now_iso()
 
 
-class RunManager(RunAdmission, BlockingCalls):
+class RunManager(RunAdmission, TrackedRuns):
     """Creates runs, moves them through their statuses and persists every change.
 
     ``RunManager()`` keeps runs in memory only; ``RunManager(store=...)`` also writes them
@@ -277,7 +288,12 @@ class RunManager(RunAdmission, BlockingCalls):
         """Execute a run this worker claimed from the shared queue."""
         self.lifecycle.hold(record)
         tracker = self.tracker(record.run_id)
-        record.config = tracker.config(thread_id=record.thread_id, extra=config or None)
+        try:
+            args = InvokeArgs.from_json(record.kwargs.get("invoke"), graph=graph)
+        except InvalidInputError as exc:  # the graph changed since the run was submitted
+            self.lifecycle.spawn(self.finish(record, RunStatus.error, error=error_text(exc)))
+            return
+        record.config = tracker.config(thread_id=record.thread_id, extra=args.config(config))
         self._executor.launch(
             record,
             graph,
@@ -286,6 +302,7 @@ class RunManager(RunAdmission, BlockingCalls):
             timeout=float(timeout) if timeout else None,
             stream_mode=None,
             subgraphs=False,
+            graph_kwargs=args.graph_kwargs(),
         )
 
     def _tally(self, run_id: str) -> dict[str, Any]:
@@ -317,81 +334,6 @@ class RunManager(RunAdmission, BlockingCalls):
             self.lifecycle, worker_id=self.worker_id, error=error, before=before
         )
 
-    # -- tracking your own invocations ----------------------------------------------------
-
-    def tracker(
-        self,
-        run_id: str,
-        *,
-        flush_interval: float | None = None,
-        checkpointer: Any = None,
-        graph: Any = None,
-    ) -> RunTracker:
-        """A callback handler that records one graph invocation as the run ``run_id``.
-
-        Pass it in ``config["callbacks"]`` together with ``run_id`` in ``configurable``
-        (``manager.track()`` builds that config for you). ``checkpointer`` or ``graph``
-        lets ``cancel(action="rollback")`` remove the run's checkpoints. ``flush_interval``
-        overrides the manager's for this run.
-        """
-        record = self.lifecycle.records.get(run_id)
-        if record is None:
-            raise RunNotFoundError(
-                f"no live run with run_id {run_id!r}: create it with manager.create() first",
-                run_id=run_id,
-            )
-        interval = (
-            self.flush_interval if flush_interval is None else check_flush_interval(flush_interval)
-        )
-        # the lifecycle takes the tracker's writes directly: one call less per write
-        tracker = RunTracker(self.lifecycle, record, flush_interval=interval)
-        self._trackers[run_id] = tracker
-        if checkpointer is not None or graph is not None:
-            self._rollback_targets[run_id] = (checkpointer, graph)
-            tracker.before_start = self._executor.start_hook(record, checkpointer, graph)
-        return tracker
-
-    @asynccontextmanager
-    async def track(
-        self,
-        *,
-        thread_id: str,
-        config: dict[str, Any] | None = None,
-        graph: Any = None,
-        **create_options: Any,
-    ) -> AsyncIterator[RunRecord]:
-        """Record the one graph invocation made inside the block as a run.
-
-        ::
-
-            async with manager.track(thread_id="t1") as run:
-                await graph.ainvoke(inputs, run.config)
-
-        ``run.config`` carries the tracker, ``thread_id`` and ``run_id`` (merged over
-        ``config``). ``create_options`` go to ``create_or_reject`` (multitask_strategy,
-        metadata, user_id …). A second invocation in the block raises
-        RunAlreadyInvokedError; a block that invokes nothing ends the run ``interrupted``
-        with stop_reason ``not_invoked``. ``manager.cancel()`` cancels the task running the
-        block: the block ends there and, on Python 3.11+, the code after it carries on.
-        """
-        record = await self.create_or_reject(thread_id, start_now=True, **create_options)
-        tracker = self.tracker(record.run_id, graph=graph)
-        record.config = tracker.config(thread_id=thread_id, extra=config)
-        try:
-            yield record
-        except asyncio.CancelledError as exc:
-            await tracker.aclose(exc)
-            if record.abort_requested and record.abort_action != "timeout":
-                current = asyncio.current_task()
-                if current is not None and hasattr(current, "uncancel"):
-                    current.uncancel()
-                    return  # our own cancel: end the block, not the caller's task
-            raise
-        except BaseException as exc:
-            await tracker.aclose(exc)
-            raise
-        await tracker.aclose()
-
     # -- managed runs ---------------------------------------------------------------------
 
     @async_api("RunManager")
@@ -405,21 +347,40 @@ class RunManager(RunAdmission, BlockingCalls):
         timeout: float | None = None,
         stream_mode: str | list[str] | None = None,
         subgraphs: bool = False,
+        context: Any = None,
+        durability: str | None = None,
+        interrupt_before: str | list[str] | None = None,
+        interrupt_after: str | list[str] | None = None,
+        checkpoint_id: str | None = None,
         **create_options: Any,
     ) -> RunRecord:
         """Create a run and execute ``graph.ainvoke(input)`` under it in the background.
 
-        ``create_options`` go to ``create_or_reject`` (multitask_strategy, on_disconnect,
-        metadata, user_id, assistant_id …). Runs of one thread execute in the order their
-        ``start()`` calls were made, however their INSERTs interleave (``ThreadTurns``).
-        ``timeout`` seconds (finite, > 0) after it starts, a run is cancelled and ends
-        ``timeout``. Ids, metadata and the timeout are checked first (``validate``).
+        ``config`` is merged under the run's own (callbacks added, ``thread_id`` and
+        ``run_id`` set). ``context``, ``durability`` and ``interrupt_before``/``after`` go
+        to LangGraph as given; ``checkpoint_id`` starts the run from that checkpoint of the
+        thread (``invoke_args``). ``create_options`` go to ``create_or_reject``
+        (multitask_strategy, on_disconnect, metadata, user_id, assistant_id …). Runs of one
+        thread execute in the order their ``start()`` calls were made, however their
+        INSERTs interleave (``ThreadTurns``). ``timeout`` seconds (finite, > 0) after it
+        starts, a run is cancelled and ends ``timeout``. Everything is checked before a
+        row is written (``validate``, ``invoke_args``).
         """
+        check_options("RunManager.start", create_options)
         timeout = check_timeout(timeout)
+        args = parse_invoke_args(
+            graph,
+            context=context,
+            durability=durability,
+            interrupt_before=interrupt_before,
+            interrupt_after=interrupt_after,
+            checkpoint_id=checkpoint_id,
+        )
+        await check_checkpoint_exists(graph, thread_id, args)
         async with self.admission_turns.turn(thread_id):
             record = await self.create_or_reject(thread_id, start_now=True, **create_options)
             tracker = self.tracker(record.run_id)
-            record.config = tracker.config(thread_id=thread_id, extra=config)
+            record.config = tracker.config(thread_id=thread_id, extra=args.config(config))
             self._executor.launch(
                 record,
                 graph,
@@ -428,6 +389,7 @@ class RunManager(RunAdmission, BlockingCalls):
                 timeout=timeout,
                 stream_mode=stream_mode,
                 subgraphs=subgraphs,
+                graph_kwargs=args.graph_kwargs(),
             )
         return record
 
@@ -457,6 +419,7 @@ class RunManager(RunAdmission, BlockingCalls):
     @async_api("RunManager")
     async def wait(self, graph: Any, input: Any, *, thread_id: str, **options: Any) -> RunRecord:
         """``start`` then ``join``: run the graph and return the finished record."""
+        check_options("RunManager.wait", options, also=START_ARGUMENTS)
         record = await self.start(graph, input, thread_id=thread_id, **options)
         return await self.join(record.run_id)
 
@@ -474,6 +437,7 @@ class RunManager(RunAdmission, BlockingCalls):
         If the consumer stops early, the run is cancelled when its ``on_disconnect`` is
         ``cancel`` (the default) and goes on in the background when it is ``continue``.
         """
+        check_options("RunManager.stream", options, also=START_ARGUMENTS)
         record = await self.start(
             graph, input, thread_id=thread_id, stream_mode=stream_mode, **options
         )
@@ -483,38 +447,6 @@ class RunManager(RunAdmission, BlockingCalls):
                 yield item
         finally:
             await chunks.aclose()  # runs its on_disconnect handling now, not at garbage collection
-
-    # -- synchronous use ------------------------------------------------------------------
-
-    @contextmanager
-    def track_sync(
-        self,
-        *,
-        thread_id: str,
-        config: dict[str, Any] | None = None,
-        graph: Any = None,
-        **create_options: Any,
-    ) -> Iterator[RunRecord]:
-        """``track()`` for scripts without an event loop, around ``graph.invoke``/``stream``::
-
-        with manager.track_sync(thread_id="t1") as run:
-            graph.invoke(inputs, run.config)
-        """
-        record = self.run_sync(
-            lambda: self.create_or_reject(thread_id, start_now=True, **create_options)
-        )
-        tracker = SyncRunTracker(self, record, flush_interval=self.flush_interval)
-        self._trackers[record.run_id] = tracker
-        if graph is not None:
-            self._rollback_targets[record.run_id] = (None, graph)
-            tracker.before_start = self._executor.start_hook(record, None, graph)
-        record.config = tracker.config(thread_id=thread_id, extra=config)
-        try:
-            yield record
-        except BaseException as exc:
-            tracker.close(exc)
-            raise
-        tracker.close()
 
     @async_api("RunManager")
     async def aclose(self) -> None:

@@ -15,8 +15,10 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from langgraph_runstore.invoke_args import INVOKE_ARGUMENTS, check_options, parse_invoke_args
 from langgraph_runstore.manager import RunManager
 from langgraph_runstore.query import PruneResult, RunPage, StatusFilter, TimeBound, UsageRow
+from langgraph_runstore.recorder import RunRecorder
 from langgraph_runstore.schemas import CancelAction, RunRecord, RunStatus, ThreadStatus
 from langgraph_runstore.store.base import RunStore
 
@@ -228,14 +230,31 @@ class SyncRunManager:
         thread_id: str,
         stream_mode: str | list[str] = "values",
         config: Mapping[str, Any] | None = None,
+        subgraphs: bool = False,
         **options: Any,
     ) -> Iterator[Any]:
         """``graph.stream(input)`` as one tracked run, yielding what it yields. A graph error
-        is recorded on the run and raised; stopping early ends the run ``interrupted``."""
+        is recorded on the run and raised; stopping early ends the run ``interrupted``.
+        LangGraph's arguments (``context``, ``durability`` …) are those of ``invoke``."""
+        check_options("SyncRunManager.stream", options, also=frozenset(INVOKE_ARGUMENTS))
+        args = parse_invoke_args(
+            graph, **{name: options.pop(name) for name in INVOKE_ARGUMENTS if name in options}
+        )
         with self.track(
-            thread_id=thread_id, config=dict(config or {}), graph=graph, **options
+            thread_id=thread_id, config=args.config(config), graph=graph, **options
         ) as run:
-            yield from graph.stream(input, run.config, stream_mode=stream_mode)
+            yield from graph.stream(
+                input,
+                run.config,
+                stream_mode=stream_mode,
+                subgraphs=subgraphs,
+                **args.graph_kwargs(),
+            )
+
+    def recorder(self, **options: Any) -> RunRecorder:
+        """A RunRecorder bound to this manager (``RunManager.recorder``): sync ``invoke``
+        and ``stream`` calls it sees write on this manager's loop thread."""
+        return self.manager.recorder(**options)
 
     @contextmanager
     def track(self, *, thread_id: str, **options: Any) -> Iterator[RunRecord]:

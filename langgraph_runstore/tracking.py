@@ -8,16 +8,14 @@ interrupts a paused run waits for. Counting happens in memory; the store sees on
 the run starts, one when it ends, and in between a progress write at most every
 ``flush_interval`` seconds, never more than ``flush_interval`` after the counts changed.
 
-``RunTracker`` is the async handler for ``ainvoke``/``astream``; ``SyncRunTracker`` serves
-``invoke``/``stream`` in scripts without an event loop, doing its store writes on the
-manager's background loop.
+``RunTracker`` is the async handler for ``ainvoke``/``astream``; ``SyncRunTracker``
+(``sync_tracking``) serves ``invoke``/``stream`` in scripts without an event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
@@ -78,7 +76,7 @@ def error_text(error: BaseException) -> str:
     return f"{name}: {message}" if message else name
 
 
-class _TrackerCore:
+class TrackerCore:
     """What both tracker flavours share: root detection, counting, the final verdict."""
 
     # Callbacks must never break the user's graph, so errors inside them are logged and
@@ -195,12 +193,18 @@ class _TrackerCore:
                 self._note_interrupts(error.args[0])
             return RunStatus.success, self._paused_fields()
         fields = self.current_fields()
-        if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
-            if self.record.abort_action == "timeout":
+        timed_out = self.record.abort_action == "timeout"
+        if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)) or (
+            timed_out and isinstance(error, TimeoutError)  # a sync run's Deadline
+        ):
+            if timed_out:
                 fields["stop_reason"] = "timeout"
                 fields["error"] = self.record.error or "TimeoutError: run timed out"
                 return RunStatus.timeout, fields
             fields["stop_reason"] = "cancelled"
+            return RunStatus.interrupted, fields
+        if isinstance(error, GeneratorExit):  # the caller stopped reading its stream
+            fields["stop_reason"] = "abandoned"
             return RunStatus.interrupted, fields
         fields["error"] = error_text(error)
         return RunStatus.error, fields
@@ -274,7 +278,7 @@ def _as_list(callbacks: Any) -> list[Any]:
     )
 
 
-class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
+class RunTracker(TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
     """Async callback handler that records one graph invocation as one run.
 
     Get one from ``manager.tracker(run_id)``, or let ``manager.track()`` and the managed
@@ -288,7 +292,7 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
     def __init__(
         self, writer: RunWriter, record: RunRecord, *, flush_interval: float = 5.0
     ) -> None:
-        _TrackerCore.__init__(self, writer, record, flush_interval=flush_interval)
+        TrackerCore.__init__(self, writer, record, flush_interval=flush_interval)
         self._flush_task: asyncio.Task[Any] | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -444,129 +448,6 @@ class RunTracker(_TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         await self._finish(*(self._root_error(error) if error is not None else self._abandoned()))
 
 
-class SyncRunTracker(_TrackerCore, GraphCallbackHandler):
-    """The synchronous flavour of RunTracker, for ``graph.invoke``/``graph.stream``.
-
-    Its store writes run on the manager's background loop; ``run_inline`` keeps
-    langchain-core from sending every callback through a thread pool. The throttle's
-    progress write fires from a timer thread, serialised with the final write.
-    """
-
-    run_inline = True
-
-    def __init__(
-        self, writer: SyncRunWriter, record: RunRecord, *, flush_interval: float = 5.0
-    ) -> None:
-        _TrackerCore.__init__(self, writer, record, flush_interval=flush_interval)
-        self.sync_writer = writer
-        self._write_lock = threading.Lock()
-        self._flush_timer: threading.Timer | None = None
-
-    def on_chain_start(
-        self,
-        serialized: dict[str, Any] | None,
-        inputs: Any,
-        *,
-        run_id: uuid.UUID,
-        parent_run_id: uuid.UUID | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if self._is_root_start(run_id, parent_run_id, inputs, metadata):
-            self._call(self.writer.mark_running, self.record)
-            if self.before_start is not None:
-                self._call(self.before_start, inputs)
-
-    def on_chain_end(
-        self,
-        outputs: Any,
-        *,
-        run_id: uuid.UUID,
-        parent_run_id: uuid.UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if run_id == self.root_run_id:
-            if not self.finished:
-                self._finish(*self._root_end(outputs))
-        elif self._chain_ns:
-            self._chain_ns.pop(run_id, None)
-
-    def on_chain_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: uuid.UUID,
-        parent_run_id: uuid.UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        if run_id == self.root_run_id:
-            if not self.finished:
-                self._finish(*self._root_error(error))
-        else:
-            self._chain_error(error, run_id)
-
-    def on_chat_model_start(
-        self,
-        serialized: dict[str, Any] | None,
-        messages: list[list[BaseMessage]],
-        *,
-        run_id: uuid.UUID,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.tally.llm_started(run_id, metadata)
-
-    def on_llm_start(
-        self,
-        serialized: dict[str, Any] | None,
-        prompts: list[str],
-        *,
-        run_id: uuid.UUID,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.tally.llm_started(run_id, metadata)
-
-    def on_llm_end(self, response: LLMResult, *, run_id: uuid.UUID, **kwargs: Any) -> None:
-        if self._counted(run_id, response) and self._arm_flush():
-            timer = threading.Timer(self.flush_interval, self._timed_flush)
-            timer.daemon = True
-            self._flush_timer = timer
-            timer.start()
-
-    def on_interrupt(self, event: GraphInterruptEvent) -> None:
-        self._interrupt_event(event)
-
-    def _timed_flush(self) -> None:
-        with self._write_lock:
-            fields = self._flush_fields()
-            if fields is not None:
-                self._call(self.writer.flush_progress, self.record, **fields)
-
-    def _call(self, method: Any, *args: Any, **kwargs: Any) -> None:
-        try:
-            self.sync_writer.run_sync(lambda: method(*args, **kwargs))
-        except Exception:
-            logger.exception("Tracker could not write run %s", self.record.run_id)
-
-    def _finish(self, status: RunStatus, fields: dict[str, Any]) -> None:
-        if self.finished or self.record.abort_action == "rollback":
-            return  # a rollback is ended by manager.cancel(), after the checkpoints are gone
-        self.finished = True
-        timer, self._flush_timer = self._flush_timer, None
-        if timer is not None:
-            timer.cancel()
-        with self._write_lock:  # after a progress write in flight, never before it
-            self._call(self.writer.finish, self.record, status, **fields)
-        self._spend()
-
-    def close(self, error: BaseException | None = None) -> None:
-        """End the run if the graph's callbacks did not (see ``RunTracker.aclose``)."""
-        if self.finished or self.record.is_final:
-            return
-        self._finish(*(self._root_error(error) if error is not None else self._abandoned()))
-
-
 def check_flush_interval(value: Any) -> float:
     """``flush_interval`` as seconds: a finite number > 0, else InvalidInputError."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
@@ -580,8 +461,8 @@ __all__ = [
     "UNKNOWN_MODEL",
     "RunTracker",
     "RunWriter",
-    "SyncRunTracker",
     "SyncRunWriter",
+    "TrackerCore",
     "check_flush_interval",
     "error_text",
     "message_text",

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import click
 
 # the command modules attach their commands to the groups of cli.base when imported
-from langgraph_runstore.cli import fleet, operate, runs
+from langgraph_runstore.cli import fleet, operate, runs, ui
 from langgraph_runstore.cli.base import (
     DEBUG_ENV_VAR,
     EXIT_FAILED,
@@ -95,4 +95,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["cli", "fleet", "main", "operate", "runs", "thread_status"]
+__all__ = ["cli", "fleet", "main", "operate", "runs", "thread_status", "ui"]

@@ -8,6 +8,7 @@ status raises InvalidTransitionError instead of writing.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -80,6 +81,10 @@ class StatusGuard:
 
 class RunStore(ABC):
     """Durable storage of run rows. All methods are coroutines; rows are dicts."""
+
+    #: the event loop whose connections the store uses (SQL stores: the loop ``setup()``
+    #: ran on), None when any loop will do; callbacks on other threads write through it
+    home_loop: asyncio.AbstractEventLoop | None = None
 
     @abstractmethod
     async def put(self, run_id: str, *, thread_id: str, **fields: Any) -> None:

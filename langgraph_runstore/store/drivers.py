@@ -56,9 +56,18 @@ class SQLiteDriver:
     ``_CHECKPOINT_EVERY`` statements it runs directly (most of them writes) the driver runs
     a checkpoint on a short-lived thread of its own, so the log stays short when nothing
     else writes.
+
+    ``direct=False`` sends every statement to aiosqlite's thread, for event loops where no
+    blocking call is allowed (``langgraph dev`` raises on any, sqlite3's included).
     """
 
-    def __init__(self, engine: AsyncEngine | None, *, read_only_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine | None,
+        *,
+        read_only_file: Path | None = None,
+        direct: bool = True,
+    ) -> None:
         self.engine = engine
         self._conn: AsyncConnection | None = None
         self._raw: Any = None
@@ -76,7 +85,7 @@ class SQLiteDriver:
         # the direct path opens the file by name, so it sits out URLs with query options
         # (uri=true, mode=ro, ...) that only the engine knows how to apply
         plain_file = not is_memory_sqlite(engine.url) and not engine.url.query
-        self._path = engine.url.database if plain_file else None
+        self._path = engine.url.database if plain_file and direct else None
 
     async def _connection(self) -> Any:
         engine = self.engine
