@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -138,7 +139,9 @@ class RunManager(RunAdmission, TrackedRuns):
 
     @classmethod
     @asynccontextmanager
-    async def from_url(cls, url: str, **manager_options: Any) -> AsyncIterator[RunManager]:
+    async def from_url(
+        cls, url: str | os.PathLike[str], **manager_options: Any
+    ) -> AsyncIterator[RunManager]:
         """A manager on a SQLRunStore at ``url`` (created or migrated), closed on exit::
 
             async with RunManager.from_url("sqlite+aiosqlite:///agent.db") as manager:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
@@ -125,7 +126,7 @@ class SQLAlchemySaver(SyncMethods):
     @classmethod
     def from_url(
         cls,
-        url: str | URL,
+        url: str | os.PathLike[str] | URL,
         *,
         serde: SerializerProtocol | None = None,
         max_connections: int | None = None,
