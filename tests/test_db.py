@@ -40,7 +40,8 @@ def test_plain_urls_get_the_async_driver(url: str, expected: str) -> None:
         ("mysql+aiomysql://u:secret@h/db", "'mysql'"),
         ("postgresql+psycopg2://u:secret@h/db", "'psycopg2'"),
         ("sqlite+pysqlcipher:///a.db", "'pysqlcipher'"),
-        ("not a url", "'not a url'"),
+        # (a value without "://" is a plain path to a SQLite file, as the CLI reads --db)
+        ("not a url://x", "'not a url://x'"),
     ],
 )
 def test_unsupported_urls_are_refused_by_name(url: str, named: str) -> None:
