@@ -298,3 +298,38 @@ def test_connections_the_store_and_saver_used_keep_sqlalchemy_transactions(
 
     rows, autocommit = asyncio.run(go())
     assert rows == [] and autocommit is False
+
+
+def test_a_store_statement_cancelled_mid_flight_leaves_the_pool_healthy(pg_url: str) -> None:
+    """A caller cancelled while its statement waits on the server: the connection it held
+    is not handed out again, and the store and the engine's other users go on."""
+    from sqlalchemy import text
+
+    async def go() -> list[str]:
+        async with SQLRunStore.from_url(pg_url, pool_size=2, max_overflow=0) as store:
+            await store.put("r0", thread_id="t")
+            locker = await psycopg.AsyncConnection.connect(libpq_url(pg_url))
+            try:
+                await locker.execute("LOCK TABLE runs IN ACCESS EXCLUSIVE MODE")
+                stuck = asyncio.ensure_future(store.put("r1", thread_id="t"))
+                for _ in range(3000):  # poll the server until the put waits on the lock
+                    if admin(
+                        pg_url,
+                        "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                        "AND datname = current_database()",
+                    ):
+                        break
+                    await asyncio.sleep(0.01)
+                stuck.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await stuck
+            finally:
+                await locker.rollback()
+                await locker.close()
+            await store.put("r2", thread_id="t")
+            async with store.engine.connect() as conn:  # a transaction means one again
+                await conn.execute(text("DELETE FROM runs WHERE run_id = 'r0'"))
+                await conn.rollback()
+            return sorted(row["run_id"] for row in await store.list_by_thread("t"))
+
+    assert asyncio.run(asyncio.wait_for(go(), 60)) in (["r0", "r2"], ["r0", "r1", "r2"])

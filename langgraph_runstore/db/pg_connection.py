@@ -119,9 +119,9 @@ def install_autocommit_reset(engine: AsyncEngine) -> None:
         adapted = record.info.pop(_ADAPTED, None) if record is not None else None
         if adapted is None or not state.asyncio_safe:
             return
-        with contextlib.suppress(Exception):  # a broken connection is discarded anyway
-            # SQLAlchemy's adapter runs psycopg's set_autocommit (no I/O when idle)
-            dbapi_connection.autocommit = False
+        # SQLAlchemy's adapter runs psycopg's set_autocommit (no I/O on an idle connection);
+        # on one that is not idle it raises, and SQLAlchemy discards the connection
+        dbapi_connection.autocommit = False
 
     sync_engine._runstore_autocommit_reset = True  # type: ignore[attr-defined]
 

@@ -299,7 +299,11 @@ class PostgresDriver:
         await self._release(conn, pg)
 
     async def _release(self, conn: AsyncConnection, pg: Any) -> None:
-        if len(self._idle) < self.keep_idle and not pg.is_in_transaction():
+        if pg.is_in_transaction():
+            # a statement cut short (a cancelled caller): not worth handing to anyone
+            await conn.invalidate()
+            await conn.close()
+        elif len(self._idle) < self.keep_idle:
             self._idle.append((conn, pg))
         else:
             await conn.close()
