@@ -117,7 +117,7 @@ async def api(url: str) -> list[tuple[str, Measure]]:
         return results
 
 
-HEAVY = ("sqlalchemy", "aiosqlite", "langgraph", "langchain_core", "rich")
+HEAVY = ("sqlalchemy", "aiosqlite", "langgraph", "langchain_core", "genai_prices", "rich")
 
 
 def process(*args: str, env: dict[str, str] | None = None) -> Measure:

@@ -8,6 +8,8 @@ chat model, whose answers carry token usage. Every invocation uses a new thread.
 * track          ``async with manager.track(thread_id=...) as run:``
                  ``    await graph.ainvoke(inp, run.config)``
 * wait           ``await manager.wait(graph, inp, thread_id=...)`` (a managed run)
+* track, no cost  track with pricing and attribution by node off (``prices=False``,
+                 no per-node usage): "track" minus this is what costing every LLM call adds
 * track, 10k held  track on a manager that already holds 10,000 finished runs, on a
                  MemoryRunStore holding their rows (a manager keeps finished runs in memory
                  for ``retain_finished_for`` = 300 s)
@@ -68,6 +70,7 @@ from langgraph_runstore import (
     RunStore,
     SQLRunStore,
 )
+from langgraph_runstore.accounting import Accounting
 from langgraph_runstore.schemas import now_iso
 from langgraph_runstore.store import drivers as sql_drivers
 from langgraph_runstore.store import sql as sql_store
@@ -85,6 +88,16 @@ class State(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
 
+class PricedFakeModel(FakeMessagesListChatModel):
+    """The fake chat model, reported as OpenAI's (``ls_provider``) so its calls are priced
+    from the price library, as a real ChatOpenAI's are."""
+
+    def _get_ls_params(self, stop: Any = None, **kwargs: Any) -> Any:
+        params = super()._get_ls_params(stop=stop, **kwargs)
+        params["ls_provider"] = "openai"
+        return params
+
+
 def _reply(text: str, model: str, input_tokens: int, output_tokens: int) -> AIMessage:
     return AIMessage(
         content=text,
@@ -99,11 +112,11 @@ def _reply(text: str, model: str, input_tokens: int, output_tokens: int) -> AIMe
 
 def build_graph(checkpointer: Any) -> Any:
     """plan (LLM) -> act (LLM) -> report (no LLM), compiled on ``checkpointer``."""
-    planner = FakeMessagesListChatModel(
-        responses=[_reply("1. look it up 2. summarise it", "fake-planner", 42, 9)]
+    planner = PricedFakeModel(
+        responses=[_reply("1. look it up 2. summarise it", "gpt-4o-mini", 42, 9)]
     )
-    actor = FakeMessagesListChatModel(
-        responses=[_reply("The answer is 42, according to the guide.", "fake-actor", 61, 11)]
+    actor = PricedFakeModel(
+        responses=[_reply("The answer is 42, according to the guide.", "gpt-4.1-mini", 61, 11)]
     )
 
     async def plan(state: State) -> dict[str, Any]:
@@ -125,6 +138,10 @@ def build_graph(checkpointer: Any) -> Any:
     builder.add_edge("act", "report")
     builder.add_edge("report", END)
     return builder.compile(checkpointer=checkpointer)
+
+
+#: LLM calls per invocation of the benchmark graph (plan and act)
+LLM_CALLS = 2
 
 
 def _inp() -> dict[str, Any]:
@@ -219,15 +236,18 @@ def batches(
 
         return run
 
-    def managed(mode: str) -> Batch:
+    def managed(mode: str, *, cost: bool = True) -> Batch:
         async def run(invocations: int) -> Timing:
-            async with RunManager(store=new_store()) as manager:
+            async with RunManager(store=new_store(), prices=None if cost else False) as manager:
+                if not cost:
+                    manager.accounting = Accounting(prices=None, attribution=False)
                 return await batch(calls(graph, manager)[mode], invocations)
 
         return run
 
     modes = {name: plain(name) for name in ("untracked", "noop callback")}
     modes.update({name: managed(name) for name in ("track", "wait")})
+    modes["track, no cost"] = managed("track", cost=False)
     if held is not None:
         track_held = calls(graph, held)["track"]
 
@@ -523,6 +543,15 @@ async def main() -> None:
             f"memory {mode} vs untracked: {added:+.3f} ms min, {added_median:+.3f} ms median "
             f"per invocation (CPU {added_cpu:+.3f} ms) (goal <= 0.3 ms): "
             f"{_verdict(added <= 0.3, added_cpu <= 0.3)}"
+        )
+    for backend, measured in (("memory", memory), ("sqlite", sqlite)):
+        on, off = measured["track"], measured["track, no cost"]
+        per_call = [(on[i].min - off[i].min) / LLM_CALLS for i in (0, 1)]
+        median = (on[0].median - off[0].median) / LLM_CALLS
+        print(
+            f"{backend} cost and attribution on vs off: {per_call[0]:+.3f} ms min, "
+            f"{median:+.3f} ms median per LLM call (CPU {per_call[1]:+.3f} ms) "
+            f"(goal <= 0.05 ms): {_verdict(per_call[0] <= 0.05, per_call[1] <= 0.05)}"
         )
     for mode in ("track", "wait"):
         ours, theirs = sqlite[mode][0], sqlite["untracked"][0]

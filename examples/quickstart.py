@@ -1,7 +1,8 @@
 """Quickstart: a two-node agent whose runs are recorded in an embedded SQLite file.
 
 No server and no API key needed (a fake chat model that reports token usage stands in; set
-OPENAI_API_KEY or ANTHROPIC_API_KEY to use a real one). The runs go to ./runstore.db, the
+OPENAI_API_KEY or ANTHROPIC_API_KEY to use a real one, which the price library prices; the
+fake model gets a price of its own). The runs go to ./runstore.db, the
 file the ``langgraph-runstore`` CLI reads by default (LANGGRAPH_RUNSTORE_URL overrides both).
 Run it twice: the second time it also lists the runs of the first, read back from the file.
 """
@@ -15,7 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _agents import build_agent
 
-from langgraph_runstore import RunManager, SQLRunStore
+from langgraph_runstore import RunManager, SQLRunStore, TokenPrice
 from langgraph_runstore.db import default_url
 
 
@@ -23,7 +24,8 @@ async def main(url: str | None = None) -> None:
     url = url or default_url()
     async with SQLRunStore.from_url(url) as store:
         graph = build_agent().compile(checkpointer=store.checkpointer)
-        manager = RunManager(store=store)
+        # a real model is priced from genai-prices' data; the fake one gets gpt-4o's price
+        manager = RunManager(store=store, prices={"fake-gpt": TokenPrice(2.5, 10.0)})
 
         # 1. a managed run: start it, wait for it, read its record
         run = await manager.wait(
@@ -33,6 +35,7 @@ async def main(url: str | None = None) -> None:
             f"managed run {run.run_id[:8]}: {run.status}, {run.total_tokens} tokens, "
             f"{run.llm_call_count} LLM call(s), last AI message: {run.last_ai_message!r}"
         )
+        print(f"  cost ${run.cost_usd or 0:.6f}, LLM time {run.llm_ms:.1f} ms")
 
         # 2. your own ainvoke, tracked
         async with manager.track(thread_id="demo") as tracked:

@@ -14,7 +14,9 @@ __version__ = "0.1.0"
 
 # public name -> the module that defines it
 _EXPORTS = {
+    "ActiveRunError": "errors",
     "BackgroundRetryPolicy": "durability",
+    "Budget": "budget",
     "CancelAction": "schemas",
     "CheckpointError": "errors",
     "ConflictError": "errors",
@@ -22,6 +24,7 @@ _EXPORTS = {
     "DatabaseConnectionError": "errors",
     "DisconnectMode": "schemas",
     "ForeignDatabaseError": "errors",
+    "IdempotencyKeyError": "errors",
     "InvalidInputError": "errors",
     "InvalidTransitionError": "errors",
     "MemoryRunStore": "store.memory",
@@ -47,13 +50,16 @@ _EXPORTS = {
     "SyncRunManager": "sync",
     "SyncRunTracker": "sync_tracking",
     "ThreadStatus": "schemas",
+    "TokenPrice": "pricing",
     "TokenUsage": "schemas",
     "UnsupportedStrategyError": "errors",
     "UsageRow": "query",
 }
 
 __all__ = [
+    "ActiveRunError",
     "BackgroundRetryPolicy",
+    "Budget",
     "CancelAction",
     "CheckpointError",
     "ConflictError",
@@ -61,6 +67,7 @@ __all__ = [
     "DatabaseConnectionError",
     "DisconnectMode",
     "ForeignDatabaseError",
+    "IdempotencyKeyError",
     "InvalidInputError",
     "InvalidTransitionError",
     "MemoryRunStore",
@@ -86,6 +93,7 @@ __all__ = [
     "SyncRunManager",
     "SyncRunTracker",
     "ThreadStatus",
+    "TokenPrice",
     "TokenUsage",
     "UnsupportedStrategyError",
     "UsageRow",
@@ -106,14 +114,17 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from langgraph_runstore.budget import Budget
     from langgraph_runstore.checkpoint import SQLAlchemySaver
     from langgraph_runstore.durability import BackgroundRetryPolicy
     from langgraph_runstore.errors import (
+        ActiveRunError,
         CheckpointError,
         ConflictError,
         DatabaseConfigError,
         DatabaseConnectionError,
         ForeignDatabaseError,
+        IdempotencyKeyError,
         InvalidInputError,
         InvalidTransitionError,
         NoWorkerError,
@@ -125,6 +136,7 @@ if TYPE_CHECKING:
         UnsupportedStrategyError,
     )
     from langgraph_runstore.manager import RunManager
+    from langgraph_runstore.pricing import TokenPrice
     from langgraph_runstore.query import PruneResult, RunPage, UsageRow
     from langgraph_runstore.recorder import RunRecorder
     from langgraph_runstore.retry import PersistenceRetryPolicy

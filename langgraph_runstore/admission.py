@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, nullcontext
+from functools import cached_property
 from typing import Any
 
 from langgraph_runstore.awaitable import async_api
+from langgraph_runstore.budget import Budget, check_budget
 from langgraph_runstore.errors import ConflictError, InvalidInputError
+from langgraph_runstore.idempotency import KeyedRuns, check_idempotency_key, reuse
 from langgraph_runstore.invoke_args import INVOKE_ARGUMENTS, InvokeArgs
 from langgraph_runstore.queries import RunQueries
 from langgraph_runstore.remote import until_ended, until_served
@@ -28,6 +31,7 @@ from langgraph_runstore.schemas import (
     RunRecord,
     RunStatus,
 )
+from langgraph_runstore.store.base import KeyedInsert
 from langgraph_runstore.validate import check_id, check_json_mapping, check_timeout
 from langgraph_runstore.workers import encode_input, utc_in
 
@@ -89,6 +93,8 @@ class RunAdmission(RunQueries):
     served_until: dict[str, float]
     #: orders ``start()`` and ``submit()`` of one thread (the facade makes it)
     admission_turns: ThreadTurns
+    #: every run's budget unless it has its own
+    budget: Budget | None
 
     @property
     def is_worker(self) -> bool:
@@ -97,6 +103,11 @@ class RunAdmission(RunQueries):
 
     def wake_workers(self) -> None:
         """Tell this manager's worker to look at the shared queue now."""
+
+    @cached_property
+    def keyed_runs(self) -> KeyedRuns:
+        """The idempotency keys of the runs this manager holds (``idempotency``)."""
+        return KeyedRuns()
 
     async def cancel(
         self, run_id: str, *, action: CancelAction | str = CancelAction.interrupt
@@ -116,8 +127,17 @@ class RunAdmission(RunQueries):
         model_name: str | None = None,
         user_id: str | None = None,
         run_id: str | None = None,
+        idempotency_key: str | None = None,
+        budget: Budget | None = None,
     ) -> RunRecord:
-        """Create a pending run and persist it. Does not look at other runs of the thread."""
+        """Create a pending run and persist it. Does not look at other runs of the thread.
+
+        With ``idempotency_key``, a key that already names a run returns that run instead
+        (``record.idempotency_reused`` is then True): the same record when this manager
+        holds it, else the stored one. IdempotencyKeyError when that run is of another
+        thread or user. A keyed row that cannot be written raises (a run without a key is
+        kept in memory and written later).
+        """
         record = self._new_record(
             thread_id,
             assistant_id,
@@ -128,9 +148,64 @@ class RunAdmission(RunQueries):
             model_name=model_name,
             user_id=user_id,
             run_id=run_id,
+            idempotency_key=idempotency_key,
+            budget=budget,
         )
-        self.lifecycle.hold(record)
-        await self.lifecycle.persist_new(record)
+        if idempotency_key is None:
+            self.lifecycle.hold(record)
+            await self.lifecycle.persist_new(record)
+            return record
+        async with self.keyed_runs.claim(idempotency_key):
+            existing = await self.keyed_runs.find(idempotency_key, self.lifecycle)
+            if existing is not None:
+                return reuse(existing, record)
+            return await self._write_keyed(record, if_idle=False)
+
+    async def _write_keyed(
+        self, record: RunRecord, *, if_idle: bool, full_row: bool = False, hold: bool = True
+    ) -> RunRecord:
+        """Insert ``record``'s row under its idempotency key and (with ``hold``) hold it;
+        the run the key names when another writer holds it (``record`` is dropped then).
+        With ``if_idle`` a busy thread raises ConflictError. The caller holds the key's
+        claim."""
+        key = record.idempotency_key
+        assert key is not None
+        store = self.store
+        if store is not None:
+            row = record.to_row(sparse=not full_row)
+            del row["run_id"], row["thread_id"], row["idempotency_key"]
+
+            def insert() -> Awaitable[KeyedInsert]:
+                return store.insert_keyed(
+                    record.run_id,
+                    thread_id=record.thread_id,
+                    idempotency_key=key,
+                    only_if_thread_idle=if_idle,
+                    **row,
+                )
+
+            answer = await self.lifecycle.retrying(insert)
+            # a busy thread's active row may be one of ours whose end had not landed: now
+            # it has
+            if (
+                if_idle
+                and answer == KeyedInsert(inserted=False)
+                and await self.lifecycle.settle_thread(record.thread_id)
+            ):
+                answer = await self.lifecycle.retrying(insert)
+            stored = answer.existing
+            if stored is not None and stored["run_id"] != record.run_id:  # ours: retried
+                held = self.lifecycle.records.get(stored["run_id"])
+                return reuse(held or RunRecord.from_row(stored), record)
+            if stored is None and not answer.inserted:
+                raise ConflictError(
+                    f"thread {record.thread_id!r} already has a pending or running run "
+                    "(multitask_strategy='reject')",
+                    thread_id=record.thread_id,
+                )
+        if hold:
+            self.lifecycle.hold(record)
+            self.keyed_runs.remember(record)
         return record
 
     def _new_record(
@@ -145,6 +220,8 @@ class RunAdmission(RunQueries):
         model_name: str | None,
         user_id: str | None,
         run_id: str | None,
+        idempotency_key: str | None = None,
+        budget: Budget | None = None,
     ) -> RunRecord:
         check_id(thread_id, name="thread_id")
         strategy = MultitaskStrategy.parse(multitask_strategy)
@@ -162,6 +239,7 @@ class RunAdmission(RunQueries):
         check_id(user_id, name="user_id", optional=True, run_id=run_id)
         metadata = check_json_mapping(metadata, name="metadata", run_id=run_id)
         kwargs = check_json_mapping(kwargs, name="kwargs", run_id=run_id)
+        check_idempotency_key(idempotency_key, run_id=run_id)
         now = self.lifecycle.clock()
         self.lifecycle.evict_expired()
         return RunRecord(
@@ -179,6 +257,8 @@ class RunAdmission(RunQueries):
             # every run names the process that executes it; only workers hold a lease
             owner_worker_id=self.worker_id,
             lease_expires_at=(utc_in(self.lease_seconds or 30.0) if self.is_worker else None),
+            idempotency_key=idempotency_key,
+            budget=check_budget(budget),
         )
 
     async def create_or_reject(
@@ -194,6 +274,8 @@ class RunAdmission(RunQueries):
         model_name: str | None = None,
         user_id: str | None = None,
         run_id: str | None = None,
+        idempotency_key: str | None = None,
+        budget: Budget | None = None,
     ) -> RunRecord:
         """Create a run, applying the multitask strategy to the thread's active runs.
 
@@ -202,6 +284,11 @@ class RunAdmission(RunQueries):
         cancel those runs with that action first; ``enqueue`` just adds a pending run. With
         ``start_now`` a run admitted by ``reject`` is inserted already ``running`` (the
         admission proved its thread idle), saving a write when the caller starts it at once.
+
+        A run that ``idempotency_key`` already names is returned as it is, whatever the
+        strategy (even while it keeps its thread busy), and nothing else changes: see
+        ``create``.
+        ``budget`` limits the run once it starts (``budget.py``; queued time does not count).
         """
         strategy = MultitaskStrategy.parse(multitask_strategy)
         record = self._new_record(
@@ -214,12 +301,28 @@ class RunAdmission(RunQueries):
             model_name=model_name,
             user_id=user_id,
             run_id=run_id,
+            idempotency_key=idempotency_key,
+            budget=budget,
         )
+        if idempotency_key is None:
+            return await self._admit(record, strategy, start_now=start_now)
+        async with self.keyed_runs.claim(idempotency_key):
+            existing = await self.keyed_runs.find(idempotency_key, self.lifecycle)
+            if existing is not None:
+                return reuse(existing, record)
+            return await self._admit(record, strategy, start_now=start_now)
+
+    async def _admit(
+        self, record: RunRecord, strategy: MultitaskStrategy, *, start_now: bool
+    ) -> RunRecord:
+        thread_id = record.thread_id
         if strategy == MultitaskStrategy.reject:
             if start_now:
                 record.status = RunStatus.running
                 record.started_at = record.created_at
             self._reject_if_busy_locally(thread_id)
+            if record.idempotency_key is not None:
+                return await self._write_keyed(record, if_idle=True)
             if self.store is not None:
                 row = record.to_row(sparse=True)
                 del row["run_id"], row["thread_id"]
@@ -242,6 +345,8 @@ class RunAdmission(RunQueries):
             return record
         if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
             await self._cancel_active(thread_id, strategy.value)
+        if record.idempotency_key is not None:
+            return await self._write_keyed(record, if_idle=False)
         self.lifecycle.hold(record)
         await self.lifecycle.persist_new(record)
         return record
@@ -318,6 +423,9 @@ class RunAdmission(RunQueries):
         kwargs = {**encode_input(input), "config": config or {}, "timeout": check_timeout(timeout)}
         if stored := invoke.to_json():
             kwargs["invoke"] = stored
+        budget = check_budget(create_options.pop("budget", None)) or self.budget
+        if budget is not None:  # the worker that claims the run enforces it
+            kwargs["budget"] = budget.as_dict()
         # in turn: the workers claim a thread's runs in the order their rows were inserted
         async with self.admission_turns.turn(thread_id):
             record = self._new_record(
@@ -330,35 +438,56 @@ class RunAdmission(RunQueries):
                 model_name=create_options.pop("model_name", None),
                 user_id=create_options.pop("user_id", None),
                 run_id=create_options.pop("run_id", None),
+                idempotency_key=create_options.pop("idempotency_key", None),
             )
             if create_options:
                 raise InvalidInputError(f"unknown submit() option(s): {sorted(create_options)}")
-            if not (self.is_worker and assistant_id in self.graphs):  # the input is valid
-                await self._until_served(store, assistant_id, wait_for_worker)
-            record.owner_worker_id = None
-            record.lease_expires_at = None
-            record.shared_queue = True
-            row = record.to_row()
-            del row["run_id"], row["thread_id"]
-            if strategy == MultitaskStrategy.reject:
-                admitted = await self.lifecycle.retrying(
-                    lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
-                )
-                if not admitted:
-                    raise ConflictError(
-                        f"thread {thread_id!r} already has a pending or running run "
-                        "(multitask_strategy='reject')",
-                        thread_id=thread_id,
-                    )
-            else:
-                if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
-                    await self._cancel_active(thread_id, strategy.value)
-                await self.lifecycle.put_record(record)
+            key = record.idempotency_key
+            async with self.keyed_runs.claim(key) if key is not None else nullcontext():
+                if key is not None:
+                    existing = await self.keyed_runs.find(key, self.lifecycle)
+                    if existing is not None:
+                        return reuse(existing, record)  # it needs no worker, nor a wake-up
+                queued = await self._queue(store, record, strategy, wait_for_worker)
+            if queued is not record:
+                return queued
         notify = getattr(store, "notify_queue", None)
         if notify is not None:
             await notify(assistant_id)
         self.wake_workers()
         record.store_only = True
+        return record
+
+    async def _queue(
+        self, store: Any, record: RunRecord, strategy: MultitaskStrategy, wait_for_worker: float
+    ) -> RunRecord:
+        """Write a shared-queue run's row (the run its idempotency key names, if another
+        writer got there first)."""
+        thread_id, assistant_id = record.thread_id, record.assistant_id
+        assert assistant_id is not None
+        if not (self.is_worker and assistant_id in self.graphs):  # the input is valid
+            await self._until_served(store, assistant_id, wait_for_worker)
+        record.owner_worker_id = None
+        record.lease_expires_at = None
+        record.shared_queue = True
+        if strategy in (MultitaskStrategy.interrupt, MultitaskStrategy.rollback):
+            await self._cancel_active(thread_id, strategy.value)
+        if record.idempotency_key is not None:
+            return await self._write_keyed(
+                record, if_idle=strategy == MultitaskStrategy.reject, full_row=True, hold=False
+            )
+        row = record.to_row()
+        del row["run_id"], row["thread_id"]
+        if strategy != MultitaskStrategy.reject:
+            await self.lifecycle.put_record(record)
+        elif not await self.lifecycle.retrying(
+            lambda: store.insert_if_thread_idle(record.run_id, thread_id=thread_id, **row)
+        ):
+            raise ConflictError(
+                f"thread {thread_id!r} already has a pending or running run "
+                "(multitask_strategy='reject')",
+                thread_id=thread_id,
+            )
         return record
 
 

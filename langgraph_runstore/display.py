@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -105,6 +106,26 @@ def format_duration(seconds: float | None) -> str:
         return f"{minutes} min {secs:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def format_cost(usd: float | None) -> str:
+    """``$12.40``, ``$0.0123``, ``$0.0000078`` (two significant digits below a cent);
+    empty for None (nothing priced)."""
+    if usd is None:
+        return ""
+    if usd == 0 or abs(usd) >= 1:
+        return f"${usd:,.2f}"
+    if abs(usd) >= 0.01:
+        return f"${usd:.4f}"
+    digits = min(12, 1 - math.floor(math.log10(abs(usd))))
+    return f"${usd:.{digits}f}"
+
+
+def format_ms(ms: float | None) -> str:
+    """``850 ms``, ``1.24 s``; empty for None."""
+    if ms is None:
+        return ""
+    return f"{ms:,.0f} ms" if ms < 1000 else format_duration(ms / 1000.0)
 
 
 def format_time(value: str | None) -> str:

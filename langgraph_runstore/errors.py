@@ -4,6 +4,8 @@
 
     RunStoreError
     ├── ConflictError              a thread already has an active run (multitask "reject")
+    │   ├── ActiveRunError         the run is still pending or running (delete)
+    │   └── IdempotencyKeyError    the idempotency key names a run the call cannot return
     ├── RunNotFoundError           no run with that run_id (also a LookupError)
     ├── InvalidTransitionError     a status change the lifecycle forbids
     ├── InvalidInputError          a bad argument value (also a ValueError)
@@ -38,6 +40,27 @@ class RunStoreError(Exception):
 
 class ConflictError(RunStoreError):
     """The thread already has a pending or running run, and the strategy is ``reject``."""
+
+
+class ActiveRunError(ConflictError):
+    """The run is still pending or running, and the operation needs a finished run (such as
+    ``delete``): cancel it, or wait for its end, first."""
+
+
+class IdempotencyKeyError(ConflictError):
+    """``idempotency_key`` already names a run that the call cannot return: a run of another
+    thread or another user, or (for ``track()``) any run. ``idempotency_key`` is the key."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        run_id: str | None = None,
+        thread_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        super().__init__(message, run_id=run_id, thread_id=thread_id)
+        self.idempotency_key = idempotency_key
 
 
 class RunNotFoundError(RunStoreError, LookupError):
@@ -128,11 +151,13 @@ class NoWorkerError(RunStoreError):
 
 
 __all__ = [
+    "ActiveRunError",
     "CheckpointError",
     "ConflictError",
     "DatabaseConfigError",
     "DatabaseConnectionError",
     "ForeignDatabaseError",
+    "IdempotencyKeyError",
     "InvalidInputError",
     "InvalidTransitionError",
     "NoWorkerError",

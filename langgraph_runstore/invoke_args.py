@@ -34,6 +34,7 @@ CREATE_OPTIONS = frozenset(
         "user_id",
         "run_id",
         "idempotency_key",
+        "budget",
     }
 )
 

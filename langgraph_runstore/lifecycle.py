@@ -26,6 +26,7 @@ from langgraph_runstore.query import FINAL_STATUS_VALUES
 from langgraph_runstore.retry import PersistenceRetryPolicy, is_transient_error, retry_transient
 from langgraph_runstore.schemas import (
     COMPLETION_FIELDS,
+    COST_FIELDS,
     JSON_FIELDS,
     TOKEN_FIELDS,
     CancelAction,
@@ -47,6 +48,7 @@ RESULT_FIELDS = frozenset(
         "token_usage_by_model",
         "llm_call_count",
         "calls_without_usage",
+        *COST_FIELDS,
         "message_count",
         "last_ai_message",
         "first_human_message",

@@ -10,14 +10,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+from langgraph_runstore.accounting import Accounting
 from langgraph_runstore.admission import RunAdmission, ThreadTurns
 from langgraph_runstore.awaitable import async_api
+from langgraph_runstore.budget import Budget, check_budget
 from langgraph_runstore.cancel_watch import CancelWatch
+from langgraph_runstore.deletion import RunDeletion
 from langgraph_runstore.durability import BackgroundRetryPolicy
 from langgraph_runstore.errors import (
     InvalidInputError,
@@ -41,6 +44,7 @@ from langgraph_runstore.schemas import (
     RunRecord,
     RunStatus,
     now_iso,
+    resolve_token_aliases,
 )
 from langgraph_runstore.store.base import RunStore
 from langgraph_runstore.sync_tracking import SyncRunTracker
@@ -64,14 +68,15 @@ def _now_iso() -> str:
     return now_iso()
 
 
-class RunManager(RunAdmission, TrackedRuns):
+class RunManager(RunAdmission, RunDeletion, TrackedRuns):
     """Creates runs, moves them through their statuses and persists every change.
 
     ``RunManager()`` keeps runs in memory only; ``RunManager(store=...)`` also writes them
     to the store and reads back runs it does not hold. Finished records stay in memory for
     ``retain_finished_for`` seconds. A worker (``lease_seconds=`` or ``graphs=``) owns its
     runs through leases and executes what others ``submit()`` (README: "Running several
-    workers").
+    workers"). ``prices``, ``usage_tags`` and ``budget`` (every run's default) are README's
+    "Cost, latency and budgets".
     """
 
     def __init__(
@@ -90,6 +95,9 @@ class RunManager(RunAdmission, TrackedRuns):
         max_concurrent_runs: int = 16,
         drain_timeout: float = 10.0,
         flush_interval: float = 5.0,
+        prices: Any = None,
+        usage_tags: Sequence[str] = (),
+        budget: Budget | None = None,
     ) -> None:
         if store is not None and not isinstance(store, RunStore):
             raise InvalidInputError(
@@ -104,6 +112,8 @@ class RunManager(RunAdmission, TrackedRuns):
         self.flush_interval = check_flush_interval(flush_interval)
         self.retry_policy = persistence_retry_policy or PersistenceRetryPolicy()
         self.retain_finished_for = retain_finished_for
+        self.accounting = Accounting.of(prices=prices, usage_tags=usage_tags)
+        self.budget = check_budget(budget)
         check_id(worker_id, name="worker_id", optional=True)
         self.worker_id = worker_id or default_worker_id()
         # the clock is looked up at each call, so that patching _now_iso reaches it
@@ -219,9 +229,11 @@ class RunManager(RunAdmission, TrackedRuns):
         """Record a run's final numbers (tokens, LLM calls, messages) with its status.
 
         Setting the status the run already has is allowed, so counters can follow a
-        ``set_status``; field names are those of ``schemas.COMPLETION_FIELDS``.
+        ``set_status``; field names are those of ``schemas.COMPLETION_FIELDS``, and
+        deer-flow's ``total_input_tokens``/``total_output_tokens``.
         """
         parsed = RunStatus.parse(status, run_id=run_id)
+        fields = dict(resolve_token_aliases(fields, run_id=run_id))
         check_completion_fields(run_id, fields)
         record = await self.lifecycle.lookup(run_id)
         await self.lifecycle.complete(record, parsed, fields)
@@ -382,6 +394,8 @@ class RunManager(RunAdmission, TrackedRuns):
         await check_checkpoint_exists(graph, thread_id, args)
         async with self.admission_turns.turn(thread_id):
             record = await self.create_or_reject(thread_id, start_now=True, **create_options)
+            if record.idempotency_reused:  # the key names a run: it is not executed again
+                return record
             tracker = self.tracker(record.run_id)
             record.config = tracker.config(thread_id=thread_id, extra=args.config(config))
             self._executor.launch(
@@ -444,6 +458,8 @@ class RunManager(RunAdmission, TrackedRuns):
         record = await self.start(
             graph, input, thread_id=thread_id, stream_mode=stream_mode, **options
         )
+        if record.idempotency_reused:  # another call's run: its chunks are that call's
+            return
         chunks = self._executor.stream(record)
         try:
             async for item in chunks:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from langgraph_runstore.awaitable import async_api
+from langgraph_runstore.budget import CAPPED_STOP_REASONS
 from langgraph_runstore.errors import DatabaseConfigError, RunNotFoundError
 from langgraph_runstore.interrupts import read_pending
 from langgraph_runstore.lifecycle import RunLifecycle
@@ -143,7 +144,8 @@ class RunQueries:
     @async_api("RunManager")
     async def thread_status(self, thread_id: str, *, user_id: str | None = None) -> ThreadStatus:
         """idle, busy (a run is pending or running), interrupted (the last run paused on
-        an interrupt and waits to be resumed) or error (the last run failed or timed out).
+        an interrupt and waits to be resumed) or error (the last run failed, timed out or
+        was stopped by its budget).
 
         With ``user_id`` only that user's runs count: a thread where the user has no run
         reads as idle, whatever other users run on it.
@@ -155,6 +157,8 @@ class RunQueries:
             return ThreadStatus.idle
         last = latest[0]
         if last.status in (RunStatus.error, RunStatus.timeout):
+            return ThreadStatus.error
+        if last.stop_reason in CAPPED_STOP_REASONS:  # stopped by its budget: no answer
             return ThreadStatus.error
         if last.paused:
             return ThreadStatus.interrupted

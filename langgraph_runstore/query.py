@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Generic, Literal, TypeAlias, TypeVar, cast
 
 from langgraph_runstore.errors import InvalidInputError
+from langgraph_runstore.latency import call_samples, latency_fields, run_ms
 from langgraph_runstore.schemas import (
     FINAL_STATUSES,
     ROW_FIELDS,
@@ -36,11 +37,11 @@ StatusFilter: TypeAlias = str | RunStatus | Iterable[str | RunStatus] | None
 #: such as ``"7d"`` (both meaning that long ago), or None for no bound.
 TimeBound: TypeAlias = str | datetime | timedelta | None
 
-UsageGrouping = Literal["model", "thread", "day", "user"]
+UsageGrouping = Literal["model", "thread", "day", "user", "assistant"]
 #: The groupings ``aggregate_usage(by=...)`` accepts.
-USAGE_GROUPINGS: tuple[str, ...] = ("model", "thread", "day", "user")
+USAGE_GROUPINGS: tuple[str, ...] = ("model", "thread", "day", "user", "assistant")
 #: What ``top_runs(by=...)`` can rank by.
-TOP_RUN_ORDERS: tuple[str, ...] = ("duration", "tokens")
+TOP_RUN_ORDERS: tuple[str, ...] = ("duration", "tokens", "cost")
 
 FINAL_STATUS_VALUES = tuple(sorted(s.value for s in FINAL_STATUSES))
 #: Statuses that count as failures in ``UsageRow.error_rate``.
@@ -90,11 +91,15 @@ class RunPage(Generic[T]):
 
 @dataclass(frozen=True)
 class UsageRow:
-    """Usage of one group (a model, thread, user or UTC day) from ``aggregate_usage``.
+    """Usage of one group (a model, thread, user, assistant or UTC day) from
+    ``aggregate_usage``.
 
     ``runs`` counts runs; with ``by="model"`` a run that called several models counts under
-    each, and ``llm_calls`` are then the calls of the runs that used the model (calls are not
-    recorded per model). ``tokens`` are exact per model.
+    each, and ``tokens``, ``llm_calls``, ``cost_usd`` and ``llm_ms`` are the model's own
+    (rows written before calls were counted per model give the run's calls). Percentiles
+    are ``percentile_cont`` in ms: of the durations of the group's finished runs, and of the
+    durations of its LLM calls; None without samples. ``cost_usd`` is None when no call of
+    the group was priced.
     """
 
     key: str | None
@@ -104,6 +109,14 @@ class UsageRow:
     tokens: TokenUsage = field(default_factory=TokenUsage)
     #: of the ``success`` runs, those that paused on an interrupt (stop_reason "interrupt")
     paused: int = 0
+    cost_usd: float | None = None
+    unpriced_calls: int = 0
+    #: summed duration of the group's LLM calls
+    llm_ms: float = 0.0
+    duration_p50_ms: float | None = None
+    duration_p95_ms: float | None = None
+    llm_call_p50_ms: float | None = None
+    llm_call_p95_ms: float | None = None
 
     @property
     def finished(self) -> int:
@@ -117,7 +130,8 @@ class UsageRow:
         return failed / self.finished if self.finished else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict: key, runs, by_status, paused, error_rate, llm_calls, tokens."""
+        """A JSON-ready dict: key, runs, by_status, paused, error_rate, llm_calls, tokens,
+        cost and latency."""
         return {
             "key": self.key,
             "runs": self.runs,
@@ -126,6 +140,13 @@ class UsageRow:
             "error_rate": round(self.error_rate, 6),
             "llm_calls": self.llm_calls,
             **self.tokens.as_dict(),
+            "cost_usd": self.cost_usd,
+            "unpriced_calls": self.unpriced_calls,
+            "llm_ms": self.llm_ms,
+            "duration_p50_ms": self.duration_p50_ms,
+            "duration_p95_ms": self.duration_p95_ms,
+            "llm_call_p50_ms": self.llm_call_p50_ms,
+            "llm_call_p95_ms": self.llm_call_p95_ms,
         }
 
 
@@ -268,8 +289,13 @@ def page_rows(
     return RunPage(tuple(page), next_cursor)
 
 
-def usage_rows(groups: Mapping[str | None, dict[str, Any]]) -> list[UsageRow]:
-    """UsageRows from ``{key: {"by_status": {...}, "llm_calls": n, <token fields>}}``."""
+def usage_rows(
+    groups: Mapping[str | None, dict[str, Any]],
+    latency: Mapping[str | None, Mapping[str, float | None]] | None = None,
+) -> list[UsageRow]:
+    """UsageRows from ``{key: {"by_status": {...}, "llm_calls": n, <token fields>, ...}}``
+    (``new_group``) and each key's percentiles."""
+    latency = latency or {}
     result = [
         UsageRow(
             key=key,
@@ -278,6 +304,10 @@ def usage_rows(groups: Mapping[str | None, dict[str, Any]]) -> list[UsageRow]:
             llm_calls=int(acc["llm_calls"]),
             tokens=TokenUsage(*(int(acc[name]) for name in TOKEN_FIELDS)),
             paused=int(acc["paused"]),
+            cost_usd=acc["cost_usd"],
+            unpriced_calls=int(acc["unpriced_calls"]),
+            llm_ms=round(float(acc["llm_ms"]), 3),
+            **dict(latency.get(key) or {}),
         )
         for key, acc in groups.items()
     ]
@@ -293,7 +323,15 @@ def sort_usage(by: str, rows: list[UsageRow]) -> list[UsageRow]:
 
 def new_group() -> dict[str, Any]:
     """An empty accumulator for ``usage_rows``."""
-    return {"by_status": {}, "llm_calls": 0, "paused": 0, **dict.fromkeys(TOKEN_FIELDS, 0)}
+    return {
+        "by_status": {},
+        "llm_calls": 0,
+        "paused": 0,
+        **dict.fromkeys(TOKEN_FIELDS, 0),
+        "cost_usd": None,
+        "unpriced_calls": 0,
+        "llm_ms": 0.0,
+    }
 
 
 def add_to_group(
@@ -305,7 +343,8 @@ def add_to_group(
     tokens: Mapping[str, Any],
     paused: int = 0,
 ) -> None:
-    """Fold one (key, status) aggregate into ``groups``."""
+    """Fold one (key, status) aggregate into ``groups``; ``tokens`` also carries the
+    ``cost_usd`` (None: nothing priced), ``unpriced_calls`` and ``llm_ms`` sums."""
     acc = groups.setdefault(key, new_group())
     name = status or RunStatus.pending.value  # a NULL status reads as pending everywhere
     acc["by_status"][name] = acc["by_status"].get(name, 0) + int(runs)
@@ -313,11 +352,17 @@ def add_to_group(
     acc["paused"] += int(paused or 0)
     for token in TOKEN_FIELDS:
         acc[token] += int(tokens.get(token) or 0)
+    cost = tokens.get("cost_usd")
+    if cost is not None:
+        acc["cost_usd"] = (acc["cost_usd"] or 0.0) + float(cost)
+    acc["unpriced_calls"] += int(tokens.get("unpriced_calls") or 0)
+    acc["llm_ms"] += float(tokens.get("llm_ms") or 0.0)
 
 
 _KEY_OF: dict[str, Callable[[Mapping[str, Any]], str | None]] = {
     "thread": lambda row: row["thread_id"],
     "user": lambda row: row.get("user_id"),
+    "assistant": lambda row: row.get("assistant_id"),
     # created_at is UTC ISO-8601 text, so its first ten characters are the UTC day
     "day": lambda row: (row.get("created_at") or "")[:10],
 }
@@ -334,6 +379,14 @@ def aggregate_rows(
 ) -> list[UsageRow]:
     """``aggregate_usage`` over rows in memory (same rules as the SQL version)."""
     groups: dict[str | None, dict[str, Any]] = {}
+    durations: dict[str | None, list[float]] = {}
+    calls_ms: dict[str | None, list[float]] = {}
+
+    def sample(key: str | None, elapsed: float | None, calls: list[float]) -> None:
+        if elapsed is not None:
+            durations.setdefault(key, []).append(elapsed)
+        calls_ms.setdefault(key, []).extend(calls)
+
     for row in rows:
         if not _in_window(row, since, until):
             continue
@@ -344,17 +397,26 @@ def aggregate_rows(
         status = row.get("status")
         calls = int(row.get("llm_call_count") or 0)
         paused = int(status == RunStatus.success.value and row.get("stop_reason") == "interrupt")
+        elapsed = run_ms(row)
         if by == "model":
             per_model = row.get("token_usage_by_model") or {}
             if per_model:
                 for model, usage in per_model.items():
-                    add_to_group(groups, model, status, 1, calls, usage or {}, paused)
+                    usage = usage or {}
+                    own = usage.get("llm_call_count")
+                    own_calls = calls if own is None else own
+                    add_to_group(groups, model, status, 1, own_calls, usage, paused)
+                    sample(model, elapsed, call_samples(row, model))
             else:
                 key = row.get("model_name") or UNKNOWN_MODEL
                 add_to_group(groups, key, status, 1, calls, row, paused)
+                sample(key, elapsed, call_samples(row))
             continue
-        add_to_group(groups, _KEY_OF[by](row), status, 1, calls, row, paused)
-    return sort_usage(by, usage_rows(groups))
+        key = _KEY_OF[by](row)
+        add_to_group(groups, key, status, 1, calls, row, paused)
+        sample(key, elapsed, call_samples(row))
+    latency = {key: latency_fields(durations.get(key, []), calls_ms[key]) for key in calls_ms}
+    return sort_usage(by, usage_rows(groups, latency))
 
 
 def duration_of(row: Mapping[str, Any]) -> float | None:
@@ -374,7 +436,7 @@ def top_rows(
     limit: int,
     user_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """``top_runs`` over rows in memory: by duration (finished runs) or by total tokens."""
+    """``top_runs`` over rows in memory: by duration (finished runs), total tokens or cost."""
     kept = [
         dict(row)
         for row in rows
@@ -385,7 +447,8 @@ def top_rows(
         ranked = [(score, row) for score, row in scored if score is not None]
         ranked.sort(key=lambda pair: (-pair[0], pair[1]["created_at"]))
     else:
-        ranked = [(float(row.get("total_tokens") or 0), row) for row in kept]
+        column = "cost_usd" if by == "cost" else "total_tokens"
+        ranked = [(float(row.get(column) or 0), row) for row in kept]
         ranked = [pair for pair in ranked if pair[0] > 0]
         ranked.sort(key=lambda pair: (-pair[0], pair[1]["created_at"]))
     return [row for _, row in ranked[:limit]]

@@ -30,6 +30,8 @@ from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.outputs import LLMResult
 from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 
+from langgraph_runstore.accounting import DEFAULT_ACCOUNTING
+from langgraph_runstore.budget import Budget, check_budget
 from langgraph_runstore.errors import InvalidInputError
 from langgraph_runstore.lifecycle import PersistenceRetryPolicy, RunLifecycle
 from langgraph_runstore.loop_thread import LoopThread
@@ -152,8 +154,11 @@ class RunRecorder(AsyncCallbackHandler, GraphCallbackHandler):
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         flush_interval: float | None = None,
+        budget: Budget | None = None,
     ) -> None:
         check_id(assistant_id, name="assistant_id", optional=True)
+        #: every recorded run's budget (else the manager's); README "Cost, latency and budgets"
+        self.budget = check_budget(budget)
         check_id(user_id, name="user_id", optional=True)
         self.assistant_id = assistant_id
         self.user_id = user_id
@@ -329,7 +334,16 @@ class RunRecorder(AsyncCallbackHandler, GraphCallbackHandler):
         interval = self._flush_interval
         if interval is None:
             interval = self._manager.flush_interval if self._manager is not None else 5.0
-        tracker = RunTracker(_HomeWriter(self, lifecycle), record, flush_interval=interval)
+        # the manager's pricing and default budget, or the defaults for a bare store
+        accounting = getattr(self._manager, "accounting", None) or DEFAULT_ACCOUNTING
+        budget = self.budget or getattr(self._manager, "budget", None)
+        tracker = RunTracker(
+            _HomeWriter(self, lifecycle),
+            record,
+            flush_interval=interval,
+            accounting=accounting,
+            budget=budget,
+        )
         invocation = _Invocation(tracker, {run_id})
         with self._routes_lock:
             self._routes[run_id] = invocation

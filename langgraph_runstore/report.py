@@ -1,15 +1,17 @@
 """The HTML report: one self-contained page about the runs in a store.
 
-Run counts by status, token usage per day and per model as inline SVG charts, the slowest
-and the most expensive runs, and recent errors. No scripts, no fonts, no network: the file
-can be mailed or attached to a ticket and opens the same anywhere.
+Run counts by status, token usage per day and per model and cost per model as inline SVG
+charts, latency per model (p50/p95 of runs and of LLM calls), the slowest runs, the most
+expensive runs (in USD) and those with the most tokens, and recent errors. No scripts, no
+fonts, no network: the file can be mailed or attached to a ticket and opens the same
+anywhere.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -17,7 +19,9 @@ from typing import Any
 
 from langgraph_runstore.display import (
     STATUS_COLORS,
+    format_cost,
     format_duration,
+    format_ms,
     format_time,
     shorten,
     status_label,
@@ -29,6 +33,7 @@ from langgraph_runstore.store.base import RunStore
 INPUT_COLOR = "#2563eb"
 OUTPUT_COLOR = "#f59e0b"
 MODEL_COLOR = "#0d9488"
+COST_COLOR = "#16a34a"
 
 
 @dataclass(frozen=True)
@@ -41,6 +46,7 @@ class ReportData:
     by_model: Sequence[UsageRow]
     slowest: Sequence[RunRecord]
     most_tokens: Sequence[RunRecord]
+    most_expensive: Sequence[RunRecord]
     errors: Sequence[RunRecord]
     status_counts: dict[str, int] = field(default_factory=dict)
 
@@ -50,7 +56,7 @@ class ReportData:
 
 
 async def gather(store: RunStore, *, since: TimeBound = None, top: int = 10) -> ReportData:
-    """Read everything the report needs: five indexed or bounded queries."""
+    """Read everything the report needs: a handful of aggregate and bounded queries."""
     start = resolve_time(since, name="since")
     by_day = await store.aggregate_usage(by="day", since=start)
     # paused runs (success, stop_reason "interrupt") are counted apart from plain success
@@ -72,6 +78,9 @@ async def gather(store: RunStore, *, since: TimeBound = None, top: int = 10) -> 
         slowest=[as_record(r) for r in await store.top_runs(by="duration", since=start, limit=top)],
         most_tokens=[
             as_record(r) for r in await store.top_runs(by="tokens", since=start, limit=top)
+        ],
+        most_expensive=[
+            as_record(r) for r in await store.top_runs(by="cost", since=start, limit=top)
         ],
         errors=[as_record(r) for r in errors],
         status_counts=counts,
@@ -107,9 +116,16 @@ def _empty_chart(name: str, width: int, message: str) -> str:
 
 
 def hbar_chart(
-    name: str, items: Sequence[tuple[str, int, str]], *, width: int = 560, unit: str = ""
+    name: str,
+    items: Sequence[tuple[str, float, str]],
+    *,
+    width: int = 560,
+    unit: str = "",
+    shown: Callable[[float], str] | None = None,
 ) -> str:
-    """Horizontal bars: one ``(label, value, colour)`` per line, scaled to the largest."""
+    """Horizontal bars: one ``(label, value, colour)`` per line, scaled to the largest;
+    ``shown`` formats a value (default: with thousands separators and ``unit``)."""
+    shown = shown or (lambda value: f"{value:,}{unit}")
     if not items or max(value for _, value, _ in items) <= 0:
         return _empty_chart(name, width, "no data")
     row, label_w, value_w = 26, 150, 90
@@ -128,9 +144,9 @@ def hbar_chart(
             f'<text x="{label_w - 8}" y="{y + 16}" text-anchor="end" fill="#111">'
             f"{_esc(shorten(label, 22))}</text>"
             f'<rect class="bar" x="{label_w}" y="{y + 3}" width="{length:.1f}" height="{row - 8}" '
-            f'fill="{color}"><title>{_esc(label)}: {value:,}{unit}</title></rect>'
+            f'fill="{color}"><title>{_esc(label)}: {_esc(shown(value))}</title></rect>'
             f'<text x="{label_w + length + 6:.1f}" y="{y + 16}" fill="#374151">'
-            f"{value:,}{unit}</text>"
+            f"{_esc(shown(value))}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -227,6 +243,7 @@ def _run_table(records: Sequence[RunRecord], *, detail: str) -> str:
     head = {
         "duration": "<th>duration</th>",
         "tokens": "<th>tokens</th><th>in</th><th>out</th>",
+        "cost": "<th>cost</th><th>tokens</th><th>LLM calls</th><th>LLM time</th>",
         "error": "<th>error</th>",
     }[detail]
     lines = []
@@ -237,6 +254,12 @@ def _run_table(records: Sequence[RunRecord], *, detail: str) -> str:
             extra = (
                 f'<td class="num">{r.total_tokens:,}</td><td class="num">{r.input_tokens:,}</td>'
                 f'<td class="num">{r.output_tokens:,}</td>'
+            )
+        elif detail == "cost":
+            extra = (
+                f'<td class="num">{_esc(format_cost(r.cost_usd))}</td>'
+                f'<td class="num">{r.total_tokens:,}</td><td class="num">{r.llm_call_count:,}</td>'
+                f'<td class="num">{_esc(format_ms(r.llm_ms))}</td>'
             )
         else:
             extra = f"<td>{_esc(shorten(r.error, 140))}</td>"
@@ -251,6 +274,30 @@ def _run_table(records: Sequence[RunRecord], *, detail: str) -> str:
     )
 
 
+def _latency_table(rows: Sequence[UsageRow]) -> str:
+    shown = [row for row in rows if row.llm_calls or row.duration_p50_ms is not None]
+    if not shown:
+        return '<p class="empty">none</p>'
+    lines = "".join(
+        f'<tr><td>{_esc(row.key or "unknown")}</td><td class="num">{row.llm_calls:,}</td>'
+        + "".join(
+            f'<td class="num">{_esc(format_ms(value))}</td>'
+            for value in (
+                row.duration_p50_ms,
+                row.duration_p95_ms,
+                row.llm_call_p50_ms,
+                row.llm_call_p95_ms,
+            )
+        )
+        + "</tr>"
+        for row in shown
+    )
+    return (
+        "<table><thead><tr><th>model</th><th>LLM calls</th><th>run p50</th><th>run p95</th>"
+        f"<th>call p50</th><th>call p95</th></tr></thead><tbody>{lines}</tbody></table>"
+    )
+
+
 def render(data: ReportData, *, title: str | None = None) -> str:
     """The report page as one HTML string (inline CSS and SVG only)."""
     title = title or "LangGraph runs"
@@ -261,11 +308,13 @@ def render(data: ReportData, *, title: str | None = None) -> str:
     failed = counts.get("error", 0) + counts.get("timeout", 0)
     tokens = sum(row.tokens.total_tokens for row in data.by_day)
     calls = sum(row.llm_calls for row in data.by_day)
+    priced = [row.cost_usd for row in data.by_day if row.cost_usd is not None]
     cards = [
         ("runs", f"{data.total_runs:,}"),
         ("error rate", f"{failed / finished:.1%}" if finished else "-"),
         ("tokens", f"{tokens:,}"),
         ("LLM calls", f"{calls:,}"),
+        ("cost", format_cost(sum(priced)) if priced else "-"),
     ]
     status_chart = hbar_chart(
         "status",
@@ -289,6 +338,15 @@ def render(data: ReportData, *, title: str | None = None) -> str:
             if row.tokens.total_tokens > 0
         ],
     )
+    cost_chart = hbar_chart(
+        "cost-by-model",
+        [
+            (row.key or "unknown", row.cost_usd or 0.0, COST_COLOR)
+            for row in sorted(data.by_model, key=lambda row: -(row.cost_usd or 0.0))[:12]
+            if row.cost_usd
+        ],
+        shown=format_cost,
+    )
     window = f"runs created since {format_time(data.since)} UTC" if data.since else "all runs"
     card_html = "".join(f'<div class="card">{_esc(k)}<b>{_esc(v)}</b></div>' for k, v in cards)
     return f"""<!DOCTYPE html>
@@ -305,9 +363,15 @@ def render(data: ReportData, *, title: str | None = None) -> str:
 {time_chart}
 <h2>Tokens by model</h2>
 {model_chart}
+<h2>Cost by model</h2>
+{cost_chart}
+<h2>Latency by model</h2>
+{_latency_table(data.by_model)}
 <h2>Slowest runs</h2>
 {_run_table(data.slowest, detail="duration")}
-<h2>Most expensive runs (tokens)</h2>
+<h2>Most expensive runs</h2>
+{_run_table(data.most_expensive, detail="cost")}
+<h2>Most tokens</h2>
 {_run_table(data.most_tokens, detail="tokens")}
 <h2>Recent errors</h2>
 {_run_table(data.errors, detail="error")}

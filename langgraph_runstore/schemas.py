@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
+from langgraph_runstore.budget import Budget
 from langgraph_runstore.errors import InvalidInputError, InvalidTransitionError
 
 
@@ -243,6 +244,44 @@ class TokenUsage:
 
 TOKEN_FIELDS = tuple(f.name for f in fields(TokenUsage))
 
+#: deer-flow's names for two of the token fields (its RunRecord, RunStore rows and
+#: ``update_run_completion`` keywords), read and accepted as ours
+TOKEN_ALIASES = {"total_input_tokens": "input_tokens", "total_output_tokens": "output_tokens"}
+
+
+def resolve_token_aliases(
+    fields: Mapping[str, Any], *, run_id: str | None = None
+) -> Mapping[str, Any]:
+    """``fields`` with deer-flow's ``total_input_tokens``/``total_output_tokens`` renamed to
+    ``input_tokens``/``output_tokens``. Both names of one count with different values raise
+    InvalidInputError."""
+    if "total_input_tokens" not in fields and "total_output_tokens" not in fields:
+        return fields
+    resolved = dict(fields)
+    for alias, name in TOKEN_ALIASES.items():
+        if alias not in resolved:
+            continue
+        value = resolved.pop(alias)
+        if name in resolved and resolved[name] != value:
+            raise InvalidInputError(
+                f"{alias}={value!r} and {name}={resolved[name]!r} name the same count with "
+                f"different values: give one of them ({alias} is deer-flow's name for {name})",
+                run_id=run_id,
+            )
+        resolved[name] = value
+    return resolved
+
+
+#: What a run's calls cost and how long they took: per run, per model and per node.
+COST_FIELDS = (
+    "cost_usd",
+    "unpriced_calls",
+    "llm_ms",
+    "first_token_ms",
+    "usage_by_node",
+    "llm_call_ms",
+)
+
 #: Fields that ``update_run_completion`` (manager and stores) accepts besides ``status``.
 COMPLETION_FIELDS = frozenset(
     {
@@ -250,6 +289,7 @@ COMPLETION_FIELDS = frozenset(
         "token_usage_by_model",
         "llm_call_count",
         "calls_without_usage",
+        *COST_FIELDS,
         "message_count",
         "interrupts",
         "last_ai_message",
@@ -269,6 +309,8 @@ _ZERO_DEFAULT_FIELDS = frozenset(
         *TOKEN_FIELDS,
         "llm_call_count",
         "calls_without_usage",
+        "unpriced_calls",
+        "llm_ms",
         "message_count",
         "attempt",
         "shared_queue",
@@ -276,7 +318,14 @@ _ZERO_DEFAULT_FIELDS = frozenset(
 )
 
 #: Row fields stored as JSON text.
-JSON_FIELDS = ("metadata", "kwargs", "token_usage_by_model", "interrupts")
+JSON_FIELDS = (
+    "metadata",
+    "kwargs",
+    "token_usage_by_model",
+    "interrupts",
+    "usage_by_node",
+    "llm_call_ms",
+)
 
 
 @dataclass(eq=False)
@@ -309,9 +358,23 @@ class RunRecord:
     cache_read_tokens: int = 0
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
-    token_usage_by_model: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: per model: the six token counts, ``llm_call_count``, ``llm_ms``, ``cost_usd``
+    #: (None: no call of it was priced) and ``unpriced_calls``
+    token_usage_by_model: dict[str, dict[str, Any]] = field(default_factory=dict)
     llm_call_count: int = 0
     calls_without_usage: int = 0
+    #: USD of the run's priced calls; None when no call could be priced
+    cost_usd: float | None = None
+    #: calls that ended without a price (no usage, or a model nothing prices)
+    unpriced_calls: int = 0
+    #: summed duration of the run's LLM calls, ms
+    llm_ms: float = 0.0
+    #: from the graph's start to the first streamed token, ms; None when nothing streamed
+    first_token_ms: float | None = None
+    #: the same counters per graph node (``accounting.py``): key -> tokens, calls, cost
+    usage_by_node: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: model -> its calls' durations, ms (a sample of at most 1000): for the percentiles
+    llm_call_ms: dict[str, list[float]] = field(default_factory=dict, repr=False)
     message_count: int = 0
     #: what a paused run waits for: ``{"id", "value", "ns"}`` per interrupt (interrupts.py)
     interrupts: list[dict[str, Any]] = field(default_factory=list)
@@ -323,8 +386,13 @@ class RunRecord:
     cancel_action: str | None = None
     attempt: int = 0
     shared_queue: bool = False
+    #: names this run for retries of the request that made it: unique in the store
+    idempotency_key: str | None = None
     # live state, never persisted
     store_only: bool = False
+    #: True once a create/start/submit with this run's ``idempotency_key`` returned it
+    #: instead of making a new run (deer-flow's flag): read it right after that call
+    idempotency_reused: bool = False
     #: False while the store does not hold this record's latest status: a write failed,
     #: and a final one is being retried in the background (see durability.py)
     durable: bool = True
@@ -332,6 +400,8 @@ class RunRecord:
     abort_action: str = CancelAction.interrupt.value
     output: Any = field(default=None, repr=False)
     config: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: the limits the run's tracker enforces (budget.py)
+    budget: Budget | None = field(default=None, repr=False)
     # made on first use: most runs are never cancelled, and a manager keeps finished
     # records for a while (each object they hold is garbage-collector work)
     _abort_event: asyncio.Event | None = field(default=None, init=False, repr=False)
@@ -349,6 +419,16 @@ class RunRecord:
         return self._abort_event is not None and self._abort_event.is_set()
 
     @property
+    def total_input_tokens(self) -> int:
+        """deer-flow's name for ``input_tokens`` (read-only)."""
+        return self.input_tokens
+
+    @property
+    def total_output_tokens(self) -> int:
+        """deer-flow's name for ``output_tokens`` (read-only)."""
+        return self.output_tokens
+
+    @property
     def token_usage(self) -> TokenUsage:
         """The run's token totals as one value."""
         return TokenUsage(*(getattr(self, name) for name in TOKEN_FIELDS))
@@ -362,6 +442,14 @@ class RunRecord:
         """True for a run that ended waiting on an interrupt (``success`` with
         ``stop_reason="interrupt"``): its thread resumes with ``Command(resume=...)``."""
         return self.status is RunStatus.success and self.stop_reason == "interrupt"
+
+    @property
+    def queue_ms(self) -> float | None:
+        """Milliseconds from created to started (time spent queued); None before it starts."""
+        if not self.started_at or not self.created_at:
+            return None
+        waited = datetime.fromisoformat(self.started_at) - datetime.fromisoformat(self.created_at)
+        return max(waited.total_seconds() * 1000.0, 0.0)
 
     @property
     def duration_seconds(self) -> float | None:
@@ -394,8 +482,12 @@ class RunRecord:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
-        """Hydrate a store row; NULL status and on_disconnect become pending and cancel."""
+        """Hydrate a store row; NULL status and on_disconnect become pending and cancel.
+        A row written by deer-flow's stores (``total_input_tokens``…) is read too."""
         values = {name: row[name] for name in ROW_FIELDS if name in row}
+        for alias, name in TOKEN_ALIASES.items():
+            if name not in values and alias in row:
+                values[name] = row[alias]
         status = values.get("status")
         values["status"] = RunStatus(status) if status else RunStatus.pending
         values["on_disconnect"] = DisconnectMode.parse(values.get("on_disconnect") or None)
@@ -403,11 +495,18 @@ class RunRecord:
         values["kwargs"] = dict(values.get("kwargs") or {})
         values["token_usage_by_model"] = dict(values.get("token_usage_by_model") or {})
         values["interrupts"] = list(values.get("interrupts") or [])
+        values["usage_by_node"] = dict(values.get("usage_by_node") or {})
+        values["llm_call_ms"] = dict(values.get("llm_call_ms") or {})
+        values["llm_ms"] = float(values.get("llm_ms") or 0.0)
+        for name in ("cost_usd", "first_token_ms"):
+            if values.get(name) is not None:
+                values[name] = float(values[name])
         values["multitask_strategy"] = values.get("multitask_strategy") or "reject"
         for name in (
             *TOKEN_FIELDS,
             "llm_call_count",
             "calls_without_usage",
+            "unpriced_calls",
             "message_count",
             "attempt",
         ):
@@ -435,7 +534,17 @@ ROW_FIELDS: tuple[str, ...] = tuple(
     f.name
     for f in fields(RunRecord)
     if f.name
-    not in {"store_only", "durable", "task", "_abort_event", "abort_action", "output", "config"}
+    not in {
+        "store_only",
+        "durable",
+        "task",
+        "_abort_event",
+        "abort_action",
+        "output",
+        "config",
+        "idempotency_reused",
+        "budget",
+    }
 )
 
 

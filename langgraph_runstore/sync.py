@@ -46,7 +46,7 @@ def _off_the_loop(work: Callable[[], T]) -> T:
 class SyncRunManager:
     """RunManager's API as plain methods: ``get``, ``list_by_thread``, ``list_runs``,
     ``thread_status``, ``thread_interrupts``, ``aggregate_usage``, ``top_runs``, ``cancel``,
-    ``create``, ``submit``, ``join``, ``invoke``, ``stream`` and ``track``.
+    ``create``, ``delete``, ``submit``, ``join``, ``invoke``, ``stream`` and ``track``.
 
     ::
 
@@ -203,6 +203,24 @@ class SyncRunManager:
     ) -> bool:
         """See ``RunManager.cancel``."""
         return self._run(lambda: self.manager.cancel(run_id, action=action, user_id=user_id))
+
+    def delete(
+        self,
+        run_id: str,
+        *,
+        keep_checkpoints: bool = False,
+        user_id: str | None = None,
+        checkpointer: Any = None,
+    ) -> None:
+        """See ``RunManager.delete``: one finished run and its checkpoints."""
+        self._run(
+            lambda: self.manager.delete(
+                run_id,
+                keep_checkpoints=keep_checkpoints,
+                user_id=user_id,
+                checkpointer=checkpointer,
+            )
+        )
 
     def submit(self, assistant_id: str, input: Any, *, thread_id: str, **options: Any) -> RunRecord:
         """See ``RunManager.submit``: a run for the workers' shared queue."""

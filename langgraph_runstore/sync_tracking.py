@@ -13,11 +13,14 @@ from langchain_core.messages import BaseMessage
 from langchain_core.outputs import LLMResult
 from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 
+from langgraph_runstore.accounting import Accounting
+from langgraph_runstore.budget import Budget
+from langgraph_runstore.metering import SyncMetering
 from langgraph_runstore.schemas import RunRecord, RunStatus
 from langgraph_runstore.tracking import SyncRunWriter, TrackerCore, logger
 
 
-class SyncRunTracker(TrackerCore, GraphCallbackHandler):
+class SyncRunTracker(SyncMetering, TrackerCore, GraphCallbackHandler):
     """The synchronous flavour of RunTracker, for ``graph.invoke``/``graph.stream``.
 
     Its store writes run on the manager's background loop; ``run_inline`` keeps
@@ -28,9 +31,22 @@ class SyncRunTracker(TrackerCore, GraphCallbackHandler):
     run_inline = True
 
     def __init__(
-        self, writer: SyncRunWriter, record: RunRecord, *, flush_interval: float = 5.0
+        self,
+        writer: SyncRunWriter,
+        record: RunRecord,
+        *,
+        flush_interval: float = 5.0,
+        accounting: Accounting | None = None,
+        budget: Budget | None = None,
     ) -> None:
-        TrackerCore.__init__(self, writer, record, flush_interval=flush_interval)
+        TrackerCore.__init__(
+            self,
+            writer,
+            record,
+            flush_interval=flush_interval,
+            accounting=accounting,
+            budget=budget,
+        )
         self.sync_writer = writer
         self._write_lock = threading.Lock()
         self._flush_timer: threading.Timer | None = None
@@ -85,9 +101,11 @@ class SyncRunTracker(TrackerCore, GraphCallbackHandler):
         *,
         run_id: uuid.UUID,
         metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.tally.llm_started(run_id, metadata)
+        if self.llm_begins(run_id, metadata, tags):
+            self.stop_call()
 
     def on_llm_start(
         self,
@@ -96,9 +114,11 @@ class SyncRunTracker(TrackerCore, GraphCallbackHandler):
         *,
         run_id: uuid.UUID,
         metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.tally.llm_started(run_id, metadata)
+        if self.llm_begins(run_id, metadata, tags):
+            self.stop_call()
 
     def on_llm_end(self, response: LLMResult, *, run_id: uuid.UUID, **kwargs: Any) -> None:
         if self._counted(run_id, response) and self._arm_flush():

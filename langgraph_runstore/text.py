@@ -45,6 +45,9 @@ def is_storable(value: str) -> bool:
     return _UNSTORABLE.search(value) is None
 
 
+_SCALARS = frozenset({int, float, bool, type(None)})
+
+
 def _is_clean(value: Any) -> bool:
     """Whether no string in ``value`` (keys included) needs the rule: one walk that builds
     nothing, for the usual case where nothing does."""
@@ -57,11 +60,15 @@ def _is_clean(value: Any) -> bool:
         for key, item in value.items():
             if type(key) is str and _UNSTORABLE.search(key) is not None:
                 return False
-            if type(item) is not int and not _is_clean(item):
+            # numbers and None inline: usage entries and call times are mostly those
+            if type(item) not in _SCALARS and not _is_clean(item):
                 return False
         return True
     if kind is list or kind is tuple:
-        return all(_is_clean(item) for item in value)
+        for item in value:  # noqa: SIM110 (a plain loop: all() would build a generator)
+            if type(item) not in _SCALARS and not _is_clean(item):
+                return False
+        return True
     return not isinstance(value, (str, Mapping, list, tuple))
 
 

@@ -13,10 +13,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, TypeVar, cast
 
+from langgraph_runstore.accounting import Accounting
 from langgraph_runstore.blocking import BlockingCalls
+from langgraph_runstore.budget import Budget
 from langgraph_runstore.errors import RunNotFoundError
 from langgraph_runstore.execution import RunExecutor
+from langgraph_runstore.idempotency import refuse_reused
 from langgraph_runstore.lifecycle import RunLifecycle
+from langgraph_runstore.metering import tracker_options
 from langgraph_runstore.recorder import RunRecorder
 from langgraph_runstore.schemas import RunRecord
 from langgraph_runstore.sync_tracking import SyncRunTracker
@@ -34,6 +38,9 @@ class TrackedRuns(BlockingCalls):
 
     lifecycle: RunLifecycle
     flush_interval: float
+    #: how calls are priced and attributed, and every run's default budget (the facade's)
+    accounting: Accounting
+    budget: Budget | None
     worker_id: str
     _trackers: dict[str, RunTracker | SyncRunTracker]
     _rollback_targets: dict[str, tuple[Any, Any]]
@@ -50,13 +57,14 @@ class TrackedRuns(BlockingCalls):
         flush_interval: float | None = None,
         checkpointer: Any = None,
         graph: Any = None,
+        budget: Budget | None = None,
     ) -> RunTracker:
         """A callback handler that records one graph invocation as the run ``run_id``.
 
         Pass it in ``config["callbacks"]`` together with ``run_id`` in ``configurable``
         (``manager.track()`` builds that config for you). ``checkpointer`` or ``graph``
         lets ``cancel(action="rollback")`` remove the run's checkpoints. ``flush_interval``
-        overrides the manager's for this run.
+        and ``budget`` override the manager's for this run.
         """
         record = self.lifecycle.records.get(run_id)
         if record is None:
@@ -68,7 +76,10 @@ class TrackedRuns(BlockingCalls):
             self.flush_interval if flush_interval is None else check_flush_interval(flush_interval)
         )
         # the lifecycle takes the tracker's writes directly: one call less per write
-        tracker = RunTracker(self.lifecycle, record, flush_interval=interval)
+        options = tracker_options(
+            record, accounting=self.accounting, default=self.budget, budget=budget
+        )
+        tracker = RunTracker(self.lifecycle, record, flush_interval=interval, **options)
         self._trackers[run_id] = tracker
         if checkpointer is not None or graph is not None:
             self._rollback_targets[run_id] = (checkpointer, graph)
@@ -99,6 +110,7 @@ class TrackedRuns(BlockingCalls):
         block: the block ends there and, on Python 3.11+, the code after it carries on.
         """
         record = await self.create_or_reject(thread_id, start_now=True, **create_options)
+        refuse_reused(record, "track")
         tracker = self.tracker(record.run_id, graph=graph)
         record.config = tracker.config(thread_id=thread_id, extra=config)
         try:
@@ -133,8 +145,10 @@ class TrackedRuns(BlockingCalls):
         record = self.run_sync(
             lambda: self.create_or_reject(thread_id, start_now=True, **create_options)
         )
+        refuse_reused(record, "track_sync")
+        options = tracker_options(record, accounting=self.accounting, default=self.budget)
         tracker = SyncRunTracker(
-            cast(SyncRunWriter, self), record, flush_interval=self.flush_interval
+            cast(SyncRunWriter, self), record, flush_interval=self.flush_interval, **options
         )
         self._trackers[record.run_id] = tracker
         if graph is not None:
@@ -155,6 +169,7 @@ class TrackedRuns(BlockingCalls):
         user_id: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         flush_interval: float | None = None,
+        budget: Budget | None = None,
     ) -> RunRecorder:
         """A RunRecorder bound to this manager: attach it once and every root graph
         invocation it sees becomes a run this manager holds (``get``, ``cancel`` and the
@@ -168,6 +183,7 @@ class TrackedRuns(BlockingCalls):
             user_id=user_id,
             metadata=metadata,
             flush_interval=flush_interval,
+            budget=budget,
         )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
@@ -26,6 +27,8 @@ from langchain_core.outputs import LLMResult
 from langgraph.callbacks import GraphCallbackHandler, GraphInterruptEvent
 from langgraph.errors import GraphInterrupt
 
+from langgraph_runstore.accounting import Accounting
+from langgraph_runstore.budget import Budget
 from langgraph_runstore.errors import ConflictError, InvalidInputError, RunAlreadyInvokedError
 from langgraph_runstore.interrupts import (
     INTERRUPT_CHANNEL,
@@ -34,6 +37,7 @@ from langgraph_runstore.interrupts import (
     namespace_parts,
 )
 from langgraph_runstore.messages import first_human_text, message_count, message_text
+from langgraph_runstore.metering import AsyncMetering, Metering
 from langgraph_runstore.query import UNKNOWN_MODEL
 from langgraph_runstore.schemas import RunRecord, RunStatus
 from langgraph_runstore.tally import SPENT_TALLY, Tally
@@ -76,18 +80,28 @@ def error_text(error: BaseException) -> str:
     return f"{name}: {message}" if message else name
 
 
-class TrackerCore:
+class TrackerCore(Metering):
     """What both tracker flavours share: root detection, counting, the final verdict."""
 
     # Callbacks must never break the user's graph, so errors inside them are logged and
     # dropped; raise_error is switched on only for the deliberate second-invocation error.
     raise_error = False
 
-    def __init__(self, writer: RunWriter, record: RunRecord, *, flush_interval: float) -> None:
+    def __init__(
+        self,
+        writer: RunWriter,
+        record: RunRecord,
+        *,
+        flush_interval: float,
+        accounting: Accounting | None = None,
+        budget: Budget | None = None,
+    ) -> None:
         self.writer = writer
         self.record = record
         self.flush_interval = flush_interval
-        self.tally = Tally()
+        self.tally = Tally(accounting)
+        self.budget = budget
+        self.capped = None
         self.root_run_id: uuid.UUID | None = None
         self.interrupted = False
         self.finished = False
@@ -117,6 +131,7 @@ class TrackerCore:
     ) -> bool:
         if self.root_run_id is None:
             self.root_run_id = run_id
+            self.tally.run_started = time.perf_counter()
             try:
                 self.tally.first_human_message = first_human_text(inputs)
             except Exception:  # an input form nobody foresaw must not stop the run's record
@@ -183,11 +198,15 @@ class TrackerCore:
         if isinstance(outputs, Mapping) and INTERRUPT_CHANNEL in outputs:
             self.interrupted = True
             self._note_interrupts(outputs[INTERRUPT_CHANNEL])
+        if self.capped is not None:
+            return self.capped_verdict()
         if self.interrupted:
             return RunStatus.success, self._paused_fields()
         return RunStatus.success, self.current_fields()
 
     def _root_error(self, error: BaseException) -> tuple[RunStatus, dict[str, Any]]:
+        if self.capped is not None:
+            return self.capped_verdict()
         if isinstance(error, GraphInterrupt):
             if error.args:
                 self._note_interrupts(error.args[0])
@@ -278,7 +297,7 @@ def _as_list(callbacks: Any) -> list[Any]:
     )
 
 
-class RunTracker(TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
+class RunTracker(AsyncMetering, TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
     """Async callback handler that records one graph invocation as one run.
 
     Get one from ``manager.tracker(run_id)``, or let ``manager.track()`` and the managed
@@ -290,9 +309,22 @@ class RunTracker(TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
     run_inline = True
 
     def __init__(
-        self, writer: RunWriter, record: RunRecord, *, flush_interval: float = 5.0
+        self,
+        writer: RunWriter,
+        record: RunRecord,
+        *,
+        flush_interval: float = 5.0,
+        accounting: Accounting | None = None,
+        budget: Budget | None = None,
     ) -> None:
-        TrackerCore.__init__(self, writer, record, flush_interval=flush_interval)
+        TrackerCore.__init__(
+            self,
+            writer,
+            record,
+            flush_interval=flush_interval,
+            accounting=accounting,
+            budget=budget,
+        )
         self._flush_task: asyncio.Task[Any] | None = None
         self._flush_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -361,9 +393,11 @@ class RunTracker(TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         *,
         run_id: uuid.UUID,
         metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.tally.llm_started(run_id, metadata)
+        if self.llm_begins(run_id, metadata, tags):
+            await self.stop_call()
 
     async def on_llm_start(
         self,
@@ -372,9 +406,11 @@ class RunTracker(TrackerCore, AsyncCallbackHandler, GraphCallbackHandler):
         *,
         run_id: uuid.UUID,
         metadata: dict[str, Any] | None = None,
+        tags: list[str] | None = None,
         **kwargs: Any,
     ) -> None:
-        self.tally.llm_started(run_id, metadata)
+        if self.llm_begins(run_id, metadata, tags):
+            await self.stop_call()
 
     async def on_llm_end(self, response: LLMResult, *, run_id: uuid.UUID, **kwargs: Any) -> None:
         loop = self._loop

@@ -16,6 +16,8 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 from langgraph.types import interrupt
 
+from langgraph_runstore.schemas import TOKEN_FIELDS
+
 
 class State(TypedDict):
     messages: Annotated[list[Any], add_messages]
@@ -37,6 +39,13 @@ def reply(
     }
     metadata = {"model_name": model} if model is not None else {}
     return AIMessage(content=text, usage_metadata=usage, response_metadata=metadata)  # type: ignore[arg-type]
+
+
+def tokens_only(by_model: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``token_usage_by_model`` with only the six token counts of each entry."""
+    return {
+        model: {k: v for k, v in e.items() if k in TOKEN_FIELDS} for model, e in by_model.items()
+    }
 
 
 def listed_model(*messages: AIMessage) -> FakeMessagesListChatModel:

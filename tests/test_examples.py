@@ -48,6 +48,8 @@ def test_quickstart_records_its_runs_and_reads_them_back(db_url: str, tmp_path: 
     first = run_example([str(EXAMPLES / "quickstart.py")], cwd, url=db_url)
     assert re.search(r"managed run \w{8}: success, 22 tokens, 1 LLM call\(s\)", first)
     assert "last AI message: 'LangGraph keeps each step of the agent in a checkpoint.'" in first
+    # 12 input and 10 output tokens at 2.50 and 10 USD per million
+    assert re.search(r"  cost \$0\.000130, LLM time \d+\.\d ms", first)
     assert re.search(r"tracked run \w{8}: success, 21 tokens", first)
     assert f"thread 'demo' is idle; database: {db_url}" in first
 

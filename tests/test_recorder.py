@@ -36,6 +36,7 @@ from tests.graphs import (
     listed_model,
     reply,
     single_node_graph,
+    tokens_only,
     two_model_graph,
 )
 
@@ -172,6 +173,9 @@ async def test_ainvoke_is_recorded_like_a_tracked_run(env: Env) -> None:
         "message_count",
         "model_name",
     ):
+        if name == "token_usage_by_model":  # each model's call time differs between runs
+            assert tokens_only(row[name]) == tokens_only(managed.token_usage_by_model)
+            continue
         assert row[name] == getattr(managed, name), name
     assert row["total_tokens"] == 31 and row["llm_call_count"] == 2
 

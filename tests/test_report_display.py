@@ -18,7 +18,7 @@ import pytest
 from langgraph_runstore import RunRecord, RunStatus, SQLRunStore
 from langgraph_runstore.display import STATUS_COLORS, format_duration, run_html, runs_html
 from langgraph_runstore.query import RunPage
-from langgraph_runstore.report import INPUT_COLOR, MODEL_COLOR, OUTPUT_COLOR
+from langgraph_runstore.report import COST_COLOR, INPUT_COLOR, MODEL_COLOR, OUTPUT_COLOR
 from tests.cli.helpers import ago, run_cli
 
 
@@ -163,8 +163,16 @@ async def _fill(url: str) -> None:
                 total_tokens=inp + out,
                 llm_call_count=1 + i % 3,
                 token_usage_by_model={
-                    model: {"input_tokens": inp, "output_tokens": out, "total_tokens": inp + out}
+                    model: {
+                        "input_tokens": inp,
+                        "output_tokens": out,
+                        "total_tokens": inp + out,
+                        "llm_call_count": 1 + i % 3,
+                        "cost_usd": (inp + out) / 1e5,
+                    }
                 },
+                cost_usd=(inp + out) / 1e5,
+                llm_call_ms={model: [float(10 + i % 5)] * (1 + i % 3)},
                 error=f"RuntimeError: failure {i}" if status in ("error", "timeout") else None,
                 # every ninth success paused on an interrupt: its own bar and badge
                 stop_reason="interrupt" if status == "success" and i % 9 == 0 else None,
@@ -211,7 +219,7 @@ def test_report_renders_its_charts_in_headless_chromium(
     found = re.search(r'<pre id="probe">(.*?)</pre>', dom.stdout, re.S)
     assert found, dom.stdout[-2000:]
     charts = {c["name"]: c for c in json.loads(found.group(1).replace("&quot;", '"'))}
-    assert set(charts) == {"status", "tokens-by-day", "tokens-by-model"}
+    assert set(charts) == {"status", "tokens-by-day", "tokens-by-model", "cost-by-model"}
     for chart in charts.values():
         assert chart["width"] > 300 and chart["height"] > 60, chart
     # one bar per status and one for paused; all but pending (none in the data) drawn
@@ -223,6 +231,9 @@ def test_report_renders_its_charts_in_headless_chromium(
     assert set(charts["tokens-by-day"]["fills"]) == {INPUT_COLOR, OUTPUT_COLOR}
     assert charts["tokens-by-model"]["bars"] == 3 and charts["tokens-by-model"]["fills"] == [
         MODEL_COLOR
+    ]
+    assert charts["cost-by-model"]["drawn"] == 3 and charts["cost-by-model"]["fills"] == [
+        COST_COLOR
     ]
 
     # the page as a person sees it, kept next to the test's other files

@@ -29,7 +29,9 @@ from langgraph_runstore.db.read_only import cannot_write, read_only_uri
 from langgraph_runstore.db.urls import as_url, connect_timeout_arguments
 from langgraph_runstore.display import (
     STATUS_COLORS,
+    format_cost,
     format_duration,
+    format_ms,
     format_time,
     shorten,
     status_label,
@@ -314,7 +316,7 @@ def status_text(status: str) -> Text:
 
 
 RUN_HEADERS = (
-    "RUN ID", "THREAD", "STATUS", "STOP", "CREATED (UTC)", "DURATION", "TOKENS", "CALLS",
+    "RUN ID", "THREAD", "STATUS", "STOP", "CREATED (UTC)", "DURATION", "TOKENS", "CALLS", "COST",
 )  # fmt: skip
 
 
@@ -329,18 +331,22 @@ def print_runs(out: Output, records: Sequence[RunRecord]) -> None:
             format_duration(r.duration_seconds),
             f"{r.total_tokens:,}",
             str(r.llm_call_count),
+            format_cost(r.cost_usd),
             shorten(r.error if r.status.value in ("error", "timeout") else r.last_ai_message, 60),
         ]
         for r in records
     ]
     out.listing(
-        [*RUN_HEADERS, "LAST AI MESSAGE / ERROR"], rows, right=("DURATION", "TOKENS", "CALLS")
+        [*RUN_HEADERS, "LAST AI MESSAGE / ERROR"],
+        rows,
+        right=("DURATION", "TOKENS", "CALLS", "COST"),
     )
 
 
 USAGE_NUMBERS = (
     "RUNS", "SUCCESS", "PAUSED", "ERROR", "TIMEOUT", "INTERRUPTED", "ACTIVE", "ERROR RATE",
-    "LLM CALLS", "INPUT", "OUTPUT", "TOTAL TOKENS",
+    "LLM CALLS", "INPUT", "OUTPUT", "TOTAL TOKENS", "COST", "RUN P50", "RUN P95", "CALL P50",
+    "CALL P95",
 )  # fmt: skip
 
 
@@ -363,6 +369,11 @@ def print_usage(out: Output, rows: Sequence[UsageRow], by: str) -> None:
                 f"{row.tokens.input_tokens:,}",
                 f"{row.tokens.output_tokens:,}",
                 f"{row.tokens.total_tokens:,}",
+                format_cost(row.cost_usd),
+                format_ms(row.duration_p50_ms),
+                format_ms(row.duration_p95_ms),
+                format_ms(row.llm_call_p50_ms),
+                format_ms(row.llm_call_p95_ms),
             ]
         )
     out.listing([by.upper(), *USAGE_NUMBERS], lines, right=USAGE_NUMBERS, flexible_last=False)
@@ -437,7 +448,7 @@ def cli(ctx: click.Context, db: str | None) -> None:
 
 @cli.group()
 def runs() -> None:
-    """List, show and cancel runs."""
+    """List, show, cancel and delete runs."""
 
 
 @cli.group()

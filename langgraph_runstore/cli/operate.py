@@ -154,7 +154,7 @@ def threads_show(
     type=click.Choice(USAGE_GROUPINGS),
     default="model",
     show_default=True,
-    help="Group by model, thread, user or UTC day.",
+    help="Group by model, thread, user, assistant or UTC day.",
 )
 @time_option("--since", SINCE_HELP)
 @time_option("--until", UNTIL_HELP)
@@ -169,7 +169,8 @@ def usage(
     as_json: bool,
     db: str | None,
 ) -> None:
-    """Tokens, LLM calls, runs by status and error rate, per model, thread, user or day."""
+    """Tokens, cost, LLM calls, runs by status, error rate and p50/p95 run and LLM call
+    times, per model, thread, user, assistant or day."""
 
     async def go() -> None:
         async with open_store(resolve_db(ctx, db), read_only=True) as store:

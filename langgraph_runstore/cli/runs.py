@@ -1,5 +1,5 @@
-"""``langgraph-runstore runs list|show|cancel``: pages of runs, one run in full with the
-checkpoints it wrote, and cancelling a run from the terminal."""
+"""``langgraph-runstore runs list|show|cancel|delete``: pages of runs, one run in full with
+the checkpoints it wrote, and cancelling or deleting a run from the terminal."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from langgraph_runstore.display import (
+    format_cost,
     format_duration,
+    format_ms,
     record_json,
     status_label,
 )
-from langgraph_runstore.errors import RunNotFoundError
+from langgraph_runstore.errors import ActiveRunError, RunNotFoundError
+from langgraph_runstore.query import RunPage
 from langgraph_runstore.schemas import (
     TOKEN_FIELDS,
     RunRecord,
@@ -25,6 +28,7 @@ if TYPE_CHECKING:  # rich loads when a table is printed: --json and errors do wi
     from rich.text import Text
 
 from langgraph_runstore.cli.base import (
+    PROG,
     SINCE_HELP,
     UNTIL_HELP,
     CliError,
@@ -66,6 +70,13 @@ from langgraph_runstore.cli.base import (
 @time_option("--until", UNTIL_HELP)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--cursor", callback=check_cursor, help="Next page: the cursor a page printed.")
+@click.option(
+    "--sort",
+    type=click.Choice(["created", "cost"]),
+    default="created",
+    show_default=True,
+    help="created: newest first, a page at a time; cost: the costliest runs first.",
+)
 @json_option
 @db_option
 @click.pass_context
@@ -78,22 +89,31 @@ def runs_list(
     until: str | None,
     limit: int,
     cursor: str | None,
+    sort: str,
     as_json: bool,
     db: str | None,
 ) -> None:
-    """List runs, newest first."""
+    """List runs, newest first (or the costliest first with --sort cost)."""
+    if sort == "cost" and (thread_id or statuses or cursor):
+        raise click.UsageError("--sort cost takes --user, --since, --until and --limit only")
 
     async def go() -> None:
         async with open_store(resolve_db(ctx, db), read_only=True) as store:
-            page = await store.list_runs(
-                thread_id=thread_id,
-                status=statuses or None,
-                user_id=user_id,
-                since=since,
-                until=until,
-                limit=limit,
-                cursor=cursor,
-            )
+            if sort == "cost":
+                top = await store.top_runs(
+                    by="cost", since=since, until=until, limit=limit, user_id=user_id
+                )
+                page = RunPage(tuple(top))
+            else:
+                page = await store.list_runs(
+                    thread_id=thread_id,
+                    status=statuses or None,
+                    user_id=user_id,
+                    since=since,
+                    until=until,
+                    limit=limit,
+                    cursor=cursor,
+                )
         if as_json:
             emit_json(
                 {"runs": [record_json(as_record(r)) for r in page], "next_cursor": page.next_cursor}
@@ -127,28 +147,21 @@ def _show_run(record: RunRecord, checkpoints: list[dict[str, Any]]) -> None:
         if name == "duration_seconds":
             fields.add_row("duration", format_duration(record.duration_seconds))
             continue
-        if name == "token_usage_by_model":
-            continue  # its own table below
+        if name in ("token_usage_by_model", "usage_by_node", "llm_call_ms"):
+            continue  # tables of their own below; the call times are a sample
+        if name == "cost_usd":
+            fields.add_row(name, format_cost(record.cost_usd) or "(not priced)")
+            continue
+        if name == "started_at":
+            fields.add_row("queue_ms", format_ms(record.queue_ms))
         if isinstance(value, (dict, list)):
             value = json.dumps(value, default=str)
         fields.add_row(name, Text("" if value is None else str(value)))
     console.print(fields)
     console.print()
-    if record.token_usage_by_model:
-        names = [name.removesuffix("_tokens").upper() for name in TOKEN_FIELDS]
-        usage_rows: list[list[str | Text]] = [
-            [model, *(f"{int(usage.get(name) or 0):,}" for name in TOKEN_FIELDS)]
-            for model, usage in sorted(record.token_usage_by_model.items())
-        ]
-        console.listing(
-            ["MODEL", *names],
-            usage_rows,
-            right=names,
-            flexible_last=False,
-            title="tokens per model",
-        )
-    else:
-        console.print("tokens per model: none recorded")
+    _usage_table(console, "MODEL", record.token_usage_by_model, "tokens per model")
+    console.print()
+    _usage_table(console, "NODE", record.usage_by_node, "usage per node")
     console.print()
     if not checkpoints:
         console.print("checkpoints: none written under this run_id")
@@ -170,6 +183,29 @@ def _show_run(record: RunRecord, checkpoints: list[dict[str, Any]]) -> None:
         right=["STEP"],
         flexible_last=False,
         title=f"checkpoints ({len(checkpoints)})",
+    )
+
+
+_USAGE_NAMES = (*(name.removesuffix("_tokens").upper() for name in TOKEN_FIELDS), "CALLS")
+_USAGE_NUMBERS = (*_USAGE_NAMES, "LLM TIME", "COST")
+
+
+def _usage_table(console: Output, what: str, usage: dict[str, dict[str, Any]], title: str) -> None:
+    """Tokens, calls, LLM time and cost per model or per node."""
+    if not usage:
+        console.print(f"{title}: none recorded")
+        return
+    rows: list[list[str | Text]] = [
+        [
+            key,
+            *(f"{int(entry.get(name) or 0):,}" for name in (*TOKEN_FIELDS, "llm_call_count")),
+            format_ms(entry.get("llm_ms")),
+            format_cost(entry.get("cost_usd")),
+        ]
+        for key, entry in sorted(usage.items())
+    ]
+    console.listing(
+        [what, *_USAGE_NUMBERS], rows, right=_USAGE_NUMBERS, flexible_last=False, title=title
     )
 
 
@@ -259,5 +295,74 @@ def runs_cancel(
         else:
             owner = row.get("owner_worker_id") or "its worker"
             click.echo(f"cancel ({action}) requested for run {run_id}: {owner} will stop it")
+
+    run_async(go)
+
+
+@runs.command("delete")
+@click.argument("run_id", callback=check_id_param)
+@click.option(
+    "--keep-checkpoints",
+    is_flag=True,
+    help="Delete the run's row only; the checkpoints it wrote stay.",
+)
+@click.option(
+    "--user",
+    "user_id",
+    metavar="USER_ID",
+    callback=check_id_param,
+    help="Only a run of this user: another user's run reads as unknown and is left alone.",
+)
+@json_option
+@db_option
+@click.pass_context
+def runs_delete(
+    ctx: click.Context,
+    run_id: str,
+    keep_checkpoints: bool,
+    user_id: str | None,
+    as_json: bool,
+    db: str | None,
+) -> None:
+    """Delete a finished run and the checkpoints it wrote (exit 1 if it is unknown or still
+    pending or running)."""
+    from langgraph_runstore.manager import RunManager
+
+    async def go() -> None:
+        async with open_store(resolve_db(ctx, db)) as store:
+            manager = RunManager(store=store)
+            try:
+                record = await manager.get(run_id, user_id=user_id)
+                checkpoints = len(await store.run_checkpoints(run_id)) if record else 0
+                try:
+                    await manager.delete(run_id, keep_checkpoints=keep_checkpoints, user_id=user_id)
+                except RunNotFoundError:
+                    raise CliError(f"no run with id {run_id!r}") from None
+                except ActiveRunError as exc:
+                    raise CliError(
+                        f"{exc.message}: `{PROG} runs cancel {run_id}` stops it"
+                    ) from None
+            finally:
+                await manager.aclose()
+        assert record is not None  # delete() found it
+        deleted = 0 if keep_checkpoints else checkpoints
+        if as_json:
+            emit_json(
+                {
+                    "deleted": True,
+                    "run_id": run_id,
+                    "thread_id": record.thread_id,
+                    "checkpoints_deleted": deleted,
+                }
+            )
+        elif keep_checkpoints:
+            click.echo(
+                f"deleted run {run_id} (thread {record.thread_id}); "
+                f"its {checkpoints} checkpoint(s) stay"
+            )
+        else:
+            click.echo(
+                f"deleted run {run_id} (thread {record.thread_id}) and its {deleted} checkpoint(s)"
+            )
 
     run_async(go)

@@ -206,6 +206,25 @@ _WORKERS_TABLE = (
     "heartbeat_at TEXT NOT NULL)",
 )
 
+# A client's idempotency key names one run: unique across every process sharing the
+# database, and no index entry for the runs without one (most).
+_IDEMPOTENCY_KEY = (
+    "ALTER TABLE runs ADD COLUMN idempotency_key TEXT",
+    "CREATE UNIQUE INDEX IF NOT EXISTS runs_idempotency_key_idx ON runs (idempotency_key) "
+    "WHERE idempotency_key IS NOT NULL",
+)
+
+# What a run's calls cost and how long they took. Nullable, so PostgreSQL's admission
+# function (jsonb_populate_record leaves absent keys NULL) needs no new defaults.
+_COST_AND_LATENCY = (
+    "ALTER TABLE runs ADD COLUMN cost_usd DOUBLE PRECISION",
+    "ALTER TABLE runs ADD COLUMN unpriced_calls INTEGER DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN llm_ms DOUBLE PRECISION DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN first_token_ms DOUBLE PRECISION",
+    "ALTER TABLE runs ADD COLUMN usage_by_node TEXT",
+    "ALTER TABLE runs ADD COLUMN llm_call_ms TEXT",
+)
+
 MIGRATIONS: list[Migration] = [
     Migration(
         version=1,
@@ -261,6 +280,19 @@ MIGRATIONS: list[Migration] = [
         description="runstore_workers: the fleet, one row per worker and its heartbeat",
         sqlite=_WORKERS_TABLE,
         postgresql=_WORKERS_TABLE,
+    ),
+    Migration(
+        version=8,
+        description="runs: idempotency_key, unique",
+        sqlite=_IDEMPOTENCY_KEY,
+        postgresql=_IDEMPOTENCY_KEY,
+    ),
+    Migration(
+        version=9,
+        description="runs: cost_usd, unpriced_calls, llm_ms, first_token_ms, usage_by_node, "
+        "llm_call_ms",
+        sqlite=_COST_AND_LATENCY,
+        postgresql=_COST_AND_LATENCY,
     ),
 ]
 

@@ -9,13 +9,20 @@ status raises InvalidTransitionError instead of writing.
 from __future__ import annotations
 
 import asyncio
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from langgraph_runstore.errors import InvalidInputError, InvalidTransitionError
+from langgraph_runstore.errors import (
+    ActiveRunError,
+    ConflictError,
+    IdempotencyKeyError,
+    InvalidInputError,
+    InvalidTransitionError,
+)
 from langgraph_runstore.query import FINAL_STATUS_VALUES, PruneResult, RunPage, UsageRow
 from langgraph_runstore.schemas import (
     ACTIVE_STATUSES,
@@ -26,6 +33,7 @@ from langgraph_runstore.schemas import (
     ensure_json,
     normalize_timestamp,
     now_iso,
+    resolve_token_aliases,
 )
 from langgraph_runstore.text import storable_fields
 from langgraph_runstore.validate import check_depth
@@ -77,6 +85,21 @@ class StatusGuard:
 
     only_from_active: bool = False
     yield_to_cancel: bool = False
+
+
+@dataclass(frozen=True)
+class KeyedInsert:
+    """A store's answer to ``insert_keyed``. ``inserted``: the new row was written.
+    ``existing``: the row that already held the idempotency key (nothing was written).
+    Neither: the thread was busy (``only_if_thread_idle``), nothing was written."""
+
+    inserted: bool
+    existing: Mapping[str, Any] | None = None
+
+
+#: how often ``insert_keyed`` reads again after losing the key to a writer that then
+#: deleted its run, before it gives up
+_KEYED_ATTEMPTS = 5
 
 
 class RunStore(ABC):
@@ -188,6 +211,66 @@ class RunStore(ABC):
         Returns False (writing nothing) when the thread is busy. This is ``reject`` admission:
         two processes racing on one thread never both get an active run.
         """
+
+    async def get_by_idempotency_key(self, idempotency_key: str) -> dict[str, Any] | None:
+        """The row whose ``idempotency_key`` is this one, or None."""
+        raise NotImplementedError(f"{type(self).__name__} does not support idempotency keys")
+
+    async def insert_keyed(
+        self,
+        run_id: str,
+        *,
+        thread_id: str,
+        idempotency_key: str,
+        only_if_thread_idle: bool = False,
+        **fields: Any,
+    ) -> KeyedInsert:
+        """Insert a new run under ``idempotency_key``, or answer with the row that already
+        holds it (writing nothing). With ``only_if_thread_idle`` it is ``reject`` admission
+        too: a busy thread writes nothing, unless the key's own run is what keeps it busy
+        (that run is the answer then).
+
+        Atomic across processes: the key is unique in the store, so of two writers racing
+        with one key exactly one inserts, and the other reads the winner's row back. This
+        default composes ``get_by_idempotency_key`` with ``insert``/``insert_if_thread_idle``,
+        which must refuse a key another run holds (IdempotencyKeyError).
+        """
+        for _ in range(_KEYED_ATTEMPTS):
+            existing = await self.get_by_idempotency_key(idempotency_key)
+            if existing is not None:
+                return KeyedInsert(inserted=False, existing=existing)
+            try:
+                if not only_if_thread_idle:
+                    await self.insert(
+                        run_id, thread_id=thread_id, idempotency_key=idempotency_key, **fields
+                    )
+                    return KeyedInsert(inserted=True)
+                if await self.insert_if_thread_idle(
+                    run_id, thread_id=thread_id, idempotency_key=idempotency_key, **fields
+                ):
+                    return KeyedInsert(inserted=True)
+            except IdempotencyKeyError:
+                continue  # a writer took the key after our read: read its row
+            # busy: perhaps with the key's own run, which another writer just inserted
+            existing = await self.get_by_idempotency_key(idempotency_key)
+            return KeyedInsert(inserted=False, existing=existing)
+        raise ConflictError(
+            f"idempotency_key {idempotency_key!r} was taken and released {_KEYED_ATTEMPTS} "
+            f"times while run {run_id!r} was being admitted: try again",
+            run_id=run_id,
+            thread_id=thread_id,
+        )
+
+    async def delete_run(self, run_id: str, *, include_checkpoints: bool = True) -> bool:
+        """Delete one finished run and, unless ``include_checkpoints=False``, the checkpoints
+        it wrote where this store keeps them (``prune_runs``'s path, for one run). Returns
+        False when there is no such row; ActiveRunError, deleting nothing, for a pending or
+        running one. This default reads, then ``delete``s (it keeps no checkpoints)."""
+        row = await self.get_status(run_id)
+        if row is None:
+            return False
+        refuse_active(run_id, row)
+        return await self.delete(run_id)
 
     @abstractmethod
     async def list_inflight(
@@ -366,6 +449,19 @@ class RunStore(ABC):
         return []
 
 
+def refuse_active(run_id: str, row: Mapping[str, Any]) -> None:
+    """ActiveRunError when the row is pending or running (or has no status): a run that
+    may still write checkpoints is not deleted."""
+    status = row.get("status")
+    if status is None or status in ACTIVE_STATUS_VALUES:
+        raise ActiveRunError(
+            f"run {run_id!r} is {status or 'without a status'}: only a finished run can be "
+            "deleted (cancel it first, or wait for its end)",
+            run_id=run_id,
+            thread_id=row.get("thread_id"),
+        )
+
+
 def prepare_row(
     run_id: str, thread_id: str, fields: dict[str, Any], *, check_json: bool = True
 ) -> dict[str, Any]:
@@ -410,7 +506,9 @@ def prepare_row(
 def prepare_completion(
     run_id: str, status: Any, kwargs: Mapping[str, Any], *, check_json: bool = True
 ) -> tuple[str, dict[str, Any]]:
-    """Validate ``update_run_completion`` arguments; return the status string and fields."""
+    """Validate ``update_run_completion`` arguments; return the status string and fields.
+    deer-flow's ``total_input_tokens``/``total_output_tokens`` are taken for ours."""
+    kwargs = resolve_token_aliases(kwargs, run_id=run_id)
     unknown = () if COMPLETION_FIELDS.issuperset(kwargs) else set(kwargs) - COMPLETION_FIELDS
     if unknown:
         raise InvalidInputError(
@@ -420,9 +518,10 @@ def prepare_completion(
         )
     parsed = RunStatus.parse(status, run_id=run_id)
     fields = storable_fields(kwargs, JSON_FIELDS)
-    by_model = fields.get("token_usage_by_model")
-    if check_json and by_model is not None and not _is_usage_shaped(by_model):
-        ensure_json(by_model, name="token_usage_by_model", run_id=run_id)
+    for name in ("token_usage_by_model", "usage_by_node", "llm_call_ms"):
+        value = fields.get(name)
+        if check_json and value is not None and not _is_usage_shaped(value):
+            ensure_json(value, name=name, run_id=run_id)
     if check_json and fields.get("interrupts") is not None:
         ensure_json(fields["interrupts"], name="interrupts", run_id=run_id)
     for name in ("started_at", "ended_at"):
@@ -431,17 +530,30 @@ def prepare_completion(
     return parsed.value, fields
 
 
+_PLAIN = (int, float, str, type(None))
+
+
 def _is_usage_shaped(value: Any) -> bool:
-    """Whether ``value`` is ``{model: {field: int}}``, the shape trackers write: JSON by
-    construction, so it need not be serialised just to be checked."""
+    """Whether ``value`` is ``{key: {field: number | text | None}}`` or ``{key: [number]}``,
+    the shapes trackers write: JSON by construction (finite numbers), so it need not be
+    serialised just to be checked."""
     if type(value) is not dict:
         return False
-    for model, counts in value.items():
-        if type(model) is not str or type(counts) is not dict:
+    for key, counts in value.items():
+        if type(key) is not str:
             return False
-        for name, count in counts.items():
-            if type(name) is not str or type(count) is not int:
-                return False
+        if type(counts) is dict:
+            for name, count in counts.items():
+                if type(name) is not str or type(count) not in _PLAIN:
+                    return False
+                if type(count) is float and not math.isfinite(count):
+                    return False
+        elif type(counts) is list:
+            for count in counts:
+                if type(count) not in (int, float) or not math.isfinite(count):
+                    return False
+        else:
+            return False
     return True
 
 

@@ -24,7 +24,7 @@ from langgraph_runstore.db.pg_connection import (
     unique_violation,
 )
 from langgraph_runstore.db.read_only import read_only_uri
-from langgraph_runstore.errors import ConflictError, InvalidInputError
+from langgraph_runstore.errors import ConflictError, IdempotencyKeyError, InvalidInputError
 from langgraph_runstore.store.statements import Statement
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 _ONE_RUNNING_INDEX = "runs_one_running_per_thread"
 # PostgreSQL's names for the key on run_id (the primary key; a UNIQUE in older schemas)
 _RUN_ID_KEYS = frozenset({"runs_pkey", "runs_run_id_key"})
+_IDEMPOTENCY_KEY_INDEX = "runs_idempotency_key_idx"
 
 
 class SQLiteDriver:
@@ -338,7 +339,8 @@ class PostgresDriver:
 def refusal(exc: BaseException, params: dict[str, Any]) -> Exception | None:
     """What a unique violation on the runs table means: InvalidInputError for a run_id that
     already names a run, ConflictError for a second running run on a thread (the partial
-    index); None for any other constraint."""
+    index), IdempotencyKeyError for an idempotency key another run holds; None for any
+    other constraint."""
     message = str(exc)
     constraint = constraint_name(exc)  # the PostgreSQL drivers name it; sqlite3 says it
     run_id, thread_id = params.get("run_id"), params.get("thread_id")
@@ -347,6 +349,17 @@ def refusal(exc: BaseException, params: dict[str, Any]) -> Exception | None:
             f"run_id {run_id!r} already names a run: a run_id names exactly one run",
             run_id=run_id,
             thread_id=thread_id,
+        )
+    if (
+        constraint == _IDEMPOTENCY_KEY_INDEX
+        or "UNIQUE constraint failed: runs.idempotency_key" in message
+    ):
+        key = params.get("idempotency_key")
+        return IdempotencyKeyError(
+            f"idempotency_key {key!r} already names another run; run {run_id!r} was not written",
+            run_id=run_id,
+            thread_id=thread_id,
+            idempotency_key=key if isinstance(key, str) else None,
         )
     if constraint == _ONE_RUNNING_INDEX or "UNIQUE constraint failed: runs.thread_id" in message:
         return ConflictError(

@@ -7,7 +7,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from langgraph_runstore.errors import InvalidInputError, InvalidTransitionError
+from langgraph_runstore.errors import (
+    IdempotencyKeyError,
+    InvalidInputError,
+    InvalidTransitionError,
+)
 from langgraph_runstore.query import (
     FINAL_STATUS_VALUES,
     PruneResult,
@@ -37,6 +41,7 @@ from langgraph_runstore.store.base import (
     allowed_from,
     prepare_completion,
     prepare_row,
+    refuse_active,
     status_stamps,
 )
 from langgraph_runstore.text import storable_text
@@ -95,10 +100,27 @@ class MemoryRunStore(RunStore):
         self._by_thread: dict[str, dict[str, dict[str, Any]]] = {}
         self._seq = 0
         self._workers: dict[str, dict[str, Any]] = {}
+        # idempotency key -> run_id: the key is unique, as the SQL stores' index makes it
+        self._by_key: dict[str, str] = {}
 
     async def put(self, run_id: str, *, thread_id: str, **fields: Any) -> None:
         row = prepare_row(run_id, thread_id, fields)
         existing = self._rows.get(run_id)
+        key = row.get("idempotency_key")
+        if key is not None:
+            holder = self._by_key.get(key)
+            if holder is not None and holder != run_id:
+                raise IdempotencyKeyError(
+                    f"idempotency_key {key!r} already names another run; run {run_id!r} "
+                    "was not written",
+                    run_id=run_id,
+                    thread_id=thread_id,
+                    idempotency_key=key,
+                )
+        if existing is not None and "idempotency_key" in row:
+            self._unkey(existing)
+        if key is not None:
+            self._by_key[key] = run_id
         if existing is None:
             self._seq += 1
             stored = dict(_DEFAULTS)  # no nested values to share
@@ -120,6 +142,23 @@ class MemoryRunStore(RunStore):
             )
         await self.put(run_id, thread_id=thread_id, **fields)
 
+    def _unkey(self, row: dict[str, Any]) -> None:
+        key = row.get("idempotency_key")
+        if key is not None and self._by_key.get(key) == row["run_id"]:
+            del self._by_key[key]
+
+    async def get_by_idempotency_key(self, idempotency_key: str) -> dict[str, Any] | None:
+        run_id = self._by_key.get(idempotency_key)
+        return None if run_id is None else await self.get(run_id)
+
+    async def delete_run(self, run_id: str, *, include_checkpoints: bool = True) -> bool:
+        # this store keeps no checkpoints: include_checkpoints has nothing to delete
+        row = self._rows.get(run_id)
+        if row is None:
+            return False
+        refuse_active(run_id, row)
+        return await self.delete(run_id)
+
     def _unindex(self, row: dict[str, Any]) -> None:
         same_thread = self._by_thread.get(row["thread_id"])
         if same_thread is not None:
@@ -140,6 +179,7 @@ class MemoryRunStore(RunStore):
         if row is None:
             return False
         self._unindex(row)
+        self._unkey(row)
         return True
 
     async def list_by_thread(
@@ -474,7 +514,9 @@ class MemoryRunStore(RunStore):
         if dry_run:
             return PruneResult(runs=len(doomed), cutoff=cutoff, dry_run=True)
         for run_id in doomed:
-            self._unindex(self._rows.pop(run_id))
+            row = self._rows.pop(run_id)
+            self._unindex(row)
+            self._unkey(row)
         if doomed and on_progress is not None:
             on_progress(len(doomed))
         return PruneResult(runs=len(doomed), batches=1 if doomed else 0, cutoff=cutoff)

@@ -1,4 +1,5 @@
-"""SQL of the read side (list_runs, aggregate_usage, top_runs) and of pruning, per dialect.
+"""SQL of the read side (list_runs, aggregate_usage, top_runs), of pruning and of deleting one
+run, per dialect.
 
 Every builder returns a ``Statement`` and its parameters, so tests can EXPLAIN exactly what
 the store runs. Filters become ``:name`` parameters; only column names and fixed status
@@ -27,6 +28,8 @@ from langgraph_runstore.query import (
     usage_rows,
 )
 from langgraph_runstore.schemas import TOKEN_FIELDS
+from langgraph_runstore.store.base import refuse_active
+from langgraph_runstore.store.percentiles import group_key, percentile_query
 from langgraph_runstore.store.statements import SELECT_COLUMNS, Statement
 
 
@@ -131,16 +134,18 @@ def _list_runs_sql(dialect: str, clauses: tuple[str, ...], arms: int) -> Stateme
     return Statement.of(f"{' UNION ALL '.join(selects)} {_PAGE_ORDER}")
 
 
-def _token_sum(dialect: str, name: str) -> str:
-    """SUM of one token field for ``by="model"``: from the per-model JSON entry when the run
-    has one, else from the run's own column (rows that record no per-model usage)."""
+def _token_sum(dialect: str, name: str, kind: str = "bigint", zero: str | None = "0") -> str:
+    """SUM of one field for ``by="model"``: from the per-model JSON entry when the run has
+    one, else from the run's own column (rows that record no per-model usage). ``zero``
+    stands in for a missing entry field (None: it stays NULL, as an unpriced cost does)."""
     if dialect == "sqlite":
         per_model = f"json_extract(j.value, '$.{name}')"
-        return f"SUM(CASE WHEN j.key IS NULL THEN r.{name} ELSE COALESCE({per_model}, 0) END)"
-    # CAST, not "::": Statement.of reads ":name" as a parameter
-    per_model = f"CAST(j.value ->> '{name}' AS bigint)"
-    total = f"SUM(CASE WHEN j.key IS NULL THEN r.{name} ELSE COALESCE({per_model}, 0) END)"
-    return f"CAST({total} AS bigint)"
+    else:  # CAST, not "::": Statement.of reads ":name" as a parameter
+        per_model = f"CAST(j.value ->> '{name}' AS {kind})"
+    if zero is not None:
+        per_model = f"COALESCE({per_model}, {zero})"
+    total = f"SUM(CASE WHEN j.key IS NULL THEN r.{name} ELSE {per_model} END)"
+    return total if dialect == "sqlite" else f"CAST({total} AS {kind})"
 
 
 def aggregate_query(
@@ -153,6 +158,16 @@ def aggregate_query(
     user_id: str | None = None,
 ) -> tuple[Statement, dict[str, Any]]:
     """Counts and sums per (group key, status); the caller folds statuses into groups."""
+    clauses, params = aggregate_filters(
+        since=since, until=until, thread_id=thread_id, user_id=user_id
+    )
+    return _aggregate_sql(dialect, by, clauses), params
+
+
+def aggregate_filters(
+    *, since: str | None, until: str | None, thread_id: str | None, user_id: str | None
+) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The WHERE clauses (over ``runs AS r``) and parameters of an aggregate's filters."""
     clauses: list[str] = []
     params: dict[str, Any] = {}
     if thread_id is not None:
@@ -162,7 +177,7 @@ def aggregate_query(
         clauses.append("r.user_id = :user_id")
         params["user_id"] = user_id
     _window(clauses, params, since, until, "r.")
-    return _aggregate_sql(dialect, by, tuple(clauses)), params
+    return tuple(clauses), params
 
 
 @lru_cache(maxsize=64)
@@ -187,24 +202,34 @@ def _aggregate_sql(dialect: str, by: str, clauses: tuple[str, ...]) -> Statement
                 "jsonb_each(CAST(r.token_usage_by_model AS jsonb)) AS j ON true"
             )
         tokens = [f"{_token_sum(dialect, name)} AS {name}" for name in TOKEN_FIELDS]
+        tokens += [
+            f"{_token_sum(dialect, 'cost_usd', 'double precision', None)} AS cost_usd",
+            f"{_token_sum(dialect, 'unpriced_calls')} AS unpriced_calls",
+            f"{_token_sum(dialect, 'llm_ms', 'double precision')} AS llm_ms",
+        ]
+        # the model's own calls when its entry counts them (older rows: the run's)
+        per_model_calls = (
+            "json_extract(j.value, '$.llm_call_count')"
+            if dialect == "sqlite"
+            else "CAST(j.value ->> 'llm_call_count' AS bigint)"
+        )
+        calls = total(f"COALESCE({per_model_calls}, r.llm_call_count)")
     else:
-        # created_at is UTC ISO-8601 text: its first ten characters are the UTC day
-        # on SQLite "+" (a no-op) stops the planner from scanning the whole thread or user
-        # index for the grouping instead of reading the created_at range
-        demote = "+" if dialect == "sqlite" else ""
-        key = {
-            "thread": f"{demote}r.thread_id",
-            "user": f"{demote}r.user_id",
-            "day": "substr(r.created_at, 1, 10)",
-        }[by]
+        key = group_key(dialect, by)
         source = "runs AS r"
         tokens = [f"{total('r.' + name)} AS {name}" for name in TOKEN_FIELDS]
+        tokens += [
+            f"{total('r.unpriced_calls')} AS unpriced_calls",
+            "SUM(r.cost_usd) AS cost_usd",
+            "SUM(r.llm_ms) AS llm_ms",
+        ]
+        calls = total("r.llm_call_count")
     columns = ", ".join(
         [
             f"{key} AS key",
             "r.status AS status",
             "COUNT(*) AS runs",
-            f"{total('r.llm_call_count')} AS llm_calls",
+            f"{calls} AS llm_calls",
             total(
                 "CASE WHEN r.status = 'success' AND r.stop_reason = 'interrupt' THEN 1 ELSE 0 END"
             )
@@ -224,7 +249,8 @@ def top_runs_query(
     limit: int,
     user_id: str | None = None,
 ) -> tuple[Statement, dict[str, Any]]:
-    """The ``limit`` longest finished runs, or those with the most tokens (of one user)."""
+    """The ``limit`` longest finished runs, or those with the most tokens or the highest
+    cost (of one user)."""
     clauses: list[str] = []
     params: dict[str, Any] = {"limit": limit}
     if user_id is not None:
@@ -244,6 +270,9 @@ def _top_sql(dialect: str, by: str, clauses: tuple[str, ...]) -> Statement:
             elapsed = "CAST(ended_at AS timestamptz) - CAST(started_at AS timestamptz)"
             score = f"EXTRACT(EPOCH FROM ({elapsed}))"
         where += ["started_at IS NOT NULL", "ended_at IS NOT NULL"]
+    elif by == "cost":
+        score = "cost_usd"
+        where.append("cost_usd > 0")
     else:
         score = "total_tokens"
         where.append("total_tokens > 0")
@@ -272,6 +301,8 @@ def _prune_delete_sql(count: int) -> Statement:
     ids = ", ".join(f":id_{i}" for i in range(count))
     return Statement.of(f"DELETE FROM runs WHERE run_id IN ({ids}) AND status IN ({_FINAL_SQL})")
 
+
+_RUN_STATUS = Statement.of("SELECT thread_id, status FROM runs WHERE run_id = :run_id")
 
 RUN_CHECKPOINTS = Statement.of(
     "SELECT thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, metadata "
@@ -308,7 +339,21 @@ async def aggregate_usage(store: RunsDatabase, *, by: str, **filters: Any) -> li
         add_to_group(
             groups, row["key"], row["status"], row["runs"], row["llm_calls"], row, row["paused"]
         )
-    return sort_usage(by, usage_rows(groups))
+    latency: dict[str | None, dict[str, float | None]] = {}
+    clauses, params = aggregate_filters(**filters)
+    for kind in ("duration", "llm_call"):
+        statement, params = percentile_query(
+            store.dialect, kind=kind, by=by, clauses=clauses, params=params
+        )
+        for row in await store.fetch(statement, params):
+            entry = latency.setdefault(row["key"], {})
+            entry[f"{kind}_p50_ms"] = _float(row["p50"])
+            entry[f"{kind}_p95_ms"] = _float(row["p95"])
+    return sort_usage(by, usage_rows(groups, latency))
+
+
+def _float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 async def top_runs(store: RunsDatabase, **options: Any) -> list[dict[str, Any]]:
@@ -379,3 +424,16 @@ async def prune_runs(
             # with growing sleeps, so leave a gap as long as the write for it to land in
             await asyncio.sleep(max(PRUNE_SQLITE_PAUSE_SECONDS, write))
     return PruneResult(runs=total, batches=batches, longest_write_seconds=longest, cutoff=cutoff)
+
+
+async def delete_run(store: RunsDatabase, run_id: str, *, include_checkpoints: bool) -> bool:
+    """``SQLRunStore.delete_run``: one finished run, as a prune batch of one. Checkpoints go
+    first, so a delete cut in between leaves the row, and the next delete finishes."""
+    found = await store.fetch(_RUN_STATUS, {"run_id": run_id})
+    if not found:
+        return False
+    refuse_active(run_id, found[0])
+    if include_checkpoints:
+        await store.delete_checkpoints([run_id])
+    # the statement checks the status again: a row that is not finished stays
+    return bool(await store.execute(*prune_delete_query([run_id])))

@@ -169,6 +169,7 @@ def _completion_sql(
 
 
 _GET = Statement.of(f"SELECT {SELECT_COLUMNS} FROM runs WHERE run_id = :run_id")
+_GET_BY_KEY = Statement.of(f"SELECT {SELECT_COLUMNS} FROM runs WHERE idempotency_key = :key")
 _STATUS = Statement.of(
     f"SELECT thread_id, {', '.join(STATUS_FIELDS)} FROM runs WHERE run_id = :run_id"
 )
@@ -197,6 +198,8 @@ _PG_ROW_DEFAULTS: dict[str, Any] = {
             "reasoning_tokens",
             "llm_call_count",
             "calls_without_usage",
+            "unpriced_calls",
+            "llm_ms",
             "message_count",
             "attempt",
             "shared_queue",
@@ -362,7 +365,12 @@ class SQLRunStore(WorkerQueries, RunStore):
             found = await self.driver.fetch(
                 # run_id is not a parameter; it names the run in a refusal
                 _PG_ADMIT,
-                {"thread_id": thread_id, "row": json.dumps(full), "run_id": run_id},
+                {
+                    "thread_id": thread_id,
+                    "row": json.dumps(full),
+                    "run_id": run_id,
+                    "idempotency_key": row.get("idempotency_key"),
+                },
             )
             return bool(found and found[0]["admitted"])
         # one INSERT ... SELECT takes SQLite's write lock before it reads: atomic on its own
@@ -457,6 +465,11 @@ class SQLRunStore(WorkerQueries, RunStore):
     async def delete(self, run_id: str) -> bool:
         return bool(await self.driver.execute(_DELETE, {"run_id": run_id}))
 
+    async def delete_run(self, run_id: str, *, include_checkpoints: bool = True) -> bool:
+        return await reads.delete_run(
+            self._read_access, run_id, include_checkpoints=include_checkpoints
+        )
+
     # -- reads ----------------------------------------------------------------------------
 
     async def _fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -464,6 +477,10 @@ class SQLRunStore(WorkerQueries, RunStore):
 
     async def get(self, run_id: str) -> dict[str, Any] | None:
         rows = await self._fetch(_GET, {"run_id": run_id})
+        return rows[0] if rows else None
+
+    async def get_by_idempotency_key(self, idempotency_key: str) -> dict[str, Any] | None:
+        rows = await self._fetch(_GET_BY_KEY, {"key": idempotency_key})
         return rows[0] if rows else None
 
     async def list_by_thread(

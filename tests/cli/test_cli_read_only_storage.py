@@ -43,6 +43,7 @@ READS: dict[str, tuple[str, ...]] = {
 }
 WRITES: dict[str, tuple[str, ...]] = {
     "runs cancel": ("runs", "cancel", "r-live"),
+    "runs delete": ("runs", "delete", "r-done"),
     "reconcile": ("reconcile",),
     "prune": ("prune", "--older-than", "1d", "--yes"),
     "migrate": ("migrate",),

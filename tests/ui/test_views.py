@@ -4,7 +4,6 @@ their field names, and how numbers read."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -89,14 +88,14 @@ def test_journal_events_read_whatever_their_field_names() -> None:
 
 
 def test_latency_percentiles_are_found_in_usage_rows() -> None:
-    @dataclass(frozen=True)
-    class Timed(UsageRow):
-        duration_p50_ms: float | None = None
-        duration_p95_ms: float | None = None
-
-    rows = [UsageRow(key="a", runs=1), Timed(key="b", runs=2, duration_p50_ms=120.0)]
-    assert percentile_keys(rows) == ["duration_p50_ms", "duration_p95_ms"]
-    assert percentile_keys([UsageRow(key="a", runs=1)]) == []
+    rows = [UsageRow(key="a", runs=1), UsageRow(key="b", runs=2, duration_p50_ms=120.0)]
+    assert percentile_keys(rows) == [
+        "duration_p50_ms",
+        "duration_p95_ms",
+        "llm_call_p50_ms",
+        "llm_call_p95_ms",
+    ]
+    assert percentile_keys([]) == []
 
 
 def test_numbers_read_as_money_time_or_counts() -> None:
