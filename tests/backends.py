@@ -30,8 +30,8 @@ def is_postgres(backend: str) -> bool:
 
 
 def driver_of(backend: str) -> str:
-    """The PostgreSQL driver a backend parameter names."""
-    return "psycopg" if backend.endswith("psycopg") else "asyncpg"
+    """The PostgreSQL driver a backend parameter names ("...postgres-psycopg..." is psycopg)."""
+    return "psycopg" if PSYCOPG in backend else "asyncpg"
 
 
 def with_driver(url: str, driver: str) -> str:

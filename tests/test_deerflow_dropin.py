@@ -19,12 +19,13 @@ from langgraph_runstore import (
     RunStore,
     SQLRunStore,
 )
+from tests.backends import PG_BACKENDS
 from tests.graphs import listed_model, reply, two_model_graph
 
 pytestmark = pytest.mark.anyio
 
 
-BACKENDS = ["none", "memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = ["none", "memory", "sqlite", *PG_BACKENDS]
 
 
 @pytest.fixture(params=BACKENDS)
