@@ -39,30 +39,35 @@ class PsycopgConnection:
     rows) are made once and reused.
     """
 
-    __slots__ = ("_dicts", "_idle", "_tuples", "conn")
+    __slots__ = ("_dicts", "_idle", "_tuples", "_tuples_ok", "conn")
 
     def __init__(self, conn: Any) -> None:
         from psycopg import AsyncRawCursor
-        from psycopg.pq import TransactionStatus
+        from psycopg.pq import ExecStatus, TransactionStatus
         from psycopg.rows import dict_row
 
         self.conn = conn
         self._idle = TransactionStatus.IDLE
+        self._tuples_ok = ExecStatus.TUPLES_OK
         self._tuples = AsyncRawCursor(conn)
         self._dicts = AsyncRawCursor(conn, row_factory=dict_row)
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         cursor = self._tuples
-        await cursor.execute(sql, args)
-        return await cursor.fetchall() if cursor.description is not None else []
+        # binary results: bytea (checkpoint blobs) arrives as it is, not hex-encoded
+        await cursor.execute(sql, args, binary=True)
+        return await cursor.fetchall() if self._has_rows(cursor) else []
 
     async def fetch_dicts(self, sql: str, args: Sequence[Any]) -> list[dict[str, Any]]:
         cursor = self._dicts
         await cursor.execute(sql, args)
-        rows: list[dict[str, Any]] = (
-            await cursor.fetchall() if cursor.description is not None else []
-        )
+        rows: list[dict[str, Any]] = await cursor.fetchall() if self._has_rows(cursor) else []
         return rows
+
+    def _has_rows(self, cursor: Any) -> bool:
+        # cheaper than cursor.description, which builds a Column per column on every call
+        result = cursor.pgresult
+        return result is not None and result.status == self._tuples_ok
 
     async def execute(self, sql: str, *args: Any) -> str:
         cursor = self._tuples
