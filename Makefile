@@ -1,19 +1,30 @@
 # The two set-up commands of the README, plus the developer's helpers.
 #   make quickstart   the main job: examples/quickstart.py on an embedded SQLite file
-#   make test         the whole suite, with a throwaway PostgreSQL on 127.0.0.1
+#                     (installs the package alone, no dev tools)
+#   make test         the whole suite, with a PostgreSQL of its own on 127.0.0.1 (a temporary
+#                     directory, a free port), stopped and removed when it ends
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
 .PHONY: quickstart test lint bench clean
 
-$(VENV)/.installed: pyproject.toml
+# editable installs need pip 21.3 or later; a newer bundled pip is kept as it is
+$(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q 'pip>=21.3'
+
+# the package alone: all that examples/quickstart.py needs
+$(VENV)/.base: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
 	touch $@
 
-quickstart: $(VENV)/.installed
+# the package with the dev extra: tests, linters, the stock savers for the benchmarks
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@ $(VENV)/.base
+
+quickstart: $(VENV)/.base
 	$(PY) examples/quickstart.py
 
 test: $(VENV)/.installed

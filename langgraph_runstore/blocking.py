@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -33,6 +34,23 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Manager = TypeVar("Manager", bound="BlockingCalls")
+
+_permitted = threading.local()
+
+
+@contextmanager
+def blocking_permitted() -> Iterator[None]:
+    """Within the block, ``run_sync`` on this thread may block the loop the thread runs.
+
+    ``SyncRunManager.track`` uses it, so a notebook cell's ``graph.invoke`` inside the
+    block can write its run: the work runs on the manager's own loop, which never waits
+    for the cell's loop.
+    """
+    _permitted.depth = getattr(_permitted, "depth", 0) + 1
+    try:
+        yield
+    finally:
+        _permitted.depth -= 1
 
 
 class Deadline(BaseCallbackHandler):
@@ -78,25 +96,27 @@ class BlockingCalls:
         """Run ``factory()`` on this manager's background loop and wait for it.
 
         Every synchronous method uses it, so a manager driven from sync code does all its
-        store I/O on one loop. Refused on a thread that runs an event loop.
+        store I/O on one loop. Refused on a thread that runs an event loop (outside
+        ``blocking_permitted``).
         """
         try:
             asyncio.get_running_loop()
         except RuntimeError:
             pass
         else:
+            if getattr(_permitted, "depth", 0):
+                return self._loop_thread().run(lambda: _awaited(factory))
             raise RuntimeError(
                 "this RunManager method is synchronous and would block the running event "
                 "loop; use the async method (await manager.wait/track/...) instead, or "
                 "SyncRunManager, which works on any thread"
             )
+        return self._loop_thread().run(lambda: _awaited(factory))
+
+    def _loop_thread(self) -> LoopThread:
         if self.loop_thread is None:
             self.loop_thread = LoopThread("langgraph-runstore manager")
-
-        async def call() -> T:
-            return await factory()
-
-        return self.loop_thread.run(call)
+        return self.loop_thread
 
     def track_sync(
         self,
@@ -193,4 +213,8 @@ class BlockingCalls:
             manager.close_sync()
 
 
-__all__ = ["BlockingCalls"]
+async def _awaited(factory: Callable[[], Awaitable[T]]) -> T:
+    return await factory()
+
+
+__all__ = ["BlockingCalls", "blocking_permitted"]

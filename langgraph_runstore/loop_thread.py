@@ -4,9 +4,9 @@ the checkpointer's sync path and the run manager's sync methods.
 The saver's synchronous methods (``get_tuple``, ``put`` …, used by ``graph.invoke``) submit
 the matching coroutine to this loop and wait for it. The loop belongs to the saver, so a
 sync call never depends on some other loop being alive and free: it works from a plain
-script and from a worker thread beside a running loop alike. A sync call made on a thread
-that is itself running an event loop is refused, because blocking that loop would stall
-every task on it (and deadlock any task the call waits for).
+script, from a worker thread beside a running loop, and from a thread that runs a loop
+itself (a Jupyter cell), whose loop simply waits, as it does for any blocking call. The one
+call refused is one made on this loop itself, which would wait for itself forever.
 """
 
 from __future__ import annotations
@@ -17,19 +17,6 @@ from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-
-
-def refuse_on_running_loop(method: str) -> None:
-    """Raise RuntimeError when the calling thread runs an event loop."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    raise RuntimeError(
-        f"SQLAlchemySaver.{method}() is synchronous and was called on a thread that is "
-        f"running an event loop, which it would block. Use 'await saver.a{method}(...)' "
-        "(or graph.ainvoke / graph.astream) there, or call the sync API from another thread."
-    )
 
 
 class LoopThread:
@@ -76,7 +63,15 @@ class LoopThread:
             return loop
 
     def run(self, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run ``factory()`` on the loop and block until it finishes; return its result."""
+        """Run ``factory()`` on the loop and block until it finishes; return its result.
+
+        Raises RuntimeError when called on this loop, which would wait for itself.
+        """
+        if self.is_current():
+            raise RuntimeError(
+                f"a blocking call was made on the {self._name} loop, which runs the call "
+                "itself and would wait for itself forever: await the async method there"
+            )
         loop = self._loop or self._start()
         future = asyncio.run_coroutine_threadsafe(factory(), loop)
         try:

@@ -4,7 +4,9 @@
 It wraps one RunManager and runs every call to its end on that manager's private loop
 thread, where all store I/O happens. Called on a thread that already runs an event loop (a
 notebook cell), it does the blocking work on a helper thread instead, so the call works and
-nothing deadlocks; the calling loop waits for it, as it would for any blocking call.
+nothing deadlocks; the calling loop waits for it, as it would for any blocking call. In a
+``track()`` block on such a thread, the graph's calls write the run from that thread
+straight to the manager's loop, which never waits for the thread's own loop.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
+from langgraph_runstore.blocking import blocking_permitted
 from langgraph_runstore.invoke_args import INVOKE_ARGUMENTS, check_options, parse_invoke_args
 from langgraph_runstore.manager import RunManager
 from langgraph_runstore.query import PruneResult, RunPage, StatusFilter, TimeBound, UsageRow
@@ -280,14 +283,10 @@ class SyncRunManager:
     @contextmanager
     def track(self, *, thread_id: str, **options: Any) -> Iterator[RunRecord]:
         """Record the one ``graph.invoke``/``graph.stream`` made inside the block (see
-        ``RunManager.track_sync``); ``run.config`` carries the tracker."""
-        if _on_a_loop_thread():
-            raise RuntimeError(
-                "SyncRunManager.track() was entered on a thread that runs an event loop, "
-                "whose graph calls it would block: use 'async with RunManager.track(...)' "
-                "there, or SyncRunManager.invoke()/stream(), which step off the loop."
-            )
-        with self.manager.track_sync(thread_id=thread_id, **options) as run:
+        ``RunManager.track_sync``); ``run.config`` carries the tracker. Works in a notebook
+        cell too: the graph's sync calls block the cell's loop while they run, as any sync
+        call there does."""
+        with blocking_permitted(), self.manager.track_sync(thread_id=thread_id, **options) as run:
             yield run
 
     def close(self) -> None:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Throwaway PostgreSQL for the test suite and benchmarks, on 127.0.0.1 only.
+# Throwaway PostgreSQL on 127.0.0.1 only, in RUNSTORE_PG_DIR on RUNSTORE_PG_PORT (default
+# /tmp/runstore-pg and 55432: the developers' shared server, which start reuses when it is
+# running). test.sh and bench.sh give it a directory and port of their own (own_pg.sh).
 #   scripts/pg.sh start   -> prints the asyncpg URL; installs Debian's postgresql if missing
-#   scripts/pg.sh stop
+#   scripts/pg.sh stop    -> stops the server in RUNSTORE_PG_DIR
 # PostgreSQL refuses to run as root, so the cluster belongs to the postgres user.
 set -euo pipefail
 PGDIR=${RUNSTORE_PG_DIR:-/tmp/runstore-pg}

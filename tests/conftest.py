@@ -19,7 +19,12 @@ from pathlib import Path
 import pytest
 
 from langgraph_runstore import MemoryRunStore, RunStore, SQLRunStore
+from langgraph_runstore.testing import async_fixture
 from tests.backends import PG_BACKENDS, PG_DRIVERS, driver_of, libpq_url, with_driver
+
+# the package's own plugin (async_fixture needs it; once installed it is loaded anyway, under
+# the same name) and pytester, for the tests of that plugin
+pytest_plugins = ["pytester", "langgraph_runstore.testing.plugin"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -90,7 +95,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("pg_url"))
 
 
-@pytest.fixture(params=["memory", "sqlite", *PG_BACKENDS])
+@async_fixture(params=["memory", "sqlite", *PG_BACKENDS])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunStore]:
     """A RunStore per backend: MemoryRunStore, SQLRunStore on a SQLite file and on PostgreSQL
     (both drivers)."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_runstore import (
@@ -30,7 +31,7 @@ from langgraph_runstore.validate import MAX_ID_BYTES, MAX_JSON_DEPTH
 from tests.backends import PG_BACKENDS
 from tests.graphs import listed_model, reply, two_model_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 INPUT = {"messages": [("user", "hi")]}
 
@@ -121,7 +122,7 @@ class Target:
     graph: Any
 
 
-@pytest.fixture(params=["memory", "sqlite", *PG_BACKENDS])
+@pytest_asyncio.fixture(params=["memory", "sqlite", *PG_BACKENDS])
 async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
     if request.param == "memory":
         store: RunStore = MemoryRunStore()

@@ -18,7 +18,7 @@ from langgraph_runstore.db.engine import sqlite_path
 from langgraph_runstore.store import drivers as sql_drivers
 from tests.backends import libpq_url
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 @pytest.mark.parametrize(

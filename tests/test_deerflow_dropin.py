@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from langgraph_runstore import (
     InvalidInputError,
@@ -22,13 +23,13 @@ from langgraph_runstore import (
 from tests.backends import PG_BACKENDS
 from tests.graphs import listed_model, reply, two_model_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 BACKENDS = ["none", "memory", "sqlite", *PG_BACKENDS]
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest_asyncio.fixture(params=BACKENDS)
 async def manager(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunManager]:
     if request.param in ("none", "memory"):
         async with RunManager(MemoryRunStore() if request.param == "memory" else None) as m:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -35,7 +36,7 @@ from tests.backends import PG_BACKENDS, libpq_url
 from tests.cli.helpers import run_cli
 from tests.graphs import State, blocked_graph, single_node_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 THREAD = {"configurable": {"thread_id": "t1"}}
 
@@ -61,7 +62,7 @@ class Env:
         return self.name.endswith("+runstore")
 
 
-@pytest.fixture(params=SETUPS)
+@pytest_asyncio.fixture(params=SETUPS)
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
     """A run store (none, memory, SQLite, PostgreSQL) and the checkpointer the graphs use."""
     name = request.param

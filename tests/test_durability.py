@@ -35,7 +35,7 @@ from tests.backends import libpq_url, with_driver
 from tests.faults import PrivateServer, fill, hold_write_lock, private_pg, small_filesystem
 from tests.graphs import State, listed_model, reply, single_node_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 __all__ = ["private_pg"]  # the fixture, imported for the tests below
 
 FAST: dict[str, Any] = {

@@ -33,7 +33,7 @@ from tests.backends import libpq_url
 from tests.cli.helpers import run_cli
 from tests.graphs import listed_model, reply, two_model_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 def url_of(path: Path) -> str:

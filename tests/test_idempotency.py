@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -29,12 +30,12 @@ from langgraph_runstore import (
 from tests.backends import PG_BACKENDS
 from tests.graphs import State, blocked_graph, single_node_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 BACKENDS = ["none", "memory", "sqlite", *PG_BACKENDS]
 
 
-@pytest.fixture(params=BACKENDS)
+@pytest_asyncio.fixture(params=BACKENDS)
 async def manager(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunManager]:
     """A manager with no store, on a MemoryRunStore, on SQLite and on PostgreSQL."""
     if request.param in ("none", "memory"):
@@ -291,7 +292,7 @@ def gate_before(
     setattr(store, method, hooked)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def two_stores(store: RunStore) -> AsyncIterator[tuple[RunStore, RunStore]]:
     """Two stores on one database, as two processes have: the same MemoryRunStore, or a
     second SQLRunStore with its own engine on the same SQLite file or PostgreSQL database."""

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
+import pytest_asyncio
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, Send, interrupt
@@ -29,7 +30,7 @@ from langgraph_runstore import (
 )
 from tests.graphs import State, listed_model, reply, single_node_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 def nested_approval() -> StateGraph[State]:
@@ -69,7 +70,7 @@ def fan_out_questions() -> StateGraph[Fan]:
     return builder
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def manager_and_saver(store: RunStore) -> AsyncIterator[tuple[RunManager, Any]]:
     saver = store.checkpointer if isinstance(store, SQLRunStore) else InMemorySaver()
     manager = RunManager(store=store)

@@ -31,7 +31,7 @@ from langgraph_runstore import (
 )
 from tests.graphs import State, listed_model, reply, single_node_graph, two_model_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 def hi(text: str) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from langgraph_runstore.lifecycle import RunLifecycle
 from langgraph_runstore.store import StatusWrite
 from langgraph_runstore.store.base import STATUS_FIELDS
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 FIXED = "2000-01-01T00:00:00+00:00"  # the lifecycle's clock: the store stamps real times
 

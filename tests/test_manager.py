@@ -26,7 +26,7 @@ from langgraph_runstore import (
 )
 from langgraph_runstore.db import create_engine
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 async def test_a_run_walks_pending_running_success_and_the_store_follows(store: RunStore) -> None:

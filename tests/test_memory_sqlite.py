@@ -13,7 +13,7 @@ import pytest
 from langgraph_runstore import RunManager, SQLAlchemySaver, SQLRunStore, SyncRunManager
 from tests.graphs import listed_model, reply, two_model_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 ASYNC_URLS = ["sqlite+aiosqlite:///:memory:", "sqlite+aiosqlite://", ":memory:"]
 SYNC_URLS = ["sqlite:///:memory:", "sqlite://", ":memory:"]

@@ -17,7 +17,7 @@ from langgraph_runstore.query import RunPage
 from langgraph_runstore.store.sql import Statement
 from tests.graphs import listed_model, reply, two_model_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 OLD = "2025-01-01T00:00:00+00:00"
 

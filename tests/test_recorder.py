@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from langchain_core.language_models.chat_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -41,7 +42,7 @@ from tests.graphs import (
     two_model_graph,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 CHECKPOINTERS = [
     "none",
@@ -103,7 +104,7 @@ class Env:
     checkpointer: Any
 
 
-@pytest.fixture(params=CHECKPOINTERS)
+@pytest_asyncio.fixture(params=CHECKPOINTERS)
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
     name = request.param
     async with AsyncExitStack() as stack:

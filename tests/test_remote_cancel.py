@@ -17,7 +17,7 @@ from langgraph_runstore import RunManager, RunStatus, SQLRunStore
 from langgraph_runstore import remote as remote_module
 from tests.graphs import blocked_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 POLL = 0.2
 

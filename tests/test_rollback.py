@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from langchain_core.messages import AIMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
@@ -32,7 +33,7 @@ from langgraph_runstore import (
 from tests.backends import PG_BACKENDS, libpq_url
 from tests.graphs import State
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 #: no test needs more than a few seconds; a hang fails at this bound
 BOUND = 30.0
@@ -70,7 +71,7 @@ async def closing_manager(store: Any) -> AsyncIterator[RunManager]:
         await asyncio.wait_for(manager.aclose(), BOUND)
 
 
-@pytest.fixture(params=SAVERS)
+@pytest_asyncio.fixture(params=SAVERS)
 async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Env]:
     name = request.param
     if name == "memory":
@@ -511,7 +512,7 @@ async def test_a_rollback_that_fails_still_ends_the_run(pg_url: str) -> None:
 # -- SQLAlchemySaver.areplace_writes ------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", *PG_BACKENDS])
+@pytest_asyncio.fixture(params=["sqlite", *PG_BACKENDS])
 async def saver(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     url = (
         f"sqlite+aiosqlite:///{tmp_path / 'saver.db'}"

@@ -85,9 +85,14 @@ def test_it_works_on_a_thread_that_runs_an_event_loop(tmp_path: Any) -> None:
             assert run.status is RunStatus.success
             stored = manager.get(run.run_id)
             assert stored is not None and stored.total_tokens == 30
-            blocked = pytest.raises(RuntimeError, match=r"async with RunManager\.track")
-            with blocked, manager.track(thread_id="nb2"):
-                pass
+            # track() and stream() in the cell: the graph's calls run on this very thread
+            with manager.track(thread_id="nb2") as tracked:
+                graph.invoke({"messages": "again"}, tracked.config)
+            assert tracked.status is RunStatus.success and tracked.llm_call_count == 2
+            chunks = list(manager.stream(graph, {"messages": "more"}, thread_id="nb3"))
+            assert chunks
+            [streamed] = manager.list_by_thread("nb3")
+            assert streamed.status is RunStatus.success and streamed.total_tokens == 30
 
     asyncio.run(cell())
 

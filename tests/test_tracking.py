@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
@@ -39,7 +40,7 @@ from tests.graphs import (
     two_model_graph,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 @dataclass
@@ -49,7 +50,7 @@ class Env:
     checkpointer: Any
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def env(store: RunStore) -> AsyncIterator[Env]:
     checkpointer = store.checkpointer if isinstance(store, SQLRunStore) else InMemorySaver()
     manager = RunManager(store=store)

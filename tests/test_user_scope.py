@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from langgraph.checkpoint.memory import InMemorySaver
 
 from langgraph_runstore import (
@@ -28,7 +29,7 @@ from tests.backends import PG_BACKENDS
 from tests.cli.helpers import query, run_cli, run_many
 from tests.graphs import listed_model, reply, single_node_graph, slow_graph, two_model_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 def hi(text: str = "hello") -> dict[str, Any]:
@@ -43,7 +44,7 @@ class Env:
     checkpointer: Any
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def env(store: RunStore) -> AsyncIterator[Env]:
     checkpointer = store.checkpointer if isinstance(store, SQLRunStore) else InMemorySaver()
     manager, other = RunManager(store=store), RunManager(store=store)

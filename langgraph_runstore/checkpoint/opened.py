@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
-from langgraph_runstore.loop_thread import refuse_on_running_loop
-
 
 class Openable(Protocol):
     """What OpenedSaver needs of the saver it opens."""
@@ -58,7 +56,6 @@ class OpenedSaver(Generic[SaverT]):
             await saver.engine.dispose()
 
     def __enter__(self) -> SaverT:
-        refuse_on_running_loop("from_url")
         saver = self._saver = self._make()
         try:
             saver.setup_sync()

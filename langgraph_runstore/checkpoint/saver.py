@@ -37,12 +37,13 @@ from langgraph_runstore.checkpoint._backend import (
 from langgraph_runstore.checkpoint._codec import decode, dumps_json, encode, loads_json
 from langgraph_runstore.checkpoint._deltas import ListDeltas, ListState
 from langgraph_runstore.checkpoint._sql import KIND_BLOB, KIND_CHECKPOINT, config_target
+from langgraph_runstore.checkpoint.first_use import FirstUse
 from langgraph_runstore.checkpoint.opened import OpenedSaver
 from langgraph_runstore.checkpoint.sync_methods import SyncMethods
 from langgraph_runstore.db import migrations
 from langgraph_runstore.db.engine import create_engine
 from langgraph_runstore.errors import CheckpointError, DatabaseConfigError, InvalidInputError
-from langgraph_runstore.loop_thread import LoopThread, refuse_on_running_loop
+from langgraph_runstore.loop_thread import LoopThread
 
 T = TypeVar("T")
 
@@ -50,14 +51,15 @@ T = TypeVar("T")
 _SPLIT_KEYS = ("channel_values", "channel_versions")
 
 
-class SQLAlchemySaver(SyncMethods):
+class SQLAlchemySaver(FirstUse, SyncMethods):
     """LangGraph checkpointer that stores checkpoints in the run store's database.
 
     Give it the AsyncEngine the run store uses (SQLite through aiosqlite, or PostgreSQL
-    through asyncpg or psycopg 3), or open one with :meth:`from_url`. Call
-    ``await saver.setup()`` once to create the tables; it is idempotent.
-    ``await saver.aclose()`` (or ``async with saver``) releases what the saver holds; it
-    does not dispose of the engine.
+    through asyncpg or psycopg 3), or open one with :meth:`from_url`. It creates or migrates
+    its tables on first use, as the stock savers do (``await saver.setup()`` does it up
+    front; it is idempotent, and first uses that overlap run it once per loop, under the
+    database's migration lock across processes). ``await saver.aclose()`` (or ``async with saver``)
+    releases what the saver holds; it does not dispose of the engine.
 
     Storage: a checkpoint row holds the checkpoint without its channel values; each value is
     stored once per (channel, version), only for the channels in ``new_versions``, and a read
@@ -83,11 +85,14 @@ class SQLAlchemySaver(SyncMethods):
     Sync API: ``get_tuple``, ``list``, ``put`` … (what ``graph.invoke`` and ``graph.stream``
     call) run the async method on a private event loop that the saver starts on a daemon
     thread on first use, and block until it finishes. That works the same from a script
-    with no loop and from a worker thread beside a running loop, and never waits on another
-    loop being free. Calling them on a thread that is running an event loop raises
-    RuntimeError instead of blocking that loop. On PostgreSQL the private loop has its own
-    copy of the engine's pool, since async driver connections belong to one loop. The first sync
-    call also runs ``setup()``, so a plain script needs no ``asyncio.run(saver.setup())``.
+    with no loop, from a worker thread beside a running loop, and from a thread that runs a
+    loop itself (a Jupyter cell, as with the stock ``SqliteSaver``): that loop waits for the
+    call, as for any blocking call, and the call never needs it, since everything it awaits
+    lives on the private loop (on PostgreSQL the private loop has its own copy of the
+    engine's pool, since async driver connections belong to one loop). A database lock held by
+    another connection is waited for as usual (on SQLite, up to ``busy_timeout``). The one
+    wait that could never end, on a set-up or rollback transaction this saver left open on
+    the very loop that the call blocks, raises RuntimeError instead.
     """
 
     def __init__(
@@ -106,7 +111,6 @@ class SQLAlchemySaver(SyncMethods):
         self._owner_id = id(self)
         self.engine = engine
         self._bridge = LoopThread(f"SQLAlchemySaver-{id(self):x}")
-        self._bridge_ready = False
         dialect, reconnect_timeout = engine.dialect.name, seconds(reconnect_timeout)
         backend: Backend
         if dialect == "sqlite" and engine.dialect.driver == "aiosqlite":
@@ -152,7 +156,9 @@ class SQLAlchemySaver(SyncMethods):
 
     async def setup(self) -> None:
         """Create or migrate the tables (runs and checkpoints); safe to call repeatedly."""
-        await migrations.setup(self._backend.setup_engine())
+        with self._transaction_open():
+            await migrations.setup(self._backend.setup_engine())
+        self._schema_ready = True
 
     async def aclose(self) -> None:
         """Release the saver's connection and stop its private loop; the engine stays open."""
@@ -164,24 +170,21 @@ class SQLAlchemySaver(SyncMethods):
                 done = asyncio.run_coroutine_threadsafe(self._backend.aclose_bridge(), bridge_loop)
                 await asyncio.wrap_future(done)
                 self._bridge.stop()
-            self._bridge_ready = False
         await self._backend.aclose()
 
     def setup_sync(self) -> None:
         """Synchronous :meth:`setup`, run on the saver's own loop (where its sync calls
-        hold their connections), for scripts without an event loop."""
-        refuse_on_running_loop("setup_sync")
-        self._bridge.run(self.setup)
+        hold their connections), for scripts and notebook cells."""
+        self._sync("setup_sync", self.setup)
 
     def close(self, *, dispose_engine: bool = False) -> None:
-        """Synchronous :meth:`aclose`, for scripts without an event loop; with
+        """Synchronous :meth:`aclose`, for scripts and notebook cells; with
         ``dispose_engine`` the engine is disposed too, on the loop its connections use."""
-        refuse_on_running_loop("close")
+        self._refuse_waiting_on_caller("close")
 
         async def close_on_bridge() -> None:
             await self._backend.aclose_bridge()
             await self._backend.aclose()
-            self._bridge_ready = False
             if dispose_engine:
                 await self.engine.dispose()
 
@@ -211,6 +214,8 @@ class SQLAlchemySaver(SyncMethods):
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """Fetch one checkpoint (the latest when config has no checkpoint_id), or None."""
+        if not self._schema_ready:
+            await self._ensure_schema()
         thread_id, checkpoint_ns, checkpoint_id = config_target(config)
         if checkpoint_id:
             rows = await self._backend.fetch(
@@ -259,6 +264,8 @@ class SQLAlchemySaver(SyncMethods):
             before_id=str(before_id) if before_id else None,
             limit=limit,
         )
+        if not self._schema_ready:
+            await self._ensure_schema()
         rows = await self._backend.fetch(sql, params)
         for found in self._assemble(rows):
             yield found
@@ -419,6 +426,8 @@ class SQLAlchemySaver(SyncMethods):
             versions_json,
             meta_json,
         )
+        if not self._schema_ready:
+            await self._ensure_schema()
         await self._backend.put(row, blobs)
         if deltas is not None:
             for key, state in remembered:
@@ -456,6 +465,8 @@ class SQLAlchemySaver(SyncMethods):
             rows.append((WRITES_IDX_MAP.get(channel, idx), channel, type_, data))
         replace = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         key = (thread_id, checkpoint_ns, str(checkpoint_id), str(task_id), task_path)
+        if not self._schema_ready:
+            await self._ensure_schema()
         await self._backend.put_writes(key, rows, replace)
 
     def _encode(self, value: Any, thread_id: str, what: str) -> tuple[str, bytes]:
@@ -480,6 +491,8 @@ class SQLAlchemySaver(SyncMethods):
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete every checkpoint, blob and write of ``thread_id`` (all namespaces)."""
+        if not self._schema_ready:
+            await self._ensure_schema()
         self._forget()
         await self._backend.delete_threads([str(thread_id)])
 
@@ -490,8 +503,11 @@ class SQLAlchemySaver(SyncMethods):
         """
         ids = [str(r) for r in run_ids]
         if ids:
+            if not self._schema_ready:
+                await self._ensure_schema()
             self._forget()
-            await self._backend.delete_runs(ids)
+            with self._transaction_open():
+                await self._backend.delete_runs(ids)
 
     async def areplace_writes(self, config: RunnableConfig, writes: Sequence[PendingWrite]) -> None:
         """Make ``writes`` (``(task_id, channel, value)``, as in ``CheckpointTuple``) the
@@ -516,10 +532,15 @@ class SQLAlchemySaver(SyncMethods):
             type_, data = self._encode(value, thread_id, f"write to channel {channel!r}")
             rows[(task, idx)] = (task, idx, channel, type_, data)  # a special channel: last wins
         target = (thread_id, checkpoint_ns, str(checkpoint_id))
-        await self._backend.replace_writes(target, list(rows.values()))
+        if not self._schema_ready:
+            await self._ensure_schema()
+        with self._transaction_open():
+            await self._backend.replace_writes(target, list(rows.values()))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, blob and write of one thread to another (all namespaces)."""
+        if not self._schema_ready:
+            await self._ensure_schema()
         await self._backend.copy_thread(str(source_thread_id), str(target_thread_id))
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
@@ -535,6 +556,8 @@ class SQLAlchemySaver(SyncMethods):
         ids = [str(t) for t in thread_ids]
         if not ids:
             return
+        if not self._schema_ready:
+            await self._ensure_schema()
         self._forget()
         if strategy == "delete":
             await self._backend.delete_threads(ids)
@@ -563,11 +586,10 @@ class SQLAlchemySaver(SyncMethods):
     # --- sync API -----------------------------------------------------------------------------
 
     def _sync(self, method: str, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        refuse_on_running_loop(method)
+        self._refuse_waiting_on_caller(method)
         return self._bridge.run(lambda: self._on_bridge(factory))
 
     async def _on_bridge(self, factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        if not self._bridge_ready:
-            await self.setup()
-            self._bridge_ready = True
+        if not self._schema_ready:
+            await self._ensure_schema()
         return await factory()

@@ -41,7 +41,7 @@ def test_suite_size_is_pinned() -> None:
     assert SUITE_SIZE == 81
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_conformance_full(db_url: str) -> None:
     @checkpointer_test(name=f"SQLAlchemySaver[{db_url.split(':', 1)[0]}]")
     async def factory() -> AsyncIterator[SQLAlchemySaver]:

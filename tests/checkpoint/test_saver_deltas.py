@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, TypedDict
 
 import pytest
+import pytest_asyncio
 from langchain_core.messages import AIMessage, AnyMessage, HumanMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
@@ -16,7 +17,7 @@ from langgraph_runstore.checkpoint import SQLAlchemySaver
 from langgraph_runstore.checkpoint._deltas import ListDeltas
 from langgraph_runstore.errors import CheckpointError
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 class State(TypedDict):
@@ -43,7 +44,7 @@ def _graph(saver: SQLAlchemySaver, node: Any = _reply) -> Any:
     return builder.compile(checkpointer=saver)
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def saver(db_url: str) -> AsyncIterator[SQLAlchemySaver]:
     async with SQLAlchemySaver.from_url(db_url) as s:
         yield s

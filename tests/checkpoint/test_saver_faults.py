@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import Checkpoint, empty_checkpoint
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
@@ -23,7 +24,7 @@ from langgraph_runstore.db.engine import create_engine
 from langgraph_runstore.errors import CheckpointError, InvalidInputError, RunStoreError
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def saver(db_url: str) -> AsyncIterator[SQLAlchemySaver]:
     async with SQLAlchemySaver.from_url(db_url) as s:
         yield s
@@ -68,7 +69,7 @@ async def put(
     return str(stored["configurable"]["checkpoint_id"])
 
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 async def test_config_without_thread_id_is_a_clear_error(saver: SQLAlchemySaver) -> None:

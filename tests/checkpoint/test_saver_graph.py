@@ -51,7 +51,7 @@ def contents(state: Any) -> list[str]:
     return [str(m.content) for m in state["messages"]]
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_async_graph_end_to_end(db_url: str) -> None:
     async with SQLAlchemySaver.from_url(db_url) as saver:
         graph = build(saver)
@@ -122,7 +122,7 @@ def test_sync_graph_from_plain_function(db_url: str) -> None:
         asyncio.run(engine.dispose())
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_sync_graph_from_worker_thread_beside_running_loop(db_url: str) -> None:
     async with SQLAlchemySaver.from_url(db_url) as saver:
         graph = build(saver)
@@ -139,18 +139,6 @@ async def test_sync_graph_from_worker_thread_beside_running_loop(db_url: str) ->
         assert len(state.values["messages"]) == 8
 
 
-@pytest.mark.anyio
-async def test_sync_call_on_the_loop_thread_raises(sqlite_url: str) -> None:
-    async with SQLAlchemySaver.from_url(sqlite_url) as saver:
-        with pytest.raises(RuntimeError, match="running an event loop"):
-            saver.get_tuple(cfg("t"))
-        graph = build(saver)
-        with pytest.raises(RuntimeError, match=r"aget_tuple|ainvoke"):
-            graph.invoke({"messages": [("user", "hi")]}, cfg("t"))
-        # nothing was written, and the async API still works
-        assert await saver.aget_tuple(cfg("t")) is None
-
-
 class Approval(TypedDict):
     messages: Annotated[list[AnyMessage], add_messages]
 
@@ -160,7 +148,7 @@ def _ask(state: Approval) -> dict[str, Any]:
     return {"messages": [AIMessage(content=f"answer: {answer}")]}
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_interrupt_and_resume(db_url: str) -> None:
     async with SQLAlchemySaver.from_url(db_url) as saver:
         builder = StateGraph(Approval)
@@ -180,7 +168,7 @@ async def test_interrupt_and_resume(db_url: str) -> None:
         assert (await graph.aget_state(cfg("h1"))).next == ()
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_subgraph_checkpoints_live_in_their_namespace(db_url: str) -> None:
     async with SQLAlchemySaver.from_url(db_url) as saver:
         inner = StateGraph(State)

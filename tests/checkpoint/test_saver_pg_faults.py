@@ -28,6 +28,7 @@ from typing import Any
 
 import asyncpg
 import pytest
+import pytest_asyncio
 from langgraph.checkpoint.base import empty_checkpoint
 
 from langgraph_runstore import RunManager, SQLRunStore
@@ -37,7 +38,7 @@ from langgraph_runstore.errors import CheckpointError, InvalidInputError
 from tests.backends import libpq_url, with_driver
 from tests.graphs import listed_model, reply, two_model_graph
 
-pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
+pytestmark = [pytest.mark.asyncio, pytest.mark.postgres]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -101,7 +102,7 @@ class Blocker:
             self.conn = None
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def blocker(pg_url: str) -> AsyncIterator[Blocker]:
     b = Blocker(pg_url)
     yield b

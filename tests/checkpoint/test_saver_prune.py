@@ -12,6 +12,7 @@ from typing import Annotated, Any, TypedDict
 
 import psycopg
 import pytest
+import pytest_asyncio
 from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import BaseCheckpointSaver, empty_checkpoint
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -24,7 +25,7 @@ from langgraph_runstore.checkpoint import SQLAlchemySaver
 from langgraph_runstore.errors import InvalidInputError
 from tests.backends import libpq_url
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 class Items(TypedDict):
@@ -35,7 +36,7 @@ def cfg(thread_id: str) -> Any:
     return {"configurable": {"thread_id": thread_id}}
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def savers(db_url: str) -> AsyncIterator[dict[str, Any]]:
     """Our saver, and on PostgreSQL the stock one too (its own tables, same database)."""
     async with SQLAlchemySaver.from_url(db_url) as ours:

@@ -27,7 +27,7 @@ from langgraph_runstore.db.engine import normalize_url, sqlite_file
 from tests.backends import PG_BACKENDS, driver_of
 from tests.cli.helpers import pg_base, pg_database, sqlite_snapshot
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 NOW = "2026-03-01T12:00:00+00:00"
 

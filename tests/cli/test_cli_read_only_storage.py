@@ -189,7 +189,7 @@ def test_read_commands_work_and_write_commands_refuse_on_read_only_storage(
     assert state(shelf.folder) == before
 
 
-@pytest.mark.anyio
+@pytest.mark.asyncio
 async def test_open_read_only_reads_a_wal_file_on_read_only_storage(
     shelf: Shelf, tmp_path: Path
 ) -> None:

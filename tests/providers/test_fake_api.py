@@ -29,7 +29,7 @@ from pydantic import SecretStr, TypeAdapter
 
 from tests.providers.fake_api import FakeProviderAPI, Reply, Usage
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 MODES = ["invoke", "ainvoke", "stream", "astream"]
 

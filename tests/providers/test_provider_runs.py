@@ -28,7 +28,7 @@ from langgraph_runstore.schemas import TOKEN_FIELDS
 from tests.graphs import State, tokens_only
 from tests.providers.fake_api import FakeProviderAPI, Reply, Usage
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 QUESTION = "What is the weather in Paris?"
 ANSWER = "It is sunny in Paris."

@@ -11,7 +11,7 @@ import pytest
 from langgraph_runstore import InvalidInputError, RunStore
 from langgraph_runstore.query import RunPage, UsageRow, parse_duration, resolve_time
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 DAY1 = "2026-01-01T10:00:00+00:00"
 DAY2 = "2026-01-02T10:00:00+00:00"

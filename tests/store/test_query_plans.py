@@ -19,7 +19,7 @@ from langgraph_runstore.store import reads as q
 from langgraph_runstore.store.sql import Statement
 from tests.backends import libpq_url
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 CURSOR = encode_cursor("2026-01-15T00:00:00.000000+00:00", 10)
 NO_FILTER: dict[str, Any] = {

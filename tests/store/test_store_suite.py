@@ -13,7 +13,7 @@ from langgraph_runstore import (
     RunStore,
 )
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 T0 = "2026-01-01T00:00:00+00:00"
 T1 = "2026-01-01T00:00:01+00:00"

@@ -17,7 +17,7 @@ from langgraph_runstore import RunManager, RunRecord, RunStatus, RunStore
 from langgraph_runstore.workers import utc_in
 from tests.graphs import State, single_node_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 #: How long the held INSERT waits for the second run's INSERT when none begins: admission
 #: in call order lets no second INSERT of the thread begin while the first is pending.

@@ -18,7 +18,7 @@ from langgraph_runstore import NoWorkerError, RunManager, RunStatus, RunStore, S
 from langgraph_runstore.workers import utc_in
 from tests.graphs import State, blocked_graph, single_node_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 def echo_graph(checkpointer: Any = None) -> Any:

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from langgraph_runstore import RunManager, RunStatus, SQLRunStore
 from tests.backends import libpq_url
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 REPO = Path(__file__).resolve().parents[2]
 FINAL = {"success", "error", "timeout", "interrupted"}
@@ -71,7 +72,7 @@ def workers(db_url: str) -> Iterator[Workers]:
         pool.stop_all()
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def client(db_url: str) -> AsyncIterator[RunManager]:
     """The test's own manager: it submits, cancels and reads; it executes nothing."""
     async with SQLRunStore.from_url(db_url) as store:

@@ -21,7 +21,7 @@ from langgraph_runstore.workers import utc_in
 from tests.faults import hold_write_lock
 from tests.graphs import State, blocked_graph, single_node_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 async def running_row(store: RunStore, run_id: str, *, owner: str, lease_in: float) -> None:

@@ -13,7 +13,7 @@ from langgraph_runstore import RecoveryPolicy, RunManager, RunStatus, RunStore
 from langgraph_runstore.workers import utc_in
 from tests.graphs import State, single_node_graph
 
-pytestmark = pytest.mark.anyio
+pytestmark = pytest.mark.asyncio
 
 
 def sleeper(seconds: float) -> Any:
