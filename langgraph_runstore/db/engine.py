@@ -169,8 +169,9 @@ def create_engine(
         engine = create_async_engine(parsed, **engine_kwargs)
         install_sqlite_pragmas(engine, busy_timeout_ms=sqlite_busy_timeout_ms)
         return engine
-    engine_kwargs.setdefault("pool_size", 10)
-    engine_kwargs.setdefault("max_overflow", 20)
+    if "poolclass" not in engine_kwargs:  # sizes of the default pool (NullPool takes none)
+        engine_kwargs.setdefault("pool_size", 10)
+        engine_kwargs.setdefault("max_overflow", 20)
     engine_kwargs.setdefault("pool_pre_ping", False)
     engine = create_async_engine(parsed, **engine_kwargs)
     if parsed.get_driver_name() == "asyncpg":
