@@ -1,7 +1,9 @@
 """SQLAlchemySaver against LangGraph's stock savers, same workloads, same process.
 
 Backends: SQLite (ours on aiosqlite vs AsyncSqliteSaver with its stock defaults) and
-PostgreSQL (ours on asyncpg vs AsyncPostgresSaver on psycopg). Workloads:
+PostgreSQL (ours on asyncpg and ours on psycopg 3, side by side, vs AsyncPostgresSaver, the
+stock saver, which runs on psycopg: the like-for-like anchor for ours on psycopg).
+Workloads:
 
 * seq      a 3-node message-appending graph, ainvoke on distinct threads, one at a time
 * conc     the same graph, 200 ainvokes on distinct threads at once
@@ -45,6 +47,8 @@ from _common import Measure, pg_url, ratio_line, table
 from langgraph_runstore.checkpoint import SQLAlchemySaver
 
 OURS = "SQLAlchemySaver"
+OURS_PSYCOPG = "SQLAlchemySaver (psycopg)"
+OURS_ASYNCPG = "SQLAlchemySaver (asyncpg)"
 Saver = BaseCheckpointSaver[Any]
 Opener = Callable[[], AbstractAsyncContextManager[Saver]]
 
@@ -86,6 +90,9 @@ class Backend:
     """Opens fresh databases for one backend and measures their size."""
 
     name: str
+    stock: str
+    #: our savers on this backend (one per driver)
+    ours: tuple[str, ...]
 
     def fresh(self) -> AbstractAsyncContextManager[dict[str, str]]:
         raise NotImplementedError
@@ -113,6 +120,8 @@ def _sqlite_size(path: str) -> int:
 
 class SqliteBackend(Backend):
     name = "sqlite"
+    stock = "AsyncSqliteSaver"
+    ours = (OURS,)
 
     def __init__(self) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="cp-bench-"))
@@ -144,6 +153,8 @@ class SqliteBackend(Backend):
 
 class PostgresBackend(Backend):
     name = "postgres"
+    stock = "AsyncPostgresSaver"
+    ours = (OURS_ASYNCPG, OURS_PSYCOPG)
 
     def __init__(self, url: str) -> None:
         self.url = url.replace("postgresql+asyncpg://", "postgresql://")
@@ -168,7 +179,7 @@ class PostgresBackend(Backend):
     async def size(self, db: dict[str, str], candidate: str) -> int:
         tables = (
             ["rs_checkpoints", "rs_checkpoint_blobs", "rs_checkpoint_writes"]
-            if candidate == OURS
+            if candidate in self.ours
             else ["checkpoints", "checkpoint_blobs", "checkpoint_writes"]
         )
         conn = await asyncpg.connect(db["url"])
@@ -184,9 +195,10 @@ class PostgresBackend(Backend):
 
     def opener(self, candidate: str, db: dict[str, str]) -> Opener:
         url = db["url"]
-        if candidate == OURS:
+        if candidate in self.ours:
+            driver = "psycopg" if candidate == OURS_PSYCOPG else "asyncpg"
             return lambda: SQLAlchemySaver.from_url(
-                url.replace("postgresql://", "postgresql+asyncpg://")
+                url.replace("postgresql://", f"postgresql+{driver}://")
             )
 
         @asynccontextmanager
@@ -285,14 +297,14 @@ HIGHER_IS_BETTER = {"inv/s": True, "p50 us": False, "ms": False, "MiB": False}
 async def run_backend(
     backend: Backend, runs: int, quick: bool
 ) -> dict[tuple[str, str, str], Measure]:
-    stock = "AsyncSqliteSaver" if backend.name == "sqlite" else "AsyncPostgresSaver"
+    candidates = [*backend.ours, backend.stock]
     results: dict[tuple[str, str, str], list[float]] = {}
     for workload, (fn, size, quick_size) in WORKLOADS.items():
         n = quick_size if quick else size
         for run in range(runs):
-            # alternate who goes first, so drift on the machine hits both sides alike
-            order = [OURS, stock] if run % 2 == 0 else [stock, OURS]
-            for candidate in order:
+            # rotate who goes first, so drift on the machine hits every side alike
+            shift = run % len(candidates)
+            for candidate in candidates[shift:] + candidates[:shift]:
                 async with backend.fresh() as db:
                     async with backend.opener(candidate, db)() as saver:
                         gc.collect()
@@ -315,13 +327,13 @@ GOALS = [
 ]
 
 
-def report(backend: str, measures: dict[tuple[str, str, str], Measure]) -> list[str]:
-    stock = "AsyncSqliteSaver" if backend == "sqlite" else "AsyncPostgresSaver"
+def report(backend: Backend, measures: dict[tuple[str, str, str], Measure]) -> list[str]:
+    stock = backend.stock
     rows = []
-    for (workload, metric, candidate), m in measures.items():
+    for (workload, metric, candidate), m in sorted(measures.items()):
         rows.append(
             [
-                backend,
+                backend.name,
                 workload,
                 metric,
                 candidate,
@@ -332,19 +344,19 @@ def report(backend: str, measures: dict[tuple[str, str, str], Measure]) -> list[
         )
     print(table(["backend", "workload", "metric", "saver", "min", "median", "max"], rows))
     lines = []
-    for workload, metric, goal, _ in GOALS:
-        if workload == "conc":
-            goal = ">= 2x" if backend == "postgres" else ">= 1.5x"
-        ours, theirs = measures[(workload, metric, OURS)], measures[(workload, metric, stock)]
-        lines.append(
-            ratio_line(
-                f"{backend} {workload} {metric} vs {stock}",
-                ours,
-                theirs,
-                goal=goal or "",
-                higher_is_better=HIGHER_IS_BETTER[metric],
+    for ours in backend.ours:
+        for workload, metric, goal, _ in GOALS:
+            if workload == "conc":
+                goal = ">= 2x" if backend.name == "postgres" else ">= 1.5x"
+            lines.append(
+                ratio_line(
+                    f"{backend.name} {workload} {metric} {ours} vs {stock}",
+                    measures[(workload, metric, ours)],
+                    measures[(workload, metric, stock)],
+                    goal=goal or "",
+                    higher_is_better=HIGHER_IS_BETTER[metric],
+                )
             )
-        )
     return lines
 
 
@@ -366,7 +378,7 @@ async def main() -> None:
     lines: list[str] = []
     for backend in backends:
         measures = await run_backend(backend, args.runs, args.quick)
-        lines += report(backend.name, measures)
+        lines += report(backend, measures)
         print()
     for line in lines:
         print(line)

@@ -1,9 +1,10 @@
 """Run-store throughput against the raw driver, and list_by_thread latency as the table grows.
 
-For SQLite (aiosqlite) and PostgreSQL (asyncpg) it times create -> running -> completion
-cycles through RunManager + SQLRunStore, side by side with the same driver issuing the same
-three statements by hand (the floor), and list_by_thread on a thread of 50 runs when the
-table holds 1k and 100k runs. Prints a table and one summary line per goal.
+For SQLite (aiosqlite) and PostgreSQL on each driver (asyncpg and psycopg 3, side by side)
+it times create -> running -> completion cycles through RunManager + SQLRunStore, next to
+the same driver issuing the same three statements by hand (the floor), and list_by_thread on
+a thread of 50 runs when the table holds 1k and 100k runs. Prints a table and one summary
+line per goal, and how the two PostgreSQL drivers compare.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import aiosqlite
 import asyncpg
+import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Measure, pg_url, ratio_line, repeat, table
@@ -68,6 +70,7 @@ def _row_values() -> list[object]:
     row = record.to_row()
     for name in JSON_FIELDS:  # metadata, kwargs, token_usage_by_model, interrupts
         row[name] = json.dumps(row[name])
+    row["shared_queue"] = int(row["shared_queue"])  # an integer column, as the store sends it
     return [row[name] for name in ROW_FIELDS]
 
 
@@ -113,6 +116,21 @@ async def raw_pg_cycles(conn: asyncpg.Connection) -> float:
     return CYCLES / (time.perf_counter() - start)
 
 
+async def raw_psycopg_cycles(conn: psycopg.AsyncConnection[object]) -> float:
+    # the same $n statements through psycopg's raw cursor, in autocommit, as the store sends
+    insert, running, done = _raw_sql("postgresql")
+    cursor = psycopg.AsyncRawCursor(conn)
+    start = time.perf_counter()
+    for _ in range(CYCLES):
+        values = _row_values()
+        run_id = values[0]
+        await cursor.execute(insert, values)
+        now = now_iso()
+        await cursor.execute(running, ("running", now, now, run_id, "running"))
+        await cursor.execute(done, _completion_values(str(run_id)))
+    return CYCLES / (time.perf_counter() - start)
+
+
 async def fill(store: SQLRunStore, total: int) -> None:
     """Grow the table to ``total`` runs: 50 on the probed thread, the rest spread out."""
     async with store.engine.begin() as conn:
@@ -129,6 +147,7 @@ async def fill(store: SQLRunStore, total: int) -> None:
         for name in JSON_FIELDS:
             row[name] = json.dumps(row[name])
         row["updated_at"] = row["created_at"]
+        row["shared_queue"] = int(row["shared_queue"])
         rows.append(row)
     from sqlalchemy import text
 
@@ -149,7 +168,7 @@ async def list_latency(store: SQLRunStore) -> float:
     return samples[len(samples) // 2] * 1000  # p50 in ms
 
 
-async def bench_backend(name: str, url: str, results: list[list[str]], lines: list[str]) -> None:
+async def bench_backend(name: str, url: str, results: list[list[str]], lines: list[str]) -> Measure:
     async with SQLRunStore.from_url(url) as store:
         manager = RunManager(store=store, retain_finished_for=0)
         if name == "sqlite":
@@ -161,6 +180,13 @@ async def bench_backend(name: str, url: str, results: list[list[str]], lines: li
 
             async def floor() -> float:
                 return await raw_sqlite_cycles(raw)
+        elif store.engine.dialect.driver == "psycopg":
+            raw = await psycopg.AsyncConnection.connect(
+                url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True
+            )
+
+            async def floor() -> float:
+                return await raw_psycopg_cycles(raw)
         else:
             raw = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
 
@@ -204,6 +230,7 @@ async def bench_backend(name: str, url: str, results: list[list[str]], lines: li
             )
         growth = latencies[100_000].median / latencies[1_000].median
         lines.append(f"{name} list_by_thread 100k/1k latency: {growth:.2f}x (goal <= 2x)")
+    return ours
 
 
 async def main() -> None:
@@ -213,7 +240,23 @@ async def main() -> None:
         await bench_backend("sqlite", f"sqlite+aiosqlite:///{tmp}/bench.db", results, lines)
     url = pg_url()
     if url:
-        await _with_fresh_pg_db(url, lambda u: bench_backend("postgres", u, results, lines))
+        by_driver = {}
+        for driver in ("asyncpg", "psycopg"):
+
+            async def bench(u: str, driver: str = driver) -> None:
+                u = u.replace("postgresql+asyncpg://", f"postgresql+{driver}://")
+                by_driver[driver] = await bench_backend(f"postgres ({driver})", u, results, lines)
+
+            await _with_fresh_pg_db(url, bench)
+        lines.append(
+            ratio_line(
+                "postgres cycles, ours on psycopg vs ours on asyncpg",
+                by_driver["psycopg"],
+                by_driver["asyncpg"],
+                goal="side by side",
+                higher_is_better=True,
+            )
+        )
     else:
         lines.append("postgres: skipped (no server; run scripts/pg.sh start)")
     print(table(["backend", "measure", "best", "median"], results))

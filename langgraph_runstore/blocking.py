@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -181,7 +182,9 @@ class BlockingCalls:
 
     @classmethod
     @contextmanager
-    def sync_from_url(cls: type[Manager], url: str, **manager_options: Any) -> Iterator[Manager]:
+    def sync_from_url(
+        cls: type[Manager], url: str | os.PathLike[str], **manager_options: Any
+    ) -> Iterator[Manager]:
         """A manager on a SQLRunStore at ``url`` for scripts without an event loop::
 
             with RunManager.sync_from_url("sqlite:///agent.db") as manager:

@@ -12,6 +12,7 @@
     │   └── UnsupportedStrategyError   an unknown multitask strategy
     ├── DatabaseConfigError        an unsupported database URL or driver (also a ValueError)
     │   └── ForeignDatabaseError   a database the package would clash with, or not SQLite at all
+    ├── DatabaseConnectionError    the database cannot be reached, or refused the login
     ├── SchemaVersionError         the database was migrated by a newer package version
     ├── CheckpointError            a checkpoint that cannot be read or written
     │   └── PruneRefusedError      keep_latest refused a DeltaChannel thread (a NotImplementedError)
@@ -111,6 +112,12 @@ class ForeignDatabaseError(DatabaseConfigError):
         self.names = names
 
 
+class DatabaseConnectionError(RunStoreError):
+    """Opening the database failed: the server cannot be reached, refused the connection
+    or the login (a wrong password), or the SSL set-up failed. The message names the URL
+    (without its password) and the driver's reason; ``__cause__`` is the driver's error."""
+
+
 class SchemaVersionError(RunStoreError):
     """The database schema is newer than this package knows; upgrade the package."""
 
@@ -148,6 +155,7 @@ __all__ = [
     "CheckpointError",
     "ConflictError",
     "DatabaseConfigError",
+    "DatabaseConnectionError",
     "ForeignDatabaseError",
     "IdempotencyKeyError",
     "InvalidInputError",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -153,7 +154,9 @@ class RunManager(RunAdmission, RunDeletion, TrackedRuns, RunEvents):
 
     @classmethod
     @asynccontextmanager
-    async def from_url(cls, url: str, **manager_options: Any) -> AsyncIterator[RunManager]:
+    async def from_url(
+        cls, url: str | os.PathLike[str], **manager_options: Any
+    ) -> AsyncIterator[RunManager]:
         """A manager on a SQLRunStore at ``url`` (created or migrated), closed on exit::
 
             async with RunManager.from_url("sqlite+aiosqlite:///agent.db") as manager:

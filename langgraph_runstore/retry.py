@@ -13,6 +13,7 @@ from typing import TypeVar
 from sqlalchemy.exc import DBAPIError
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from langgraph_runstore.db.pg_connection import is_psycopg_connection_error
 from langgraph_runstore.errors import InvalidInputError
 
 T = TypeVar("T")
@@ -53,7 +54,8 @@ class PersistenceRetryPolicy:
 
 def is_transient_error(exc: BaseException) -> bool:
     """True for errors worth retrying: a locked SQLite file, SQLSTATE 40001/40P01, a lost
-    connection. Walks SQLAlchemy's ``orig`` and the ``__cause__`` chain."""
+    connection (asyncpg's or psycopg's). Walks SQLAlchemy's ``orig`` and the ``__cause__``
+    chain."""
     seen: set[int] = set()
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
@@ -66,6 +68,8 @@ def is_transient_error(exc: BaseException) -> bool:
         ):
             return True
         if type(current).__name__ in _LOST_CONNECTION_ERRORS:
+            return True
+        if is_psycopg_connection_error(current):
             return True
         if isinstance(current, sqlite3.OperationalError):
             message = str(current).lower()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -82,7 +83,9 @@ class SyncRunManager(SyncRunEvents):
 
     @classmethod
     @contextmanager
-    def from_url(cls, url: str, **manager_options: Any) -> Iterator[SyncRunManager]:
+    def from_url(
+        cls, url: str | os.PathLike[str], **manager_options: Any
+    ) -> Iterator[SyncRunManager]:
         """A manager on a SQLRunStore at ``url`` (created or migrated); closed on exit."""
         opened = RunManager.sync_from_url(url, **manager_options)
         manager = _off_the_loop(opened.__enter__)

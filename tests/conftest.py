@@ -3,6 +3,10 @@
 ``RUNSTORE_TEST_PG_URL`` names the server (``scripts/pg.sh start`` prints it). When it is
 unset, PostgreSQL tests are skipped, unless ``RUNSTORE_REQUIRE_PG=1`` (as in ``.ci/run``),
 which turns a missing server into a failure.
+
+Every PostgreSQL test runs on both drivers: backend fixtures take ``tests.backends``'
+``PG_BACKENDS`` ("postgres" is asyncpg, "postgres-psycopg" psycopg 3), and a test that
+takes ``pg_url`` itself is parametrised over ``pg_driver`` (``pytest_generate_tests``).
 """
 
 from __future__ import annotations
@@ -16,10 +20,18 @@ import pytest
 
 from langgraph_runstore import MemoryRunStore, RunStore, SQLRunStore
 from langgraph_runstore.testing import async_fixture
+from tests.backends import PG_BACKENDS, PG_DRIVERS, driver_of, libpq_url, with_driver
 
 # the package's own plugin (async_fixture needs it; once installed it is loaded anyway, under
 # the same name) and pytester, for the tests of that plugin
 pytest_plugins = ["pytester", "langgraph_runstore.testing.plugin"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # a test that asks for pg_url (or pg_driver) itself runs once per driver; one that gets
+    # it through a backend fixture takes the driver that fixture's parameter names
+    if "pg_driver" in metafunc.fixturenames:
+        metafunc.parametrize("pg_driver", PG_DRIVERS)
 
 
 @pytest.fixture
@@ -42,13 +54,25 @@ def _pg_base_url() -> str | None:
 
 
 @pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for this test, dropped afterwards."""
+def pg_driver(request: pytest.FixtureRequest) -> str:
+    """The driver of this test's PostgreSQL URL, when a backend parameter chose it: psycopg
+    for a "...psycopg" parameter, else asyncpg."""
+    callspec = getattr(request.node, "callspec", None)
+    for value in callspec.params.values() if callspec is not None else ():
+        if isinstance(value, str) and value.startswith("postgres"):
+            return driver_of(value)
+    return "asyncpg"
+
+
+@pytest.fixture
+def pg_url(pg_driver: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test, dropped afterwards; its URL names
+    ``pg_driver`` (``postgresql+asyncpg://`` or ``postgresql+psycopg://``)."""
     import psycopg
 
     base = _pg_base_url()
     assert base is not None
-    raw = base.replace("postgresql+asyncpg://", "postgresql://")
+    raw = libpq_url(base)
     name = f"t_{uuid.uuid4().hex[:16]}"
 
     def admin(sql: str) -> None:
@@ -58,22 +82,23 @@ def pg_url() -> Iterator[str]:
 
     admin(f'CREATE DATABASE "{name}"')
     try:
-        yield base.rsplit("/", 1)[0] + f"/{name}"
+        yield with_driver(base.rsplit("/", 1)[0] + f"/{name}", pg_driver)
     finally:
         admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", *PG_BACKENDS])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """One test, run on a SQLite file and on PostgreSQL."""
+    """One test, run on a SQLite file and on PostgreSQL (both drivers)."""
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'runstore.db'}"
     return str(request.getfixturevalue("pg_url"))
 
 
-@async_fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@async_fixture(params=["memory", "sqlite", *PG_BACKENDS])
 async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunStore]:
-    """A RunStore per backend: MemoryRunStore, SQLRunStore on a SQLite file and on PostgreSQL."""
+    """A RunStore per backend: MemoryRunStore, SQLRunStore on a SQLite file and on PostgreSQL
+    (both drivers)."""
     if request.param == "memory":
         yield MemoryRunStore()
         return

@@ -61,6 +61,10 @@ class PrivateServer:
         """Stop the server (fast shutdown: open connections are cut)."""
         self._pg_ctl("stop", "-m", "fast", "-w")
 
+    def reload(self) -> None:
+        """Make the server read its configuration files again (pg_hba.conf ...)."""
+        self._pg_ctl("reload")
+
     def _pg_ctl(self, *args: str) -> None:
         pg_ctl = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))), None)
         command = [str(pg_ctl or "pg_ctl"), "-D", str(self.dir), *args]
@@ -74,9 +78,10 @@ class PrivateServer:
         shutil.rmtree(self.dir.parent, ignore_errors=True)
 
 
-@pytest.fixture
-def private_pg() -> Iterator[PrivateServer]:
-    """A running PostgreSQL server only this test uses (root or the postgres tools needed)."""
+@contextmanager
+def private_server() -> Iterator[PrivateServer]:
+    """A running PostgreSQL server of the caller's own, removed on exit (skips the test when
+    PostgreSQL's server binaries are not installed)."""
     if shutil.which("pg_ctl") is None and not list(
         Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")
     ):
@@ -87,6 +92,13 @@ def private_pg() -> Iterator[PrivateServer]:
         yield server
     finally:
         server.remove()
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivateServer]:
+    """A running PostgreSQL server only this test uses (root or the postgres tools needed)."""
+    with private_server() as server:
+        yield server
 
 
 @contextmanager

@@ -28,6 +28,7 @@ from langgraph_runstore import (
 )
 from langgraph_runstore.store.statements import Statement
 from langgraph_runstore.validate import MAX_ID_BYTES, MAX_JSON_DEPTH
+from tests.backends import PG_BACKENDS
 from tests.graphs import listed_model, reply, two_model_graph
 
 pytestmark = pytest.mark.asyncio
@@ -121,9 +122,7 @@ class Target:
     graph: Any
 
 
-@pytest_asyncio.fixture(
-    params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-)
+@pytest_asyncio.fixture(params=["memory", "sqlite", *PG_BACKENDS])
 async def target(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Target]:
     if request.param == "memory":
         store: RunStore = MemoryRunStore()
@@ -290,7 +289,7 @@ def test_a_bad_worker_id_is_refused(worker_id: Any) -> None:
 # -- synchronous entry points ------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["memory", "sqlite", *PG_BACKENDS])
 def sync_manager(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SyncRunManager]:
     if request.param == "memory":
         with SyncRunManager(MemoryRunStore()) as manager:

@@ -16,6 +16,7 @@ from langgraph_runstore import ConflictError, DatabaseConfigError, SchemaVersion
 from langgraph_runstore.db import MIGRATIONS, create_engine, latest_version, normalize_url, setup
 from langgraph_runstore.db.engine import sqlite_path
 from langgraph_runstore.store import drivers as sql_drivers
+from tests.backends import libpq_url
 
 pytestmark = pytest.mark.asyncio
 
@@ -39,7 +40,8 @@ def test_plain_urls_get_the_async_driver(url: str, expected: str) -> None:
         ("mysql+aiomysql://u:secret@h/db", "'mysql'"),
         ("postgresql+psycopg2://u:secret@h/db", "'psycopg2'"),
         ("sqlite+pysqlcipher:///a.db", "'pysqlcipher'"),
-        ("not a url", "'not a url'"),
+        # (a value without "://" is a plain path to a SQLite file, as the CLI reads --db)
+        ("not a url://x", "'not a url://x'"),
     ],
 )
 def test_unsupported_urls_are_refused_by_name(url: str, named: str) -> None:
@@ -267,7 +269,7 @@ def test_an_older_process_still_admits_runs_after_migration_6(pg_url: str) -> No
         "created_at": "2026-01-01T00:00:00.000000+00:00",
         "updated_at": "2026-01-01T00:00:00.000000+00:00",
     }
-    raw = pg_url.replace("postgresql+asyncpg://", "postgresql://")
+    raw = libpq_url(pg_url)
     with psycopg.connect(raw, autocommit=True) as conn:
         admitted = conn.execute(
             "SELECT runstore_admit(%s, %s::jsonb)", ("t-old", json.dumps(row))

@@ -20,12 +20,13 @@ from langgraph_runstore import (
     RunStore,
     SQLRunStore,
 )
+from tests.backends import PG_BACKENDS
 from tests.graphs import listed_model, reply, two_model_graph
 
 pytestmark = pytest.mark.asyncio
 
 
-BACKENDS = ["none", "memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = ["none", "memory", "sqlite", *PG_BACKENDS]
 
 
 @pytest_asyncio.fixture(params=BACKENDS)

@@ -32,6 +32,7 @@ from langgraph_runstore import (
     SQLRunStore,
     SyncRunManager,
 )
+from tests.backends import PG_BACKENDS, libpq_url
 from tests.cli.helpers import run_cli
 from tests.graphs import State, blocked_graph, single_node_graph
 
@@ -46,6 +47,7 @@ SETUPS = [
     pytest.param("postgres+stock-postgres", marks=pytest.mark.postgres),
     "sqlite+runstore",
     pytest.param("postgres+runstore", marks=pytest.mark.postgres),
+    pytest.param("postgres-psycopg+runstore", marks=pytest.mark.postgres),
 ]
 
 
@@ -86,9 +88,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
         else:
             from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-            async with AsyncPostgresSaver.from_conn_string(
-                url.replace("postgresql+asyncpg://", "postgresql://")
-            ) as saver:
+            async with AsyncPostgresSaver.from_conn_string(libpq_url(url)) as saver:
                 await saver.setup()
                 yield Env(name, manager, saver)
 
@@ -264,7 +264,7 @@ async def test_a_run_of_another_process_is_deleted_from_the_store(store_url: str
         assert await store.run_checkpoints(run.run_id) == []
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", *PG_BACKENDS])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}"

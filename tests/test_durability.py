@@ -31,6 +31,7 @@ from langgraph_runstore import (
 from langgraph_runstore.db import create_engine
 from langgraph_runstore.lifecycle import is_transient_error
 from langgraph_runstore.text import REPLACEMENT, storable_json, storable_text
+from tests.backends import libpq_url, with_driver
 from tests.faults import PrivateServer, fill, hold_write_lock, private_pg, small_filesystem
 from tests.graphs import State, listed_model, reply, single_node_graph
 
@@ -257,7 +258,9 @@ async def test_a_full_disk_after_admission_holds_the_end_until_space_returns() -
 
 
 @pytest.mark.postgres
-async def test_postgres_down_past_the_retry_budget_then_back(private_pg: PrivateServer) -> None:
+async def test_postgres_down_past_the_retry_budget_then_back(
+    private_pg: PrivateServer, pg_driver: str
+) -> None:
     model = listed_model(reply("done", input_tokens=11, output_tokens=4))
 
     async def answer_then_stop_the_server(state: State) -> dict[str, Any]:
@@ -266,7 +269,7 @@ async def test_postgres_down_past_the_retry_budget_then_back(private_pg: Private
         return {"messages": [message]}
 
     graph = single_node_graph(answer_then_stop_the_server).compile(checkpointer=InMemorySaver())
-    async with SQLRunStore.from_url(private_pg.url) as store:
+    async with SQLRunStore.from_url(with_driver(private_pg.url, pg_driver)) as store:
         manager = RunManager(store=store, **FAST)
         run = await manager.wait(graph, {"messages": [("user", "hi")]}, thread_id="t1")
         assert run.status is RunStatus.success and run.durable is False
@@ -283,7 +286,7 @@ async def test_postgres_down_past_the_retry_budget_then_back(private_pg: Private
 @pytest.mark.postgres
 async def test_a_cut_connection_before_the_final_write_is_retried(pg_url: str) -> None:
     database = pg_url.rsplit("/", 1)[1]
-    admin = await asyncpg.connect(pg_url.replace("postgresql+asyncpg", "postgresql"))
+    admin = await asyncpg.connect(libpq_url(pg_url))
     model = listed_model(reply("done", input_tokens=11, output_tokens=4))
 
     async def answer_then_cut(state: State) -> dict[str, Any]:

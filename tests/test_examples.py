@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.backends import PG_BACKENDS
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
@@ -65,7 +67,7 @@ def test_quickstart_records_its_runs_and_reads_them_back(db_url: str, tmp_path: 
     assert list(cwd.iterdir()) == []  # the database went where the URL said, nowhere else
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", *PG_BACKENDS])
 def example_url(request: pytest.FixtureRequest) -> str | None:
     """None: the example's own temporary SQLite file; else a fresh PostgreSQL database."""
     if request.param == "sqlite":

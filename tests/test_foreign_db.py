@@ -29,6 +29,7 @@ from langgraph_runstore import (
 )
 from langgraph_runstore.db import create_engine, latest_version
 from langgraph_runstore.db.migrations import VERSION_TABLE
+from tests.backends import libpq_url
 from tests.cli.helpers import run_cli
 from tests.graphs import listed_model, reply, two_model_graph
 
@@ -286,7 +287,7 @@ def test_the_cli_migrate_refuses_a_foreign_file_and_leaves_it(tmp_path: Path) ->
 def pg_admin(url: str, *statements: str) -> list[Any]:
     import psycopg
 
-    raw = url.replace("postgresql+asyncpg://", "postgresql://")
+    raw = libpq_url(url)
     rows: list[Any] = []
     with psycopg.connect(raw, autocommit=True) as conn:
         for statement in statements:

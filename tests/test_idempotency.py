@@ -27,11 +27,12 @@ from langgraph_runstore import (
     RunStore,
     SQLRunStore,
 )
+from tests.backends import PG_BACKENDS
 from tests.graphs import State, blocked_graph, single_node_graph
 
 pytestmark = pytest.mark.asyncio
 
-BACKENDS = ["none", "memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = ["none", "memory", "sqlite", *PG_BACKENDS]
 
 
 @pytest_asyncio.fixture(params=BACKENDS)

@@ -31,6 +31,7 @@ from langgraph_runstore import (
     SQLRunStore,
     SyncRunManager,
 )
+from tests.backends import libpq_url
 from tests.graphs import (
     State,
     approval_graph,
@@ -50,6 +51,7 @@ CHECKPOINTERS = [
     pytest.param("stock-postgres", marks=pytest.mark.postgres),
     "runstore-sqlite",
     pytest.param("runstore-postgres", marks=pytest.mark.postgres),
+    pytest.param("runstore-postgres-psycopg", marks=pytest.mark.postgres),
 ]
 #: the stock async savers have no sync path
 SYNC_CHECKPOINTERS = ["none", "memory", "runstore-sqlite"]
@@ -130,7 +132,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
         elif name == "stock-postgres":
             from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-            url = request.getfixturevalue("pg_url").replace("postgresql+asyncpg", "postgresql")
+            url = libpq_url(request.getfixturevalue("pg_url"))
             checkpointer = await stack.enter_async_context(AsyncPostgresSaver.from_conn_string(url))
             await checkpointer.setup()
         yield Env(name, store, checkpointer)

@@ -30,6 +30,7 @@ from langgraph_runstore import (
     SQLRunStore,
     ThreadStatus,
 )
+from tests.backends import PG_BACKENDS, libpq_url
 from tests.graphs import State
 
 pytestmark = pytest.mark.asyncio
@@ -43,6 +44,7 @@ SAVERS = [
     pytest.param("stock-postgres", marks=pytest.mark.postgres),
     "runstore-sqlite",
     pytest.param("runstore-postgres", marks=pytest.mark.postgres),
+    pytest.param("runstore-postgres-psycopg", marks=pytest.mark.postgres),
 ]
 
 
@@ -86,7 +88,7 @@ async def env(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[E
     elif name == "stock-postgres":
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-        url = request.getfixturevalue("pg_url").replace("postgresql+asyncpg://", "postgresql://")
+        url = libpq_url(request.getfixturevalue("pg_url"))
         async with (
             AsyncPostgresSaver.from_conn_string(url) as saver,
             closing_manager(MemoryRunStore()) as manager,
@@ -480,7 +482,7 @@ async def test_a_rollback_that_fails_still_ends_the_run(pg_url: str) -> None:
     import psycopg
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-    url = pg_url.replace("postgresql+asyncpg://", "postgresql://")
+    url = libpq_url(pg_url)
 
     async def body() -> None:
         async with (
@@ -510,7 +512,7 @@ async def test_a_rollback_that_fails_still_ends_the_run(pg_url: str) -> None:
 # -- SQLAlchemySaver.areplace_writes ------------------------------------------------------
 
 
-@pytest_asyncio.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest_asyncio.fixture(params=["sqlite", *PG_BACKENDS])
 async def saver(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
     url = (
         f"sqlite+aiosqlite:///{tmp_path / 'saver.db'}"

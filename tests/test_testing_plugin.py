@@ -12,6 +12,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.backends import libpq_url
+
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN = "langgraph_runstore.testing.plugin"
 
@@ -151,7 +153,7 @@ def test_anyio_under_asyncio_auto_mode_says_what_to_change(pytester: pytest.Pyte
 
 
 def _pg_databases(server: str) -> set[str]:
-    with psycopg.connect(server.replace("+asyncpg", "")) as conn:
+    with psycopg.connect(libpq_url(server)) as conn:
         return {row[0] for row in conn.execute("SELECT datname FROM pg_database")}
 
 

@@ -25,6 +25,7 @@ from langgraph_runstore import (
     SyncRunManager,
     ThreadStatus,
 )
+from tests.backends import PG_BACKENDS
 from tests.cli.helpers import query, run_cli, run_many
 from tests.graphs import listed_model, reply, single_node_graph, slow_graph, two_model_graph
 
@@ -189,7 +190,7 @@ async def test_run_checkpoints_of_another_users_run_are_empty(db_url: str) -> No
         await other.aclose()
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["memory", "sqlite", *PG_BACKENDS])
 def sync_manager_url(request: pytest.FixtureRequest, tmp_path: Any) -> str | None:
     if request.param == "memory":
         return None

@@ -31,6 +31,11 @@ from langgraph_runstore.checkpoint._codec import dumps_json
 from langgraph_runstore.checkpoint._prune import PG_PRUNE, prune_sqlite, refuse
 from langgraph_runstore.checkpoint._sql import PostgresSQL, SqliteSQL
 from langgraph_runstore.checkpoint._warm import WarmConnections, is_connection_lost
+from langgraph_runstore.db.pg_connection import (
+    adapted,
+    install_autocommit_reset,
+    statement_error_test,
+)
 from langgraph_runstore.errors import CheckpointError, InvalidInputError
 from langgraph_runstore.loop_thread import LoopThread
 
@@ -222,11 +227,12 @@ class SqliteBackend:
 
 
 class PostgresBackend:
-    """PostgreSQL through asyncpg connections borrowed from the engine's pool.
+    """PostgreSQL through asyncpg or psycopg connections borrowed from the engine's pool
+    (in asyncpg's shape, see ``db.pg_connection``).
 
     Operations take a connection from a per-loop :class:`WarmConnections` set (at most
     ``max_connections`` of the pool's connections), so concurrent operations run in parallel
-    without a lock. asyncpg connections belong to the loop that opened them, so each loop
+    without a lock. Async driver connections belong to the loop that opened them, so each loop
     gets its own set, and the bridge loop (sync calls) its own copy of the engine's pool,
     with the same settings and connect hooks.
     """
@@ -240,9 +246,8 @@ class PostgresBackend:
         max_connections: int | None,
         reconnect_timeout: float,
     ) -> None:
-        import asyncpg
-
-        self._postgres_error: type[BaseException] = asyncpg.PostgresError
+        install_autocommit_reset(engine)
+        self._statement_error = statement_error_test(engine)
         self._reconnect_timeout = seconds(reconnect_timeout)
         self._engine = engine
         self._bridge = bridge
@@ -268,7 +273,7 @@ class PostgresBackend:
             for old_loop in [lp for lp in self._sets if lp.is_closed()]:
                 self._sets.pop(old_loop).abandon()
             warm = WarmConnections(
-                self.setup_engine(), self._max_connections, loop, self._postgres_error
+                self.setup_engine(), self._max_connections, loop, self._statement_error
             )
             self._sets[loop] = warm
         return warm
@@ -280,7 +285,7 @@ class PostgresBackend:
         warm = self._sets.get(asyncio.get_running_loop()) or self._connections()
         fairy = await warm.acquire()
         try:
-            result = await op(fairy.driver_connection)
+            result = await op(adapted(fairy))
         except BaseException as exc:
             # A server-side error leaves an idle connection fit for reuse; a cancellation or
             # a broken connection may leave a statement or transaction half done: drop it.

@@ -237,7 +237,8 @@ class SqliteSQL:
 
 
 class PostgresSQL:
-    """Statements for PostgreSQL through asyncpg (``$n`` parameters, JSONB, arrays)."""
+    """Statements for PostgreSQL (``$n`` parameters, JSONB, arrays), for asyncpg and for
+    psycopg's raw cursors alike."""
 
     dialect = "postgresql"
 

@@ -25,12 +25,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util import greenlet_spawn
+
+from langgraph_runstore.db.pg_connection import (
+    adapted,
+    invalidate_soon,
+    is_psycopg_connection_error,
+    raw_connection,
+)
 
 #: SQLSTATE classes of errors after which the connection is gone: 08 (connection exception)
 #: and 57P0x (the server is shutting down, crashed, or not accepting connections yet)
@@ -41,10 +48,12 @@ Batch = list[tuple[str, Sequence[Any], "asyncio.Future[None]"]]
 
 def is_connection_lost(exc: BaseException) -> bool:
     """Whether ``exc`` says the connection itself failed, not the statement it carried
-    (SQLAlchemy's wrappers of asyncpg's errors included)."""
+    (SQLAlchemy's wrappers of the drivers' errors included)."""
     for _ in range(4):
         sqlstate = getattr(exc, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate.startswith(_CONNECTION_SQLSTATES):
+            return True
+        if is_psycopg_connection_error(exc):
             return True
         # asyncpg's client-side errors, by name (asyncpg is optional): InterfaceError (its
         # subclasses too) and InternalClientError ("cannot switch to state ...") after a cut
@@ -68,10 +77,10 @@ class WarmConnections:
         engine: AsyncEngine,
         limit: int,
         loop: asyncio.AbstractEventLoop,
-        server_error: type[BaseException] = Exception,
+        statement_error: Callable[[BaseException], bool] = lambda exc: True,
     ) -> None:
         self.engine = engine
-        self._server_error = server_error
+        self._statement_error = statement_error
         # queued writes: (sql, args, the caller's future)
         self._writes: deque[tuple[str, Sequence[Any], asyncio.Future[None]]] = deque()
         self._readers_turn = False
@@ -129,9 +138,11 @@ class WarmConnections:
         (after a restart every idle one is), so a retry does not spend an attempt on each."""
         while True:
             conn = await self.engine.raw_connection()
+            if conn.driver_connection is not None:
+                await raw_connection(conn)  # adapted once (psycopg: autocommit)
             if not _closed(conn):
                 return conn
-            conn.invalidate()
+            await greenlet_spawn(conn.invalidate)
 
     def busy(self) -> bool:
         """Whether an operation would have to wait for a connection now."""
@@ -144,13 +155,13 @@ class WarmConnections:
         return done
 
     def broken(self, conn: PoolProxiedConnection, exc: BaseException) -> bool:
-        """Whether ``conn`` must be discarded after ``exc``: anything but a server-side error
-        on a connection that is still open and idle (a cancellation may leave a statement
-        half sent, a cut connection is gone)."""
-        if not isinstance(exc, self._server_error) or is_connection_lost(exc):
+        """Whether ``conn`` must be discarded after ``exc``: anything but the driver's error
+        for a statement on a connection that is still open and idle (a cancellation may
+        leave a statement half sent, a cut connection is gone)."""
+        if not self._statement_error(exc) or is_connection_lost(exc):
             return True
-        driver: Any = conn.driver_connection
-        return bool(driver.is_closed() or driver.is_in_transaction())
+        driver: Any = adapted(conn)
+        return driver is None or bool(driver.is_closed() or driver.is_in_transaction())
 
     def release(self, conn: PoolProxiedConnection) -> None:
         """Give a healthy connection back for the next operation."""
@@ -195,7 +206,7 @@ class WarmConnections:
         error for its own row, or the error that broke the connection.
         """
         sql = batch[0][0]
-        driver: Any = conn.driver_connection
+        driver: Any = adapted(conn)
         try:
             try:
                 if len(batch) == 1:
@@ -261,7 +272,9 @@ class WarmConnections:
 
     def _drop(self, conn: PoolProxiedConnection) -> None:
         self._count -= 1
-        conn.invalidate()
+        closing = invalidate_soon(conn)
+        if closing is not None:
+            self._spawn(closing)
 
     def discard(self, conn: PoolProxiedConnection) -> None:
         """Drop a connection that may be mid-statement or broken; a waiter may open anew."""
@@ -307,5 +320,5 @@ class WarmConnections:
 
 
 def _closed(conn: PoolProxiedConnection) -> bool:
-    driver: Any = conn.driver_connection
+    driver: Any = adapted(conn)
     return driver is None or bool(driver.is_closed())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import warnings
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
@@ -54,10 +55,10 @@ class SQLAlchemySaver(FirstUse, SyncMethods):
     """LangGraph checkpointer that stores checkpoints in the run store's database.
 
     Give it the AsyncEngine the run store uses (SQLite through aiosqlite, or PostgreSQL
-    through asyncpg), or open one with :meth:`from_url`. It creates or migrates its tables
-    on first use, as the stock savers do (``await saver.setup()`` does it up front; it is
-    idempotent, and first uses that overlap run it once per loop, under the database's
-    migration lock across processes). ``await saver.aclose()`` (or ``async with saver``)
+    through asyncpg or psycopg 3), or open one with :meth:`from_url`. It creates or migrates
+    its tables on first use, as the stock savers do (``await saver.setup()`` does it up
+    front; it is idempotent, and first uses that overlap run it once per loop, under the
+    database's migration lock across processes). ``await saver.aclose()`` (or ``async with saver``)
     releases what the saver holds; it does not dispose of the engine.
 
     Storage: a checkpoint row holds the checkpoint without its channel values; each value is
@@ -88,7 +89,7 @@ class SQLAlchemySaver(FirstUse, SyncMethods):
     loop itself (a Jupyter cell, as with the stock ``SqliteSaver``): that loop waits for the
     call, as for any blocking call, and the call never needs it, since everything it awaits
     lives on the private loop (on PostgreSQL the private loop has its own copy of the
-    engine's pool, since asyncpg connections belong to one loop). A database lock held by
+    engine's pool, since async driver connections belong to one loop). A database lock held by
     another connection is waited for as usual (on SQLite, up to ``busy_timeout``). The one
     wait that could never end, on a set-up or rollback transaction this saver left open on
     the very loop that the call blocks, raises RuntimeError instead.
@@ -114,12 +115,12 @@ class SQLAlchemySaver(FirstUse, SyncMethods):
         backend: Backend
         if dialect == "sqlite" and engine.dialect.driver == "aiosqlite":
             backend = SqliteBackend(engine)
-        elif dialect == "postgresql" and engine.dialect.driver == "asyncpg":
+        elif dialect == "postgresql" and engine.dialect.driver in ("asyncpg", "psycopg"):
             backend = PostgresBackend(engine, self._bridge, max_connections, reconnect_timeout)
         else:
             raise DatabaseConfigError(
-                f"SQLAlchemySaver needs a sqlite+aiosqlite or postgresql+asyncpg engine, "
-                f"not {dialect}+{engine.dialect.driver}"
+                "SQLAlchemySaver needs a sqlite+aiosqlite, postgresql+asyncpg or "
+                f"postgresql+psycopg engine, not {dialect}+{engine.dialect.driver}"
             )
         self._backend = backend
         self._sql = backend.sql
@@ -129,7 +130,7 @@ class SQLAlchemySaver(FirstUse, SyncMethods):
     @classmethod
     def from_url(
         cls,
-        url: str | URL,
+        url: str | os.PathLike[str] | URL,
         *,
         serde: SerializerProtocol | None = None,
         max_connections: int | None = None,

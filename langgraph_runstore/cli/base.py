@@ -26,6 +26,7 @@ from langgraph_runstore.db.engine import (
 )
 from langgraph_runstore.db.migrations import VERSION_TABLE, current_version, latest_version
 from langgraph_runstore.db.read_only import cannot_write, read_only_uri
+from langgraph_runstore.db.urls import as_url, connect_timeout_arguments
 from langgraph_runstore.display import (
     STATUS_COLORS,
     format_cost,
@@ -58,7 +59,8 @@ T = TypeVar("T")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PROG = "langgraph-runstore"
 DEBUG_ENV_VAR = "LANGGRAPH_RUNSTORE_DEBUG"
-# an unreachable server should fail in seconds, not after asyncpg's default minute
+# an unreachable server should fail in seconds, not after the driver's default (a minute
+# for asyncpg, no bound for libpq)
 PG_CONNECT_TIMEOUT = 5.0
 
 
@@ -82,11 +84,13 @@ def one_line(exc: BaseException) -> str:
 
 
 def database_url(value: str | None) -> str:
-    """``--db`` as a URL: a plain path means a SQLite file; nothing means ``default_url()``."""
-    url = value or default_url()
-    if "://" not in url:
-        url = f"sqlite+aiosqlite:///{Path(url).expanduser().resolve()}"
-    return url
+    """``--db`` as a URL: a plain path means a SQLite file (``db.urls.as_url``, as the
+    library's ``from_url`` reads it); nothing means ``default_url()``."""
+    try:
+        url = as_url(value or default_url())
+    except RunStoreError as exc:
+        raise CliError(exc.message, EXIT_USAGE) from None
+    return str(url)
 
 
 def probe_sqlite(path: Path) -> int:
@@ -208,7 +212,7 @@ async def open_store(
             if reason is not None:
                 raise read_only_refusal(reason)
     else:
-        engine_kwargs["connect_args"] = {"timeout": PG_CONNECT_TIMEOUT}
+        engine_kwargs["connect_args"] = connect_timeout_arguments(parsed, PG_CONNECT_TIMEOUT)
     engine = create_engine(parsed, **engine_kwargs)
     try:
         try:

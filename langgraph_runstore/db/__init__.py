@@ -2,7 +2,6 @@
 
 from langgraph_runstore.db.engine import (
     DEFAULT_URL,
-    SUPPORTED_DRIVERS,
     URL_ENV_VAR,
     create_engine,
     default_url,
@@ -10,6 +9,7 @@ from langgraph_runstore.db.engine import (
     normalize_url,
 )
 from langgraph_runstore.db.migrations import MIGRATIONS, Migration, latest_version, setup
+from langgraph_runstore.db.urls import SUPPORTED_DRIVERS
 
 __all__ = [
     "DEFAULT_URL",

@@ -1,7 +1,8 @@
 """The one engine factory: turns a database URL into an AsyncEngine with the right settings.
 
 SQLite (aiosqlite) connections get WAL journaling, a busy timeout and ``synchronous=NORMAL``
-on every connection; PostgreSQL goes through asyncpg. Any other driver is refused up front.
+on every connection; PostgreSQL goes through asyncpg or psycopg 3, with libpq's URL
+parameters translated for asyncpg (``db.urls``). Any other driver is refused up front.
 
 SQLAlchemy (and tenacity) load inside the functions that use them: importing this module,
 ``default_url()`` and ``sqlite_file()`` stay cheap for the CLI's read-only commands.
@@ -9,20 +10,24 @@ SQLAlchemy (and tenacity) load inside the functions that use them: importing thi
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from langgraph_runstore.db.foreign import check_new_sqlite_connection, not_sqlite
 from langgraph_runstore.db.migrations import VERSION_TABLE, created_names
+from langgraph_runstore.db.urls import (
+    as_url,
+    asyncpg_arguments,
+    check_pg_parameters,
+    choose_driver,
+)
 from langgraph_runstore.errors import DatabaseConfigError
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import URL
     from sqlalchemy.ext.asyncio import AsyncEngine
-
-#: The drivers the package runs on, keyed by backend.
-SUPPORTED_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg"}
 
 #: Where runs go when nothing else is said: a SQLite file in the current directory.
 DEFAULT_URL = "sqlite+aiosqlite:///runstore.db"
@@ -33,8 +38,6 @@ URL_ENV_VAR = "LANGGRAPH_RUNSTORE_URL"
 
 def default_url() -> str:
     """``$LANGGRAPH_RUNSTORE_URL`` if set, else ``sqlite+aiosqlite:///runstore.db``."""
-    import os
-
     return os.environ.get(URL_ENV_VAR) or DEFAULT_URL
 
 
@@ -61,45 +64,41 @@ def sqlite_file(url: str) -> str | None:
     return None
 
 
-def normalize_url(url: str | URL) -> URL:
-    """Parse ``url`` and pick the async driver; raise DatabaseConfigError for anything else.
+def normalize_url(url: str | os.PathLike[str] | URL) -> URL:
+    """Parse ``url`` and pick its async driver; raise DatabaseConfigError for anything else.
 
-    ``sqlite:///x.db`` becomes ``sqlite+aiosqlite:///x.db`` and ``postgresql://`` (or
-    ``postgres://``) becomes ``postgresql+asyncpg://``, so plain URLs work as users write them.
-    A SQLite URL carrying SQLite's own file options (``?mode=ro``, ``?immutable=1`` …) is
-    turned into the ``file:`` URI form (``uri=true``); the driver would otherwise ignore the
-    options and open the file read-write.
+    A plain path (``agent.db``, a ``pathlib.Path``) names a SQLite file (``db.urls.as_url``).
+    ``sqlite:///x.db`` becomes ``sqlite+aiosqlite:///x.db``; ``postgresql://`` (or
+    ``postgres://``) becomes ``postgresql+asyncpg://`` when asyncpg is installed, else
+    ``postgresql+psycopg://``. A PostgreSQL URL's query parameters are checked against
+    what its driver takes (``db.urls.check_pg_parameters``). A SQLite URL carrying SQLite's
+    own file options (``?mode=ro``, ``?immutable=1`` …) is turned into the ``file:`` URI
+    form (``uri=true``); the driver would otherwise ignore the options and open the file
+    read-write.
     """
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    url = as_url(url)
     try:
         parsed = make_url(url)
         if parsed.drivername.split("+")[0] == "postgres":  # Heroku-style alias
             parsed = parsed.set(drivername="postgresql" + parsed.drivername[len("postgres") :])
     except (ArgumentError, ValueError) as exc:
         raise DatabaseConfigError(
-            f"cannot parse database URL {str(url)!r}: expected e.g. "
+            f"cannot parse database URL {str(url)!r}: expected e.g. 'agent.db', "
             "'sqlite+aiosqlite:///agent.db' or 'postgresql+asyncpg://user@host/db'"
         ) from exc
     backend, _, driver = parsed.drivername.partition("+")
-    expected = SUPPORTED_DRIVERS.get(backend)
     shown = parsed.render_as_string(hide_password=True)
-    if expected is None:
-        raise DatabaseConfigError(
-            f"unsupported database backend {backend!r} in URL {shown!r}: "
-            "expected sqlite+aiosqlite or postgresql+asyncpg"
-        )
-    # a URL without "+driver" means "the default driver": ours is the async one
-    if driver and driver != expected:
-        raise DatabaseConfigError(
-            f"unsupported driver {driver!r} in URL {shown!r}: expected {backend}+{expected}"
-        )
-    parsed = parsed.set(drivername=f"{backend}+{expected}")
+    driver = choose_driver(backend, driver, shown)
+    parsed = parsed.set(drivername=f"{backend}+{driver}")
+    if backend == "postgresql":
+        check_pg_parameters(parsed, shown)
+        return parsed
     database = parsed.database or ""
     if (
-        backend == "sqlite"
-        and "uri" not in parsed.query
+        "uri" not in parsed.query
         and _SQLITE_URI_OPTIONS & set(parsed.query)
         and not database.startswith("file:")
     ):
@@ -143,14 +142,18 @@ def is_memory_sqlite(url: URL) -> bool:
 
 
 def create_engine(
-    url: str | URL,
+    url: str | os.PathLike[str] | URL,
     *,
     sqlite_busy_timeout_ms: int = DEFAULT_SQLITE_BUSY_TIMEOUT_MS,
     **engine_kwargs: Any,
 ) -> AsyncEngine:
-    """Create an AsyncEngine for ``url`` with the package's connection settings.
+    """Create an AsyncEngine for ``url`` (see :func:`normalize_url`) with the package's
+    connection settings.
 
-    Extra keyword arguments go to :func:`sqlalchemy.ext.asyncio.create_async_engine`.
+    Extra keyword arguments go to :func:`sqlalchemy.ext.asyncio.create_async_engine`; its
+    ``connect_args`` win over those the URL's parameters become. An in-memory SQLite
+    database is one connection shared by every user of the engine (StaticPool), from any
+    thread, so the store, its checkpointer and their sync paths all see the same database.
     """
     from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import StaticPool
@@ -160,13 +163,44 @@ def create_engine(
         if is_memory_sqlite(parsed):
             # every pooled connection to ":memory:" would be a separate empty database
             engine_kwargs.setdefault("poolclass", StaticPool)
+            connect_args = dict(engine_kwargs.get("connect_args") or {})
+            connect_args.setdefault("check_same_thread", False)
+            engine_kwargs["connect_args"] = connect_args
         engine = create_async_engine(parsed, **engine_kwargs)
         install_sqlite_pragmas(engine, busy_timeout_ms=sqlite_busy_timeout_ms)
         return engine
-    engine_kwargs.setdefault("pool_size", 10)
-    engine_kwargs.setdefault("max_overflow", 20)
+    if "poolclass" not in engine_kwargs:  # sizes of the default pool (NullPool takes none)
+        engine_kwargs.setdefault("pool_size", 10)
+        engine_kwargs.setdefault("max_overflow", 20)
     engine_kwargs.setdefault("pool_pre_ping", False)
-    return create_async_engine(parsed, **engine_kwargs)
+    engine = create_async_engine(parsed, **engine_kwargs)
+    if parsed.get_driver_name() == "asyncpg":
+        _translate_for_asyncpg(engine, given=engine_kwargs.get("connect_args") or {})
+    return engine
+
+
+def _translate_for_asyncpg(engine: AsyncEngine, *, given: dict[str, Any]) -> None:
+    """Hand asyncpg the URL's libpq parameters as the connect arguments it takes.
+
+    Done as each connection is made, so ``engine.url`` stays the URL as written (what
+    messages show). ``connect_args`` given to create_engine win over translated ones.
+    """
+    from sqlalchemy import event
+
+    moved, translated = asyncpg_arguments(engine.url)
+    if not moved:
+        return
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _on_connect(_dialect: Any, _record: Any, _cargs: Any, cparams: dict[str, Any]) -> None:
+        for name in moved:
+            if name not in given:
+                cparams.pop(name, None)
+        for name, value in translated.items():
+            if name == "server_settings":
+                cparams[name] = {**value, **(given.get(name) or {})}
+            elif name not in given:
+                cparams[name] = value
 
 
 def install_sqlite_pragmas(

@@ -14,6 +14,7 @@ from functools import cache
 from typing import TYPE_CHECKING
 
 from langgraph_runstore.db.foreign import refuse_clashes
+from langgraph_runstore.db.opening import first_connection
 from langgraph_runstore.errors import ForeignDatabaseError, SchemaVersionError
 
 if TYPE_CHECKING:
@@ -378,10 +379,13 @@ async def current_version(conn: AsyncConnection) -> int:
             (VERSION_TABLE,),
         )
     else:
-        shape = await conn.exec_driver_sql(
-            "SELECT COUNT(*), COUNT(*) FILTER (WHERE attname = 'version') FROM pg_attribute "
-            "WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped",
-            (VERSION_TABLE,),
+        # text() binds in either driver's paramstyle (asyncpg's $1, psycopg's %(name)s)
+        shape = await conn.execute(
+            text(
+                "SELECT COUNT(*), COUNT(*) FILTER (WHERE attname = 'version') FROM pg_attribute "
+                "WHERE attrelid = to_regclass(:table) AND attnum > 0 AND NOT attisdropped"
+            ),
+            {"table": VERSION_TABLE},
         )
     columns, version_columns = (int(value or 0) for value in shape.one())
     if not columns:
@@ -415,7 +419,7 @@ async def setup(engine: AsyncEngine) -> int:
     from sqlalchemy import text
 
     # Fast path: one read when the schema is already current.
-    async with engine.connect() as conn:
+    async with first_connection(engine) as conn:
         version = await current_version(conn)
     _check_not_newer(version)
     if version == latest_version():

@@ -1,13 +1,12 @@
 """How the run store's statements reach the database: ``SQLiteDriver`` (a direct sqlite3
 connection, falling back to the engine's aiosqlite one when the file is busy) and
-``PostgresDriver`` (asyncpg connections from the engine's pool), each committing every
-statement by itself, and how their unique violations become the package's errors.
+``PostgresDriver`` (asyncpg or psycopg connections from the engine's pool), each committing
+every statement by itself, and how their unique violations become the package's errors.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sqlite3
 import threading
@@ -17,6 +16,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from langgraph_runstore.db.engine import DEFAULT_SQLITE_BUSY_TIMEOUT_MS, is_memory_sqlite
+from langgraph_runstore.db.pg_connection import (
+    constraint_name,
+    install_autocommit_reset,
+    is_psycopg,
+    raw_connection,
+    unique_violation,
+)
+from langgraph_runstore.db.pg_connection import listen as pg_listen
 from langgraph_runstore.db.read_only import read_only_uri
 from langgraph_runstore.errors import ConflictError, IdempotencyKeyError, InvalidInputError
 from langgraph_runstore.store.statements import Statement
@@ -251,21 +258,23 @@ _DIRECT_RETRY_PAUSES = (0.0, 0.0001, 0.0002, 0.0005, 0.001, 0.002)
 
 
 class PostgresDriver:
-    """Each statement on a pooled asyncpg connection, autocommit; no lock across calls.
+    """Each statement on a pooled connection (asyncpg or psycopg), autocommit; no lock
+    across calls.
 
     Connections are borrowed from the engine's pool and, once used, kept in a small LIFO of
     idle ones (up to ``keep_idle``): checking a connection out of SQLAlchemy's pool costs more
-    than the statement it carries. Concurrent callers each take their own connection.
+    than the statement it carries. Concurrent callers each take their own connection. The
+    statements are sent to the driver itself (``db.pg_connection``): ``$n`` parameters on
+    both drivers, each statement committing by itself.
     """
 
     def __init__(self, engine: AsyncEngine, *, keep_idle: int = 4) -> None:
-        # imported here: asyncpg is the optional "postgres" extra, and the engine needs it too
-        from asyncpg import UniqueViolationError
-
         self.engine = engine
         self.keep_idle = keep_idle
         self._idle: list[tuple[AsyncConnection, Any]] = []
-        self._unique_violation = UniqueViolationError
+        self._unique_violation = unique_violation(engine)
+        self._psycopg = is_psycopg(engine)
+        install_autocommit_reset(engine)
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Any]:
@@ -273,7 +282,7 @@ class PostgresDriver:
             conn, pg = self._idle.pop()
         else:
             conn = await self.engine.connect()
-            pg = (await conn.get_raw_connection()).driver_connection
+            pg = await raw_connection(await conn.get_raw_connection())
         try:
             yield pg
         except BaseException:
@@ -292,7 +301,11 @@ class PostgresDriver:
         await self._release(conn, pg)
 
     async def _release(self, conn: AsyncConnection, pg: Any) -> None:
-        if len(self._idle) < self.keep_idle and not pg.is_in_transaction():
+        if pg.is_in_transaction():
+            # a statement cut short (a cancelled caller): not worth handing to anyone
+            await conn.invalidate()
+            await conn.close()
+        elif len(self._idle) < self.keep_idle:
             self._idle.append((conn, pg))
         else:
             await conn.close()
@@ -308,6 +321,11 @@ class PostgresDriver:
     async def fetch(self, statement: Statement, params: dict[str, Any]) -> list[dict[str, Any]]:
         async with self._connection() as pg:
             try:
+                if self._psycopg:
+                    rows: list[dict[str, Any]] = await pg.fetch_dicts(
+                        statement.postgresql, statement.args(params)
+                    )
+                    return rows
                 records = await pg.fetch(statement.postgresql, *statement.args(params))
             except self._unique_violation as exc:
                 raise_refusal(exc, params)
@@ -327,36 +345,9 @@ class PostgresDriver:
     ) -> None:
         """LISTEN on ``channels`` until the connection drops: ``on_notice(channel,
         payload)`` on the loop for each NOTIFY, ``ready()`` once every LISTEN is in place.
-
-        A dedicated asyncpg connection outside the pool: a listening connection cannot be
-        shared.
+        A dedicated connection (asyncpg or psycopg) outside the pool (``pg_connection``).
         """
-        import asyncpg
-
-        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        connecting = asyncio.ensure_future(asyncpg.connect(url))
-        try:
-            conn = await asyncio.shield(connecting)
-        except asyncio.CancelledError:
-            # stopped mid-handshake: let the handshake end, then close, since a connect
-            # cancelled half-way leaves asyncpg an unhandled connection_lost()
-            with contextlib.suppress(Exception):
-                opened = await asyncio.wait_for(connecting, timeout=10)
-                await opened.close()
-            raise
-        closed = asyncio.Event()
-        conn.add_termination_listener(lambda _conn: closed.set())
-        try:
-            for channel in channels:
-                await conn.add_listener(
-                    channel, lambda _conn, _pid, name, payload: on_notice(name, payload)
-                )
-            if ready is not None:
-                ready()
-            await closed.wait()
-        finally:
-            if not conn.is_closed():
-                await conn.close()
+        await pg_listen(self.engine, channels, on_notice, ready=ready)
 
 
 def refusal(exc: BaseException, params: dict[str, Any]) -> Exception | None:
@@ -365,7 +356,7 @@ def refusal(exc: BaseException, params: dict[str, Any]) -> Exception | None:
     index), IdempotencyKeyError for an idempotency key another run holds; None for any
     other constraint."""
     message = str(exc)
-    constraint = getattr(exc, "constraint_name", None)  # asyncpg names it; sqlite3 says it
+    constraint = constraint_name(exc)  # the PostgreSQL drivers name it; sqlite3 says it
     run_id, thread_id = params.get("run_id"), params.get("thread_id")
     if constraint in _RUN_ID_KEYS or "UNIQUE constraint failed: runs.run_id" in message:
         return InvalidInputError(
@@ -403,7 +394,7 @@ def raise_refusal(exc: BaseException, params: dict[str, Any]) -> NoReturn:
 
 
 def rowcount(status: str) -> int:
-    """The row count at the end of an asyncpg command tag such as 'UPDATE 1'."""
+    """The row count at the end of a command tag such as 'UPDATE 1'."""
     tail = status.rsplit(" ", 1)[-1]
     return int(tail) if tail.isdigit() else 0
 

@@ -1,4 +1,5 @@
-"""SQLRunStore: the RunStore on a SQLAlchemy AsyncEngine (sqlite+aiosqlite, postgresql+asyncpg).
+"""SQLRunStore: the RunStore on a SQLAlchemy AsyncEngine (sqlite+aiosqlite, postgresql+asyncpg
+or postgresql+psycopg).
 
 SQLAlchemy provides the engine, its pool and the migrations; the store's own statements are
 one-line SQL sent straight to the driver connection the pool hands out. Measured here,
@@ -305,9 +306,14 @@ class SQLRunStore(WorkerQueries, EventQueries, RunStore):
     @classmethod
     @asynccontextmanager
     async def from_url(
-        cls, url: str | URL, *, sqlite_direct: bool = True, **engine_kwargs: Any
+        cls,
+        url: str | os.PathLike[str] | URL,
+        *,
+        sqlite_direct: bool = True,
+        **engine_kwargs: Any,
     ) -> AsyncIterator[SQLRunStore]:
-        """Open a store on ``url``, creating or migrating the schema; dispose on exit.
+        """Open a store on ``url`` (a URL, or a plain path to a SQLite file, see
+        ``db.normalize_url``), creating or migrating the schema; dispose on exit.
 
         ``sqlite_direct`` is the constructor's; other keywords go to ``create_engine``.
         """

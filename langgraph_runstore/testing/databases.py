@@ -72,10 +72,12 @@ def _on_database(server: Any, name: str) -> str:
 
 
 async def _admin(server: Any, statement: str) -> None:
-    from sqlalchemy.ext.asyncio import create_async_engine
     from sqlalchemy.pool import NullPool
 
-    engine = create_async_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    from langgraph_runstore.db.engine import create_engine
+
+    # the package's engine factory: the URL's libpq parameters (sslmode ...) reach asyncpg too
+    engine = create_engine(server, isolation_level="AUTOCOMMIT", poolclass=NullPool)
     try:
         async with engine.connect() as conn:
             await conn.exec_driver_sql(statement)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.agent_server.server import ROOT, AgentServer, agent_server
+from tests.backends import libpq_url
 
 EXAMPLE = ROOT / "examples" / "agent_server"
 HERE = Path(__file__).resolve().parent
@@ -66,7 +67,7 @@ def pg_database() -> Iterator[str]:
         if os.environ.get("RUNSTORE_REQUIRE_PG") == "1":
             pytest.fail("RUNSTORE_REQUIRE_PG=1 but RUNSTORE_TEST_PG_URL is not set")
         pytest.skip("no PostgreSQL server: run scripts/pg.sh start and set RUNSTORE_TEST_PG_URL")
-    raw = base.replace("postgresql+asyncpg://", "postgresql://")
+    raw = libpq_url(base)
     name = f"t_{uuid.uuid4().hex[:16]}"
 
     def admin(sql: str) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy import text
 from langgraph_runstore import PruneRefusedError
 from langgraph_runstore.checkpoint import SQLAlchemySaver
 from langgraph_runstore.errors import InvalidInputError
+from tests.backends import libpq_url
 
 pytestmark = pytest.mark.asyncio
 
@@ -42,7 +43,7 @@ async def savers(db_url: str) -> AsyncIterator[dict[str, Any]]:
         if not db_url.startswith("postgresql"):
             yield {"ours": ours}
             return
-        stock_url = db_url.replace("postgresql+asyncpg://", "postgresql://")
+        stock_url = libpq_url(db_url)
         async with AsyncPostgresSaver.from_conn_string(stock_url) as stock:
             await stock.setup()
             stock.url = stock_url  # type: ignore[attr-defined]

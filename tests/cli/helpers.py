@@ -19,6 +19,7 @@ from typing import Any
 from langgraph_runstore import RunManager, SQLRunStore
 from langgraph_runstore.db import create_engine
 from langgraph_runstore.store.sql import Statement
+from tests.backends import libpq_url, with_driver
 from tests.graphs import listed_model, reply, two_model_graph
 
 SCRIPT = Path(sys.executable).parent / "langgraph-runstore"
@@ -216,18 +217,18 @@ def pg_base() -> str | None:
 
 
 @contextmanager
-def pg_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for a module, dropped afterwards."""
+def pg_database(driver: str = "asyncpg") -> Iterator[str]:
+    """A fresh PostgreSQL database for a module, dropped afterwards, its URL on ``driver``."""
     import psycopg
 
     base = pg_base()
     assert base is not None
-    raw = base.replace("postgresql+asyncpg://", "postgresql://")
+    raw = libpq_url(base)
     name = f"cli_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(raw, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield base.rsplit("/", 1)[0] + f"/{name}"
+        yield with_driver(base.rsplit("/", 1)[0] + f"/{name}", driver)
     finally:
         with psycopg.connect(raw, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from tests.backends import PG_BACKENDS, driver_of
 from tests.cli.helpers import (
     Result,
     Seeded,
@@ -22,7 +23,7 @@ from tests.cli.helpers import (
     seed,
 )
 
-BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+BACKENDS = ["sqlite", *PG_BACKENDS]
 
 
 def _fresh_url(request: pytest.FixtureRequest, tmp: Path) -> Iterator[str]:
@@ -33,7 +34,7 @@ def _fresh_url(request: pytest.FixtureRequest, tmp: Path) -> Iterator[str]:
 
     if pg_base() is None:
         pytest.skip("no PostgreSQL server (RUNSTORE_TEST_PG_URL)")
-    with pg_database() as url:
+    with pg_database(driver_of(request.param)) as url:
         yield url
 
 

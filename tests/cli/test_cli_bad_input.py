@@ -188,6 +188,43 @@ def test_unsupported_urls_are_usage_errors(tmp_path: Path) -> None:
     expect_error(results["memory"], "an in-memory SQLite database holds no runs")
 
 
+def test_in_memory_databases_and_bad_driver_urls_are_one_line(tmp_path: Path) -> None:
+    memory = {
+        f"memory {url}": ("runs", "list", "--db", url, {"cwd": tmp_path})
+        for url in (":memory:", "sqlite+aiosqlite:///:memory:", "sqlite://", "sqlite:///:memory:")
+    }
+    migrate = {"migrate :memory:": ("migrate", "--db", ":memory:", {"cwd": tmp_path})}
+    results = run_many(
+        {
+            **memory,
+            **migrate,
+            "pg8000": ("runs", "list", "--db", "postgresql+pg8000://u:secret@h/db"),
+            "keepalives": (
+                "runs",
+                "list",
+                "--db",
+                "postgresql+asyncpg://u:secret@h/db?keepalives=1",
+            ),
+            "psycopg refused": (
+                "runs",
+                "list",
+                "--db",
+                "postgresql+psycopg://postgres:secret@127.0.0.1:1/x",
+            ),
+        }
+    )
+    for name in [*memory, *migrate]:
+        expect_error(results[name], "an in-memory SQLite database holds no runs")
+    assert list(tmp_path.iterdir()) == []  # no file named ":memory:" either
+    expect_error(results["pg8000"], "unsupported driver 'pg8000'", code=2)
+    expect_error(results["keepalives"], "'keepalives'", code=2)
+    expect_error(
+        results["psycopg refused"],
+        "cannot open database postgresql+psycopg://postgres:***@127.0.0.1:1/x",
+    )
+    assert not [r for r in results.values() if "secret" in r.err]
+
+
 @pytest.mark.postgres
 def test_postgres_unreachable_missing_empty_and_newer() -> None:
     base = pg_base()

@@ -24,6 +24,7 @@ import pytest
 from langgraph_runstore import DatabaseConfigError, RunManager, SQLRunStore
 from langgraph_runstore.cli import thread_status
 from langgraph_runstore.db.engine import normalize_url, sqlite_file
+from tests.backends import PG_BACKENDS, driver_of
 from tests.cli.helpers import pg_base, pg_database, sqlite_snapshot
 
 pytestmark = pytest.mark.asyncio
@@ -149,14 +150,14 @@ async def _statuses_agree(store: SQLRunStore) -> None:
         await manager.aclose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", *PG_BACKENDS])
 def backend_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}"
         return
     if pg_base() is None:
         pytest.skip("no PostgreSQL server (RUNSTORE_TEST_PG_URL)")
-    with pg_database() as url:
+    with pg_database(driver_of(request.param)) as url:
         yield url
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from langgraph_runstore import SQLRunStore
+from tests.backends import libpq_url
 from tests.cli.helpers import (
     Result,
     pg_base,
@@ -254,7 +255,7 @@ def test_write_commands_refuse_a_postgres_database_that_accepts_no_writes() -> N
         db_name = url.rsplit("/", 1)[1]
         base = pg_base()
         assert base is not None
-        admin = base.replace("postgresql+asyncpg://", "postgresql://")
+        admin = libpq_url(base)
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'ALTER DATABASE "{db_name}" SET default_transaction_read_only = on')
         before = pg_snapshot(url)

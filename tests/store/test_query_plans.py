@@ -17,6 +17,7 @@ from langgraph_runstore import SQLRunStore
 from langgraph_runstore.query import encode_cursor
 from langgraph_runstore.store import reads as q
 from langgraph_runstore.store.sql import Statement
+from tests.backends import libpq_url
 
 pytestmark = pytest.mark.asyncio
 
@@ -134,7 +135,7 @@ async def test_postgres_plans_use_index_scans(pg_url: str) -> None:
 
     async with SQLRunStore.from_url(pg_url):
         pass
-    conn = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(libpq_url(pg_url))
     try:
         await conn.executemany(
             "INSERT INTO runs (run_id, thread_id, user_id, status, created_at, updated_at) "

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.backends import PG_BACKENDS, driver_of, libpq_url, with_driver
 from tests.ui.helpers import copy_sqlite, fill
 
 pytest.importorskip("starlette", reason="the ui needs the [ui] extra")
@@ -45,7 +46,7 @@ def filled_pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         if os.environ.get("RUNSTORE_REQUIRE_PG") == "1":
             pytest.fail("RUNSTORE_REQUIRE_PG=1 but RUNSTORE_TEST_PG_URL is not set")
         pytest.skip("no PostgreSQL server: run scripts/pg.sh start and set RUNSTORE_TEST_PG_URL")
-    admin = base.replace("postgresql+asyncpg://", "postgresql://")
+    admin = libpq_url(base)
     name = f"t_ui_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -58,12 +59,13 @@ def filled_pg_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=["sqlite", *PG_BACKENDS])
 def filled(request: pytest.FixtureRequest) -> str:
-    """The filled database as ``--db`` takes it: a SQLite file (a copy) or a URL."""
+    """The filled database as ``--db`` takes it: a SQLite file (a copy) or a URL (on
+    either PostgreSQL driver: one filled database, read through each)."""
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_db"))
-    return str(request.getfixturevalue("filled_pg_url"))
+    return with_driver(str(request.getfixturevalue("filled_pg_url")), driver_of(request.param))
 
 
 @pytest.fixture(scope="session")

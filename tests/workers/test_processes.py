@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from langgraph_runstore import RunManager, RunStatus, SQLRunStore
+from tests.backends import libpq_url
 
 pytestmark = pytest.mark.asyncio
 
@@ -197,7 +198,7 @@ async def test_cut_connections_are_survived(
     store = client.store
     assert store is not None
     workers.spawn("cut", "--lease", "2")
-    raw = db_url.replace("postgresql+asyncpg://", "postgresql://")
+    raw = libpq_url(db_url)
     admin = await asyncpg.connect(raw)
     run_ids = []
     try:

@@ -52,11 +52,12 @@ async def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16)
     args = parser.parse_args()
 
-    engine_options: dict[str, Any] = {}
-    if args.url.startswith("postgresql"):
-        # lets a test find (and cut) this worker's connections in pg_stat_activity
-        engine_options["connect_args"] = {"server_settings": {"application_name": args.worker_id}}
-    async with SQLRunStore.from_url(args.url, **engine_options) as store:
+    url = args.url
+    if url.startswith("postgresql"):
+        # lets a test find (and cut) this worker's connections in pg_stat_activity; a libpq
+        # URL parameter, so it works on either driver
+        url += ("&" if "?" in url else "?") + f"application_name={args.worker_id}"
+    async with SQLRunStore.from_url(url) as store:
         saver = store.checkpointer
         graphs = {
             "echo": build(0.05).compile(checkpointer=saver),
