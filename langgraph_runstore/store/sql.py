@@ -21,7 +21,7 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -73,7 +73,14 @@ from langgraph_runstore.store.base import (
 from langgraph_runstore.store.drivers import PostgresDriver, SQLiteDriver
 from langgraph_runstore.store.journal_sql import EventQueries
 from langgraph_runstore.store.leases import WorkerQueries
-from langgraph_runstore.store.statements import SELECT_COLUMNS, Statement, decode_row, encode_row
+from langgraph_runstore.store.statements import (
+    SELECT_COLUMNS,
+    Statement,
+    decode_row,
+    encode_row,
+    inflight_select,
+    insert_if_idle,
+)
 from langgraph_runstore.text import storable_text
 
 if TYPE_CHECKING:
@@ -106,16 +113,6 @@ def _insert_sql(columns: tuple[str, ...], lock_thread: bool, upsert: bool) -> St
             f"INSERT INTO runs ({names}) SELECT {values} FROM thread_lock{on_conflict}"
         )
     return Statement.of(f"INSERT INTO runs ({names}) VALUES ({values}){on_conflict}")
-
-
-@lru_cache(maxsize=64)
-def _insert_if_idle_sql(columns: tuple[str, ...]) -> Statement:
-    names = ", ".join(columns)
-    values = ", ".join(f":{name}" for name in columns)
-    return Statement.of(
-        f"INSERT INTO runs ({names}) SELECT {values} WHERE NOT EXISTS "
-        f"(SELECT 1 FROM runs WHERE thread_id = :thread_id AND status IN ({_ACTIVE_SQL}))"
-    )
 
 
 WriteGuard = StatusGuard | None
@@ -377,7 +374,7 @@ class SQLRunStore(WorkerQueries, EventQueries, RunStore):
             )
             return bool(found and found[0]["admitted"])
         # one INSERT ... SELECT takes SQLite's write lock before it reads: atomic on its own
-        return bool(await self.driver.execute(_insert_if_idle_sql(tuple(row)), row))
+        return bool(await self.driver.execute(insert_if_idle(tuple(row), _ACTIVE_SQL), row))
 
     def _status_statement(
         self,
@@ -506,7 +503,7 @@ class SQLRunStore(WorkerQueries, EventQueries, RunStore):
         if thread_id is not None:
             clauses.append("thread_id = :thread_id")
             params["thread_id"] = thread_id
-        return await self._fetch(_inflight_sql(tuple(clauses)), params)
+        return await self._fetch(inflight_select(tuple(clauses)), params)
 
     # -- reading and retention (the SQL lives in store/reads.py) -------------------------
 
@@ -596,10 +593,3 @@ class SQLRunStore(WorkerQueries, EventQueries, RunStore):
 
     async def run_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
         return await reads.run_checkpoints(self._read_access, run_id)
-
-
-@lru_cache(maxsize=8)
-def _inflight_sql(clauses: Sequence[str]) -> Statement:
-    return Statement.of(
-        f"SELECT {SELECT_COLUMNS} FROM runs WHERE {' AND '.join(clauses)} ORDER BY created_at, seq"
-    )

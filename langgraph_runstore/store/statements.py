@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from langgraph_runstore.errors import InvalidInputError
@@ -41,7 +42,26 @@ class Statement:
         return [params[name] for name in self.names]
 
 
-__all__ = ["SELECT_COLUMNS", "Statement"]
+@lru_cache(maxsize=8)
+def inflight_select(clauses: tuple[str, ...]) -> Statement:
+    """The runs matching every one of ``clauses``, oldest first (the in-flight listing)."""
+    return Statement.of(
+        f"SELECT {SELECT_COLUMNS} FROM runs WHERE {' AND '.join(clauses)} ORDER BY created_at, seq"
+    )
+
+
+@lru_cache(maxsize=64)
+def insert_if_idle(columns: tuple[str, ...], active: str) -> Statement:
+    """INSERT of a row unless its thread has a run whose status is in ``active`` (SQL)."""
+    names = ", ".join(columns)
+    values = ", ".join(f":{name}" for name in columns)
+    return Statement.of(
+        f"INSERT INTO runs ({names}) SELECT {values} WHERE NOT EXISTS "
+        f"(SELECT 1 FROM runs WHERE thread_id = :thread_id AND status IN ({active}))"
+    )
+
+
+__all__ = ["SELECT_COLUMNS", "Statement", "inflight_select", "insert_if_idle"]
 
 
 def encode_row(row: dict[str, Any], *, run_id: str | None = None) -> dict[str, Any]:
