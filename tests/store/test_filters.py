@@ -13,6 +13,7 @@ import pytest
 
 from langgraph_runstore import InvalidInputError, RunManager, RunStore, SQLRunStore
 from langgraph_runstore.store import reads as q
+from tests.backends import libpq_url
 
 pytestmark = pytest.mark.asyncio
 
@@ -192,7 +193,7 @@ async def test_postgres_plans_of_the_filters(pg_url: str) -> None:
 
     async with SQLRunStore.from_url(pg_url):
         pass
-    conn = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://"))
+    conn = await asyncpg.connect(libpq_url(pg_url))
     try:
         await conn.executemany(INSERT.format(", ".join(f"${i}" for i in range(1, 9))), sample())
         await conn.execute("ANALYZE runs")
