@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from langgraph_runstore import MemoryRunStore, RunStore, SQLRunStore
+from langgraph_runstore import MemoryRunStore, RunManager, RunStore, SQLRunStore
 from langgraph_runstore.testing import async_fixture
 from tests.backends import PG_BACKENDS, PG_DRIVERS, driver_of, libpq_url, with_driver
 
@@ -108,3 +108,19 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         url = request.getfixturevalue("pg_url")
     async with SQLRunStore.from_url(url) as sql_store:
         yield sql_store
+
+
+@async_fixture(params=["none", "memory", "sqlite", *PG_BACKENDS])
+async def manager(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunManager]:
+    """A RunManager with no store, on a MemoryRunStore, on SQLite and on PostgreSQL."""
+    if request.param in ("none", "memory"):
+        async with RunManager(MemoryRunStore() if request.param == "memory" else None) as m:
+            yield m
+        return
+    url = (
+        f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("pg_url")
+    )
+    async with SQLRunStore.from_url(url) as store, RunManager(store) as m:
+        yield m

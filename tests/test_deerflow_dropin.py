@@ -5,43 +5,18 @@ count with different values are refused with nothing written."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
-import pytest_asyncio
 
 from langgraph_runstore import (
     InvalidInputError,
-    MemoryRunStore,
     RunManager,
     RunRecord,
     RunStatus,
     RunStore,
-    SQLRunStore,
 )
-from tests.backends import PG_BACKENDS
 from tests.graphs import listed_model, reply, two_model_graph
 
 pytestmark = pytest.mark.asyncio
-
-
-BACKENDS = ["none", "memory", "sqlite", *PG_BACKENDS]
-
-
-@pytest_asyncio.fixture(params=BACKENDS)
-async def manager(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunManager]:
-    if request.param in ("none", "memory"):
-        async with RunManager(MemoryRunStore() if request.param == "memory" else None) as m:
-            yield m
-        return
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    async with SQLRunStore.from_url(url) as store, RunManager(store) as m:
-        yield m
 
 
 async def test_the_aliases_read_a_real_runs_tokens(manager: RunManager) -> None:

@@ -21,34 +21,14 @@ from langgraph_runstore import (
     ConflictError,
     IdempotencyKeyError,
     InvalidInputError,
-    MemoryRunStore,
     RunManager,
     RunStatus,
     RunStore,
     SQLRunStore,
 )
-from tests.backends import PG_BACKENDS
 from tests.graphs import State, blocked_graph, single_node_graph
 
 pytestmark = pytest.mark.asyncio
-
-BACKENDS = ["none", "memory", "sqlite", *PG_BACKENDS]
-
-
-@pytest_asyncio.fixture(params=BACKENDS)
-async def manager(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[RunManager]:
-    """A manager with no store, on a MemoryRunStore, on SQLite and on PostgreSQL."""
-    if request.param in ("none", "memory"):
-        async with RunManager(MemoryRunStore() if request.param == "memory" else None) as m:
-            yield m
-        return
-    url = (
-        f"sqlite+aiosqlite:///{tmp_path / 'runs.db'}"
-        if request.param == "sqlite"
-        else request.getfixturevalue("pg_url")
-    )
-    async with SQLRunStore.from_url(url) as store, RunManager(store) as m:
-        yield m
 
 
 def counting_graph(calls: list[str], checkpointer: Any = None) -> Any:
